@@ -1,0 +1,155 @@
+//! The edge: what happens to every request before and after routing.
+//!
+//! In order: a request id (the client's `X-Request-Id` if sane, else a new
+//! UUID) and a tracing span carrying it; CORS preflights answered; the body
+//! limit; the 503 while starting; the API-key gate; then the routes. On the
+//! way out: an [`ApiError`] carried by the response is rendered in its
+//! service's shape with the request id; `X-Request-Id` and CORS headers are
+//! added; the request is counted, timed and logged.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Limited};
+use tower_service::Service;
+use tracing::Instrument;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+
+use super::apikey::{self, ApiKey};
+use super::cors;
+use super::error::{render, ApiError, Flavor};
+use crate::app::AppState;
+
+/// The request id, available to handlers as a request extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+/// The peer address, available to handlers as a request extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// The body type handed to the routes.
+pub type EdgeBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Paths whose bodies are streamed and limited by their own service.
+const STREAMING_PREFIXES: &[&str] = &["/storage/v1"];
+
+/// Runs one request through the edge and `routes`.
+pub async fn handle(
+    state: Arc<AppState>,
+    routes: BoxedFilter<(Response,)>,
+    req: Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+) -> Result<Response, Infallible> {
+    let started = Instant::now();
+    let request_id = request_id(req.headers());
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = %path);
+    let request_headers = req.headers().clone();
+    let auth_api_version = req.headers().contains_key("x-supabase-api-version");
+    let flavor = Flavor::for_path(&path, auth_api_version);
+
+    let result = route(Arc::clone(&state), routes, req, peer, request_id.clone()).instrument(span.clone()).await;
+
+    let _entered = span.enter();
+    let mut res = match result {
+        Ok(res) => match res.extensions().get::<ApiError>().cloned() {
+            Some(err) => render(&err, flavor, &request_id),
+            None => res,
+        },
+        Err(err) => render(&err, flavor, &request_id),
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert("x-request-id", v);
+    }
+    if auth_api_version && path.starts_with("/auth/v1") {
+        res.headers_mut().insert("x-supabase-api-version", HeaderValue::from_static("2024-01-01"));
+    }
+    cors::decorate(res.headers_mut(), &request_headers);
+    let status = res.status().as_u16();
+    let elapsed = started.elapsed();
+    state.metrics.observe(super::metrics::service_of(&path), method.as_str(), status, elapsed.as_secs_f64());
+    if status >= 500 {
+        tracing::warn!(status, ms = elapsed.as_secs_f64() * 1e3, "request failed");
+    } else {
+        tracing::info!(status, ms = elapsed.as_secs_f64() * 1e3, "request");
+    }
+    Ok(res)
+}
+
+/// The checks before routing, then the routes.
+async fn route(
+    state: Arc<AppState>,
+    routes: BoxedFilter<(Response,)>,
+    req: Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+    request_id: String,
+) -> Result<Response, ApiError> {
+    let (mut parts, body) = req.into_parts();
+    if cors::is_preflight(&parts.method, &parts.headers) {
+        return Ok(cors::preflight(&parts.headers));
+    }
+    let path = parts.uri.path().to_owned();
+    let streaming = STREAMING_PREFIXES.iter().any(|p| path.starts_with(p));
+    let limit = state.config.server.max_body_bytes;
+    if !streaming && content_length(&parts.headers).is_some_and(|n| n > limit) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("Request body exceeds the limit of {limit} bytes"),
+        ));
+    }
+    if apikey::is_gated(&path) {
+        state.require_ready()?;
+    }
+    let key: ApiKey = apikey::check(&parts, &state.keys)?;
+    parts.extensions.insert(key);
+    parts.extensions.insert(RequestId(request_id));
+    parts.extensions.insert(ClientAddr(peer));
+    let body: EdgeBody = if streaming {
+        body.map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) }).boxed()
+    } else {
+        Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).boxed()
+    };
+    let mut svc = warp::service(routes);
+    match svc.call(Request::from_parts(parts, body)).await {
+        Ok(res) => Ok(res),
+        Err(never) => match never {},
+    }
+}
+
+/// The client's `X-Request-Id` when it is 1-128 visible ASCII characters, else a new UUID.
+fn request_id(headers: &http::HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers.get(http::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_kept_when_sane() {
+        let mut h = http::HeaderMap::new();
+        h.insert("x-request-id", HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id(&h), "abc-123");
+        h.insert("x-request-id", HeaderValue::from_static("has space"));
+        assert_ne!(request_id(&h), "has space");
+        assert_eq!(request_id(&http::HeaderMap::new()).len(), 36);
+    }
+}

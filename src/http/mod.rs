@@ -1,0 +1,88 @@
+//! The HTTP surface: routes, the edge every request passes through, errors,
+//! CORS, the API-key gate, health and metrics.
+//!
+//! - [`server`]: accept loop and graceful shutdown.
+//! - [`edge`]: request ids, CORS, limits, the gate, error rendering, metrics, logs.
+//! - [`error`]: [`error::ApiError`] and the per-service error shapes.
+//! - [`apikey`]: the gate's rules.
+//! - [`cors`], [`health`], [`metrics`].
+
+pub mod apikey;
+pub mod cors;
+pub mod edge;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod server;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http::StatusCode;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use crate::app::AppState;
+use error::ApiError;
+
+/// Every route of the server.
+pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+    let with_state = {
+        let state = Arc::clone(&state);
+        warp::any().map(move || Arc::clone(&state))
+    };
+    let health = warp::path!("health")
+        .and(warp::get().or(warp::head()).unify())
+        .and(with_state.clone())
+        .then(health::handle);
+    let metrics = warp::path!("metrics").and(warp::get()).and(with_state.clone()).map(|s: Arc<AppState>| {
+        refresh_pool_gauges(&s);
+        let mut res = Response::new(s.metrics.encode().into());
+        res.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        res
+    });
+    let root = warp::path::end().and(warp::get()).map(|| {
+        warp::reply::json(&serde_json::json!({"name": "fluxbase", "version": crate::VERSION})).into_response()
+    });
+    health.or(metrics).unify().or(root).unify().recover(recover).unify().boxed()
+}
+
+fn refresh_pool_gauges(state: &AppState) {
+    if let Some(ready) = state.ready() {
+        let s = ready.pool.status();
+        state.metrics.db_pool_size.set(s.size as i64);
+        state.metrics.db_pool_available.set(s.available as i64);
+        state.metrics.db_pool_waiting.set(s.waiting as i64);
+    }
+}
+
+/// Turns warp's rejections into [`ApiError`]s.
+async fn recover(r: Rejection) -> Result<Response, Infallible> {
+    let err = if let Some(e) = r.find::<ApiError>() {
+        e.clone()
+    } else if r.is_not_found() {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no Route matched with those values")
+    } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
+        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed")
+    } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Request body too large")
+    } else if r.find::<warp::reject::UnsupportedMediaType>().is_some() {
+        ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported content type")
+    } else if let Some(e) = r.find::<warp::filters::body::BodyDeserializeError>() {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_json", format!("Invalid JSON body: {e}"))
+    } else if r.find::<warp::reject::InvalidQuery>().is_some() {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_query", "Invalid query string")
+    } else if let Some(e) = r.find::<warp::reject::MissingHeader>() {
+        ApiError::new(StatusCode::BAD_REQUEST, "missing_header", e.to_string())
+    } else if let Some(e) = r.find::<warp::reject::InvalidHeader>() {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_header", e.to_string())
+    } else {
+        tracing::warn!(rejection = ?r, "unhandled rejection");
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "Bad request")
+    };
+    Ok(err.into_response())
+}

@@ -1,0 +1,34 @@
+//! Fluxbase: a self-hosted, realtime-first Backend-as-a-Service on plain
+//! PostgreSQL, compatible with `@supabase/supabase-js`.
+//!
+//! # Layout
+//! - [`cli`]: the `fluxbase` command line.
+//! - [`config`]: configuration from TOML, `FLUXBASE_*` variables and flags.
+//! - [`server`]: start-up and shutdown order of one server.
+//! - [`app`]: the state handlers share.
+//! - [`http`]: routes, the edge (request ids, CORS, API-key gate, errors), health, metrics.
+//! - [`database`]: the connection pool and checks of an external database.
+//! - [`embedded`]: the private PostgreSQL cluster Fluxbase runs itself.
+//! - [`migrate`]: the SQL migrations in `migrations/`.
+//! - [`keys`]: the JWT secret and the anon/service_role keys.
+//! - [`datadir`]: files in the data directory.
+//! - [`status`]: `fluxbase status`.
+//! - [`logging`]: tracing setup.
+//!
+//! `docs/architecture.md` is the map for newcomers.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod database;
+pub mod datadir;
+pub mod embedded;
+pub mod http;
+pub mod keys;
+pub mod logging;
+pub mod migrate;
+pub mod server;
+pub mod status;
+
+/// This build's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,250 @@
+//! The life of one Fluxbase server: start in order, serve, stop in order.
+//!
+//! Start: open and lock the data directory, load the keys, bind the HTTP
+//! listener (so `/health` answers 503 at once), bring up the database (the
+//! embedded cluster, or preflight checks of an external one), migrate, build
+//! the pool, then mark the server ready and publish `state.json`.
+//!
+//! Stop: stop accepting, drain in-flight requests within the grace period,
+//! then stop the embedded cluster and wait for it to exit.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::app::{AppState, Ready};
+use crate::config::{redact_url, Config};
+use crate::database::{self, preflight, DatabaseError};
+use crate::datadir::{DataDir, DataDirError, DataDirLock, RuntimeState};
+use crate::embedded::{EmbeddedCluster, EmbeddedError};
+use crate::http;
+use crate::keys::{KeyError, Keys};
+use crate::migrate::{self, MigrateError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory is unusable or locked.
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    /// The keys could not be loaded.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// The listener could not be bound.
+    #[error(transparent)]
+    Bind(#[from] http::server::BindError),
+    /// The embedded cluster could not be started.
+    #[error(transparent)]
+    Embedded(#[from] EmbeddedError),
+    /// The database is unreachable or unsuitable.
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+    /// A migration failed.
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
+    /// A background task failed.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// Where the database is and how it is run.
+struct DatabaseHandle {
+    url: String,
+    cluster: Option<EmbeddedCluster>,
+    report: migrate::Report,
+}
+
+/// A started server.
+#[derive(Debug)]
+pub struct RunningServer {
+    addr: SocketAddr,
+    api_url: String,
+    db_url: String,
+    state: Arc<AppState>,
+    data_dir: DataDir,
+    shutdown_tx: Option<oneshot::Sender<()>>,
+    http: Option<JoinHandle<()>>,
+    cluster: Option<EmbeddedCluster>,
+    _lock: DataDirLock,
+}
+
+impl RunningServer {
+    /// Starts everything and returns once the server is ready.
+    pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+        let config = Arc::new(config);
+        let data_dir = DataDir::open(&config.data_dir)?;
+        let lock = data_dir.lock()?;
+        let keys = Keys::load(&config.jwt.secret, &data_dir)?;
+        let listener = http::server::bind(&config.host, config.port).await?;
+        let addr = listener.local_addr().map_err(|e| StartError::Internal(e.to_string()))?;
+        let api_url = config.api_url(addr.port());
+        let state = Arc::new(AppState::new(Arc::clone(&config), keys));
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let routes = http::routes(Arc::clone(&state));
+        let grace = config.shutdown_grace();
+        let http_task = tokio::spawn(http::server::serve(
+            listener,
+            Arc::clone(&state),
+            routes,
+            async move {
+                let _ = shutdown_rx.await;
+            },
+            grace,
+        ));
+        tracing::info!(%addr, "HTTP listening; bringing up the database");
+
+        let db = match bring_up_database(&config, &data_dir).await {
+            Ok(db) => db,
+            Err(e) => {
+                let _ = shutdown_tx.send(());
+                let _ = http_task.await;
+                return Err(e);
+            }
+        };
+        let pool = match database::pool::build(
+            &db.url,
+            config.database.pool_size,
+            Duration::from_secs(config.database.pool_timeout_secs),
+            "fluxbase",
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = shutdown_tx.send(());
+                let _ = http_task.await;
+                stop_cluster(db.cluster).await;
+                return Err(e.into());
+            }
+        };
+        state.set_ready(Ready { pool, cluster: db.cluster.as_ref().map(EmbeddedCluster::state) });
+        let runtime = RuntimeState {
+            pid: std::process::id(),
+            api_url: api_url.clone(),
+            db_url: db.url.clone(),
+            version: crate::VERSION.into(),
+            started_at: now_rfc3339(),
+            embedded: db.cluster.is_some(),
+        };
+        data_dir.write_state(&runtime)?;
+        Ok(RunningServer {
+            addr,
+            api_url,
+            db_url: db.url,
+            state,
+            data_dir,
+            shutdown_tx: Some(shutdown_tx),
+            http: Some(http_task),
+            cluster: db.cluster,
+            _lock: lock,
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL of the API.
+    pub fn api_url(&self) -> &str {
+        &self.api_url
+    }
+
+    /// A superuser database URL.
+    pub fn db_url(&self) -> &str {
+        &self.db_url
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &DataDir {
+        &self.data_dir
+    }
+
+    /// Stops in order: HTTP drain, then the embedded cluster.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown_tx.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.http.take() {
+            let _ = task.await;
+        }
+        if let Some(ready) = self.state.ready() {
+            ready.pool.close();
+        }
+        stop_cluster(self.cluster.take()).await;
+        tracing::info!("Fluxbase stopped");
+    }
+}
+
+async fn stop_cluster(cluster: Option<EmbeddedCluster>) {
+    if let Some(c) = cluster {
+        let _ = tokio::task::spawn_blocking(move || c.stop()).await;
+    }
+}
+
+async fn bring_up_database(config: &Config, data_dir: &DataDir) -> Result<DatabaseHandle, StartError> {
+    let (url, cluster) = if config.database.url.is_empty() {
+        let embedded = config.embedded.clone();
+        let dd = data_dir.clone();
+        let cluster = tokio::task::spawn_blocking(move || EmbeddedCluster::start(&embedded, &dd))
+            .await
+            .map_err(|e| StartError::Internal(e.to_string()))??;
+        tracing::info!(port = cluster.port(), pgdata = %cluster.layout().pgdata.display(), "embedded PostgreSQL is running");
+        (cluster.superuser_url(), Some(cluster))
+    } else {
+        (config.database.url.clone(), None)
+    };
+    let result = async {
+        let mut client = database::connect_one(&url, "fluxbase-migrate").await?;
+        if cluster.is_none() {
+            let facts = preflight::facts(&client).await?;
+            let problems = preflight::problems(&facts);
+            if !problems.is_empty() {
+                return Err(StartError::Database(DatabaseError::Unsuitable {
+                    url: redact_url(&url),
+                    problems: problems.join("\n"),
+                }));
+            }
+        }
+        let report = migrate::run(&mut client).await?;
+        tracing::info!(applied = report.applied.len(), already = report.already, "migrations up to date");
+        Ok(report)
+    }
+    .await;
+    match result {
+        Ok(report) => Ok(DatabaseHandle { url, cluster, report }),
+        Err(e) => {
+            stop_cluster(cluster).await;
+            Err(e)
+        }
+    }
+}
+
+/// Runs the migrations once against the configured database, then stops
+/// whatever was started for it. If a server is running on this data
+/// directory, its database is used.
+pub async fn migrate_only(config: &Config) -> Result<migrate::Report, StartError> {
+    let data_dir = DataDir::open(&config.data_dir)?;
+    if config.database.url.is_empty() && data_dir.is_locked() {
+        if let Some(state) = data_dir.read_state()? {
+            let mut client = database::connect_one(&state.db_url, "fluxbase-migrate").await?;
+            return Ok(migrate::run(&mut client).await?);
+        }
+    }
+    let _lock = data_dir.lock()?;
+    let db = bring_up_database(config, &data_dir).await?;
+    stop_cluster(db.cluster).await;
+    Ok(db.report)
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -1,0 +1,12 @@
+//! Integration tests: one binary, one harness, real PostgreSQL.
+//!
+//! Every test gets its own database (cloned from a migrated template) and,
+//! where it needs one, its own server; tests run in parallel.
+
+mod harness;
+
+mod cli;
+mod embedded;
+mod gate;
+mod js;
+mod migrations;
