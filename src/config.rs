@@ -122,7 +122,7 @@ pub struct EmbeddedConfig {
 }
 
 /// `[jwt]`: the HS256 secret that signs API keys and access tokens.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct JwtConfig {
     /// The secret; empty means generate one on first start and keep it in the data dir.
@@ -176,12 +176,6 @@ impl Default for EmbeddedConfig {
             shared_buffers: "128MB".into(),
             start_timeout_secs: 60,
         }
-    }
-}
-
-impl Default for JwtConfig {
-    fn default() -> Self {
-        JwtConfig { secret: String::new() }
     }
 }
 
@@ -277,9 +271,8 @@ impl Config {
         if self.server.shutdown_grace_secs > 3600 {
             return Err(invalid("server.shutdown_grace_secs", &self.server.shutdown_grace_secs, "an integer from 0 to 3600"));
         }
-        if !self.server.public_url.is_empty()
-            && !(self.server.public_url.starts_with("http://") || self.server.public_url.starts_with("https://"))
-        {
+        let url = &self.server.public_url;
+        if !url.is_empty() && !url.starts_with("http://") && !url.starts_with("https://") {
             return Err(invalid("server.public_url", &self.server.public_url, "an http:// or https:// URL, or empty"));
         }
         if !(10..=10_000).contains(&self.embedded.max_connections) {
@@ -589,8 +582,7 @@ mod tests {
 
     #[test]
     fn api_url_uses_loopback_for_wildcard() {
-        let mut c = Config::default();
-        c.host = "0.0.0.0".into();
+        let mut c = Config { host: "0.0.0.0".into(), ..Config::default() };
         assert_eq!(c.api_url(5), "http://127.0.0.1:5");
         c.server.public_url = "https://api.example.com/".into();
         assert_eq!(c.api_url(5), "https://api.example.com");

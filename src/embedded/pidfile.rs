@@ -50,7 +50,7 @@ fn is_postmaster_of(pid: i32, pgdata: &Path) -> bool {
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
     let is_postgres = args.first().is_some_and(|a| a.ends_with(b"postgres") || a.ends_with(b"postmaster"));
     let dir = pgdata.as_os_str().as_encoded_bytes();
-    is_postgres && args.iter().any(|a| *a == dir)
+    is_postgres && args.contains(&dir)
 }
 
 fn alive(pid: i32) -> bool {
