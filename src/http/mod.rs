@@ -4,10 +4,11 @@
 //! - [`server`]: accept loop and graceful shutdown.
 //! - [`edge`]: request ids, CORS, limits, the gate, error rendering, metrics, logs.
 //! - [`error`]: [`error::ApiError`] and the per-service error shapes.
-//! - [`apikey`]: the gate's rules.
+//! - [`apikey`]: the gate's rules; [`caller`]: the database identity a request acts as.
 //! - [`cors`], [`health`], [`metrics`].
 
 pub mod apikey;
+pub mod caller;
 pub mod cors;
 pub mod edge;
 pub mod error;
@@ -25,6 +26,23 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::app::AppState;
 use error::ApiError;
+
+/// Extracts the [`caller::Caller`] of a request (verifying its JWT), for
+/// routes that touch user data.
+pub fn with_caller(state: Arc<AppState>) -> impl Filter<Extract = (caller::Caller,), Error = Rejection> + Clone {
+    warp::ext::optional::<apikey::ApiKey>()
+        .and(warp::header::optional::<String>("authorization"))
+        .and_then(move |key: Option<apikey::ApiKey>, auth: Option<String>| {
+            let state = Arc::clone(&state);
+            async move {
+                let bearer = auth.as_deref().and_then(|v| {
+                    let (scheme, token) = v.trim().split_once(' ')?;
+                    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+                });
+                caller::Caller::resolve(bearer, key.unwrap_or(apikey::ApiKey::Anon), &state.keys).map_err(warp::reject::custom)
+            }
+        })
+}
 
 /// Every route of the server.
 pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
