@@ -9,6 +9,7 @@
 //! - [`http`]: routes, the edge (request ids, CORS, API-key gate, errors), health, metrics.
 //! - [`database`]: the connection pool and checks of an external database.
 //! - [`embedded`]: the private PostgreSQL cluster Fluxbase runs itself.
+//! - [`eventlog`]: the durable, LSN-ordered log of committed changes.
 //! - [`migrate`]: the SQL migrations in `migrations/`.
 //! - [`keys`]: the JWT secret and the anon/service_role keys.
 //! - [`datadir`]: files in the data directory.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod database;
 pub mod datadir;
 pub mod embedded;
+pub mod eventlog;
 pub mod http;
 pub mod keys;
 pub mod logging;
