@@ -34,6 +34,8 @@ pub struct Ready {
     pub pool: Pool,
     /// The embedded cluster's state, when the database is embedded.
     pub cluster: Option<watch::Receiver<ClusterState>>,
+    /// The event log and change streams (absent when replication is off).
+    pub changes: Option<Arc<crate::changes::ChangesCore>>,
 }
 
 impl AppState {

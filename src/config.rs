@@ -77,6 +77,41 @@ pub struct Config {
     pub jwt: JwtConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The replication consumer and the publication it reads.
+    pub replication: crate::ingest::publication::ReplicationConfig,
+    /// The event log.
+    pub eventlog: EventLogConfig,
+}
+
+/// `[eventlog]`: where and how long committed changes are kept.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventLogConfig {
+    /// Directory of the log; empty means `<data_dir>/eventlog`.
+    pub dir: String,
+    /// Retain at most this many bytes.
+    pub max_bytes: u64,
+    /// Retain at most this many hours.
+    pub max_age_hours: u64,
+    /// Segment file size.
+    pub segment_bytes: u64,
+    /// Bytes of recent changes kept in memory for live readers.
+    pub tail_bytes: u64,
+    /// fsync each group commit (turn off only for throwaway logs).
+    pub fsync: bool,
+}
+
+impl Default for EventLogConfig {
+    fn default() -> Self {
+        EventLogConfig {
+            dir: String::new(),
+            max_bytes: 1 << 30,
+            max_age_hours: 7 * 24,
+            segment_bytes: 64 << 20,
+            tail_bytes: 64 << 20,
+            fsync: true,
+        }
+    }
 }
 
 /// `[server]`: HTTP limits and behaviour.
@@ -150,6 +185,8 @@ impl Default for Config {
             embedded: EmbeddedConfig::default(),
             jwt: JwtConfig::default(),
             log: LogConfig::default(),
+            replication: Default::default(),
+            eventlog: EventLogConfig::default(),
         }
     }
 }
@@ -290,6 +327,30 @@ impl Config {
         if !self.jwt.secret.is_empty() && self.jwt.secret.len() < 32 {
             return Err(invalid("jwt.secret", &"<hidden>", "at least 32 characters (or empty to generate one)"));
         }
+        let r = &self.replication;
+        if !["all", "listed"].contains(&r.mode.as_str()) {
+            return Err(invalid("replication.mode", &r.mode, "all or listed"));
+        }
+        let slot_ok = |s: &str| !s.is_empty() && s.len() <= 63 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !r.slot.is_empty() && !slot_ok(&r.slot) {
+            return Err(invalid("replication.slot", &r.slot, "1-63 lower-case letters, digits and underscores"));
+        }
+        if r.publication.is_empty() || r.publication.len() > 63 {
+            return Err(invalid("replication.publication", &r.publication, "a name of 1-63 characters"));
+        }
+        if let Some(bad) = r.schemas.iter().find(|s| s.is_empty() || s.len() > 63) {
+            return Err(invalid("replication.schemas", bad, "schema names of 1-63 characters"));
+        }
+        let e = &self.eventlog;
+        if e.segment_bytes < 4096 || e.segment_bytes > 1 << 32 {
+            return Err(invalid("eventlog.segment_bytes", &e.segment_bytes, "an integer from 4096 to 2^32"));
+        }
+        if e.max_bytes < e.segment_bytes {
+            return Err(invalid("eventlog.max_bytes", &e.max_bytes, "at least eventlog.segment_bytes"));
+        }
+        if e.max_age_hours == 0 {
+            return Err(invalid("eventlog.max_age_hours", &e.max_age_hours, "a positive number of hours"));
+        }
         if !["auto", "pretty", "json"].contains(&self.log.format.as_str()) {
             return Err(invalid("log.format", &self.log.format, "one of auto, pretty, json"));
         }
@@ -428,6 +489,9 @@ fn apply_env(
                     })
                 }
             },
+            Some(toml::Value::Array(_)) => toml::Value::Array(
+                raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.to_owned())).collect(),
+            ),
             _ => toml::Value::String(raw),
         };
         match section {
@@ -500,6 +564,7 @@ mod tests {
                 ("FLUXBASE_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
                 ("FLUXBASE_EMBEDDED_FSYNC", "off"),
                 ("FLUXBASE_DATABASE_POOL_SIZE", "7"),
+                ("FLUXBASE_REPLICATION_SCHEMAS", "public, app"),
                 ("OTHER", "ignored"),
             ]),
             &Overrides::default(),
@@ -511,6 +576,7 @@ mod tests {
         assert_eq!(c.jwt.secret.len(), 32);
         assert!(!c.embedded.fsync);
         assert_eq!(c.database.pool_size, 7);
+        assert_eq!(c.replication.schemas, vec!["public", "app"]);
     }
 
     #[test]

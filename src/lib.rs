@@ -10,6 +10,9 @@
 //! - [`database`]: the connection pool and checks of an external database.
 //! - [`embedded`]: the private PostgreSQL cluster Fluxbase runs itself.
 //! - [`eventlog`]: the durable, LSN-ordered log of committed changes.
+//! - [`ingest`]: the logical replication consumer feeding the event log.
+//! - [`changes`]: `/changes/v1`, SSE change streams resumable by position.
+//! - [`rls`]: row visibility for change streams.
 //! - [`migrate`]: the SQL migrations in `migrations/`.
 //! - [`keys`]: the JWT secret and the anon/service_role keys.
 //! - [`datadir`]: files in the data directory.
@@ -19,6 +22,7 @@
 //! `docs/architecture.md` is the map for newcomers.
 
 pub mod app;
+pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod database;
@@ -26,9 +30,11 @@ pub mod datadir;
 pub mod embedded;
 pub mod eventlog;
 pub mod http;
+pub mod ingest;
 pub mod keys;
 pub mod logging;
 pub mod migrate;
+pub mod rls;
 pub mod server;
 pub mod status;
 

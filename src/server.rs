@@ -16,6 +16,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::app::{AppState, Ready};
+use crate::changes::ChangesCore;
+use crate::eventlog::{EventLog, FileLog, LogError, LogOptions};
+use crate::ingest::{Ingest, IngestOptions};
+use crate::rls::PolicyEvaluator;
 use crate::config::{redact_url, Config};
 use crate::database::{self, preflight, DatabaseError};
 use crate::datadir::{DataDir, DataDirError, DataDirLock, RuntimeState};
@@ -45,6 +49,9 @@ pub enum StartError {
     /// A migration failed.
     #[error(transparent)]
     Migrate(#[from] MigrateError),
+    /// The event log could not be opened.
+    #[error(transparent)]
+    EventLog(#[from] LogError),
     /// A background task failed.
     #[error("internal: {0}")]
     Internal(String),
@@ -68,6 +75,7 @@ pub struct RunningServer {
     shutdown_tx: Option<oneshot::Sender<()>>,
     http: Option<JoinHandle<()>>,
     cluster: Option<EmbeddedCluster>,
+    ingest: Option<Ingest>,
     _lock: DataDirLock,
 }
 
@@ -118,7 +126,16 @@ impl RunningServer {
                 return Err(e.into());
             }
         };
-        state.set_ready(Ready { pool, cluster: db.cluster.as_ref().map(EmbeddedCluster::state) });
+        let (changes, ingest) = match start_changes(&config, &data_dir, &db.url, &pool).await {
+            Ok(pair) => pair,
+            Err(e) => {
+                let _ = shutdown_tx.send(());
+                let _ = http_task.await;
+                stop_cluster(db.cluster).await;
+                return Err(e);
+            }
+        };
+        state.set_ready(Ready { pool, cluster: db.cluster.as_ref().map(EmbeddedCluster::state), changes });
         let runtime = RuntimeState {
             pid: std::process::id(),
             api_url: api_url.clone(),
@@ -137,6 +154,7 @@ impl RunningServer {
             shutdown_tx: Some(shutdown_tx),
             http: Some(http_task),
             cluster: db.cluster,
+            ingest,
             _lock: lock,
         })
     }
@@ -174,12 +192,65 @@ impl RunningServer {
         if let Some(task) = self.http.take() {
             let _ = task.await;
         }
+        if let Some(ingest) = self.ingest.take() {
+            ingest.stop().await;
+        }
         if let Some(ready) = self.state.ready() {
             ready.pool.close();
         }
         stop_cluster(self.cluster.take()).await;
         tracing::info!("Fluxbase stopped");
     }
+}
+
+/// Opens the event log, configures the publication and starts the ingest loop.
+async fn start_changes(
+    config: &Config,
+    data_dir: &DataDir,
+    db_url: &str,
+    pool: &database::Pool,
+) -> Result<(Option<Arc<ChangesCore>>, Option<Ingest>), StartError> {
+    let r = &config.replication;
+    if !r.enabled {
+        return Ok((None, None));
+    }
+    let client = database::connect_one(db_url, "fluxbase-setup").await?;
+    crate::ingest::publication::configure(&client, r).await?;
+    drop(client);
+    let e = &config.eventlog;
+    let dir = if e.dir.is_empty() { data_dir.join("eventlog") } else { std::path::PathBuf::from(&e.dir) };
+    let opts = LogOptions {
+        dir,
+        segment_bytes: e.segment_bytes,
+        max_bytes: e.max_bytes,
+        max_age: Duration::from_secs(e.max_age_hours * 3600),
+        tail_bytes: usize::try_from(e.tail_bytes).unwrap_or(usize::MAX),
+        fsync: e.fsync,
+    };
+    let log: Arc<dyn EventLog> = Arc::new(
+        tokio::task::spawn_blocking(move || FileLog::open(opts))
+            .await
+            .map_err(|e| StartError::Internal(e.to_string()))??,
+    );
+    let slot = if r.slot.is_empty() {
+        let dbname = db_url.parse::<tokio_postgres::Config>().ok().and_then(|c| c.get_dbname().map(str::to_owned)).unwrap_or_default();
+        crate::ingest::default_slot_name(&dbname)
+    } else {
+        r.slot.clone()
+    };
+    let ingest = Ingest::spawn(
+        IngestOptions { url: db_url.to_owned(), slot: slot.clone(), publication: r.publication.clone() },
+        pool.clone(),
+        Arc::clone(&log),
+    );
+    let core = Arc::new(ChangesCore {
+        log,
+        evaluator: PolicyEvaluator::new(pool.clone()),
+        ingest: ingest.state(),
+        slot,
+        publication: r.publication.clone(),
+    });
+    Ok((Some(core), Some(ingest)))
 }
 
 async fn stop_cluster(cluster: Option<EmbeddedCluster>) {

@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod changes;
 mod cli;
 mod embedded;
 mod gate;

@@ -104,3 +104,9 @@ pub trait EventLog: Send + Sync + 'static {
     /// Notified whenever the head or durable LSN moves.
     fn watch(&self) -> watch::Receiver<Bounds>;
 }
+
+impl std::fmt::Debug for dyn EventLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EventLog({:?})", self.bounds())
+    }
+}

@@ -35,12 +35,34 @@ pub async fn handle(state: Arc<AppState>) -> Response {
         }
     };
     let embedded = state.config.database.url.is_empty();
+    let changes = state.ready().and_then(|r| r.changes.clone());
+    let (replication, event_log, repl_ok) = match &changes {
+        None if state.ready().is_some() => (json!({"state": "disabled"}), json!({"state": "disabled"}), true),
+        None => (json!({"state": "starting"}), json!({"state": "starting"}), false),
+        Some(c) => {
+            let ingest = c.ingest.borrow().clone();
+            let b = c.log.bounds();
+            let mut r = json!({"state": ingest.as_str(), "slot": c.slot});
+            if let crate::ingest::IngestState::Reconnecting { error, attempt } = &ingest {
+                r["error"] = json!(error);
+                r["attempt"] = json!(attempt);
+            }
+            let l = json!({
+                "state": "ok",
+                "head": b.head.map(|p| p.to_string()),
+                "durable_lsn": b.durable.to_string(),
+            });
+            // A reconnecting stream is degraded, not down: reads and writes still work.
+            (r, l, true)
+        }
+    };
+    let db_ok = db_ok && repl_ok;
     let body = json!({
         "status": if db_ok { "ok" } else { "unavailable" },
         "version": crate::VERSION,
         "database": {"state": db_state, "embedded": embedded},
-        "replication": {"state": "disabled"},
-        "event_log": {"state": "disabled"},
+        "replication": replication,
+        "event_log": event_log,
     });
     let mut res = Response::new(body.to_string().into());
     *res.status_mut() = if db_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

@@ -66,7 +66,16 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     let root = warp::path::end().and(warp::get()).map(|| {
         warp::reply::json(&serde_json::json!({"name": "fluxbase", "version": crate::VERSION})).into_response()
     });
-    health.or(metrics).unify().or(root).unify().recover(recover).unify().boxed()
+    health
+        .or(metrics)
+        .unify()
+        .or(root)
+        .unify()
+        .or(crate::changes::routes(Arc::clone(&state)))
+        .unify()
+        .recover(recover)
+        .unify()
+        .boxed()
 }
 
 fn refresh_pool_gauges(state: &AppState) {

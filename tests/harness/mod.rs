@@ -5,6 +5,7 @@
 //!   `postgres` user when the tests run as root, removed when the test
 //!   process ends however it ends.
 //! - [`database`]: a fresh database per test, cloned from a migrated template.
+//! - [`sse`]: a small Server-Sent Events client.
 //! - [`server`]: a Fluxbase server per test on port 0, in-process, or the
 //!   real binary as a child process for tests that kill it.
 
@@ -13,6 +14,7 @@
 pub mod cluster;
 pub mod database;
 pub mod server;
+pub mod sse;
 
 pub use database::TestDatabase;
 pub use server::TestServer;
