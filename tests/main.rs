@@ -7,6 +7,7 @@ mod harness;
 
 mod changes;
 mod cli;
+mod crash;
 mod embedded;
 mod gate;
 mod js;

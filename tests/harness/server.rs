@@ -106,6 +106,11 @@ impl TestProcess {
     /// Starts `fluxbase serve` on a free port with `data_dir`, plus `extra` arguments and `env`.
     pub fn spawn(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> TestProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
+        TestProcess::spawn_on(port, data_dir, extra, env)
+    }
+
+    /// Like [`TestProcess::spawn`] on a given port (to restart a server where clients expect it).
+    pub fn spawn_on(port: u16, data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> TestProcess {
         let log = data_dir.with_extension("log");
         let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
         let err = out.try_clone().expect("log file");
