@@ -10,6 +10,7 @@
 //! - [`database`]: the connection pool and checks of an external database.
 //! - [`embedded`]: the private PostgreSQL cluster Fluxbase runs itself.
 //! - [`eventlog`]: the durable, LSN-ordered log of committed changes.
+//! - [`fanout`]: sharded live delivery of log changes to subscribers.
 //! - [`ingest`]: the logical replication consumer feeding the event log.
 //! - [`changes`]: `/changes/v1`, SSE change streams resumable by position.
 //! - [`rls`]: row visibility for change streams.
@@ -29,6 +30,7 @@ pub mod database;
 pub mod datadir;
 pub mod embedded;
 pub mod eventlog;
+pub mod fanout;
 pub mod http;
 pub mod ingest;
 pub mod keys;

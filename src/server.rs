@@ -243,7 +243,9 @@ async fn start_changes(
         pool.clone(),
         Arc::clone(&log),
     );
+    let hub = crate::fanout::Hub::start(Arc::clone(&log), 2, 4096);
     let core = Arc::new(ChangesCore {
+        hub,
         log,
         evaluator: PolicyEvaluator::new(pool.clone()),
         ingest: ingest.state(),

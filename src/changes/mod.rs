@@ -38,6 +38,8 @@ pub struct ChangesCore {
     pub slot: String,
     /// Publication name.
     pub publication: String,
+    /// Live fan-out of the log to subscribers.
+    pub hub: Arc<crate::fanout::Hub>,
 }
 
 /// The `/changes/v1` routes.
