@@ -36,6 +36,8 @@ pub struct Ready {
     pub cluster: Option<watch::Receiver<ClusterState>>,
     /// The event log and change streams (absent when replication is off).
     pub changes: Option<Arc<crate::changes::ChangesCore>>,
+    /// Realtime state.
+    pub realtime: Option<Arc<crate::realtime::Realtime>>,
 }
 
 impl AppState {

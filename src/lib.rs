@@ -13,6 +13,7 @@
 //! - [`fanout`]: sharded live delivery of log changes to subscribers.
 //! - [`ingest`]: the logical replication consumer feeding the event log.
 //! - [`changes`]: `/changes/v1`, SSE change streams resumable by position.
+//! - [`realtime`]: `/realtime/v1`, Supabase Realtime's WebSocket protocol.
 //! - [`rls`]: row visibility for change streams.
 //! - [`migrate`]: the SQL migrations in `migrations/`.
 //! - [`keys`]: the JWT secret and the anon/service_role keys.
@@ -36,6 +37,7 @@ pub mod ingest;
 pub mod keys;
 pub mod logging;
 pub mod migrate;
+pub mod realtime;
 pub mod rls;
 pub mod server;
 pub mod status;

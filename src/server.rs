@@ -135,7 +135,8 @@ impl RunningServer {
                 return Err(e);
             }
         };
-        state.set_ready(Ready { pool, cluster: db.cluster.as_ref().map(EmbeddedCluster::state), changes });
+        let realtime = Some(Arc::new(crate::realtime::Realtime::new(state.keys.clone(), changes.clone(), pool.clone())));
+        state.set_ready(Ready { pool, cluster: db.cluster.as_ref().map(EmbeddedCluster::state), changes, realtime });
         let runtime = RuntimeState {
             pid: std::process::id(),
             api_url: api_url.clone(),

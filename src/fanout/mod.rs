@@ -49,9 +49,12 @@ struct Slot {
     last: Mutex<Position>,
 }
 
+/// Subscribers of one shard, by table key.
+type Registry = DashMap<TableKey, Vec<(u64, Arc<Slot>)>>;
+
 struct Shard {
     tx: flume::Sender<Arc<Txn>>,
-    subs: Arc<DashMap<TableKey, Vec<(u64, Arc<Slot>)>>>,
+    subs: Arc<Registry>,
 }
 
 /// Counters for metrics.
@@ -90,7 +93,7 @@ pub struct Subscription {
     cut: Arc<OnceLock<Position>>,
     id: u64,
     keys: Vec<TableKey>,
-    subs: Arc<DashMap<TableKey, Vec<(u64, Arc<Slot>)>>>,
+    subs: Arc<Registry>,
     stats: Arc<HubStats>,
 }
 
@@ -126,7 +129,7 @@ impl Hub {
         let mut list = Vec::new();
         for _ in 0..shards.max(1) {
             let (tx, rx) = flume::bounded::<Arc<Txn>>(1024);
-            let subs: Arc<DashMap<TableKey, Vec<(u64, Arc<Slot>)>>> = Arc::new(DashMap::new());
+            let subs: Arc<Registry> = Arc::new(DashMap::new());
             tokio::spawn(shard_loop(rx, Arc::clone(&subs), Arc::clone(&stats)));
             list.push(Shard { tx, subs });
         }
@@ -138,7 +141,9 @@ impl Hub {
     }
 
     /// Subscribes to changes of `keys` (`*` as schema or table matches all).
-    pub fn subscribe(&self, keys: Vec<TableKey>) -> Subscription {
+    pub fn subscribe(&self, mut keys: Vec<TableKey>) -> Subscription {
+        keys.sort();
+        keys.dedup();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let shard = &self.shards[(id as usize) % self.shards.len()];
         let (tx, rx) = flume::bounded(self.queue);
@@ -203,32 +208,34 @@ async fn dispatch(log: Arc<dyn EventLog>, shards: Vec<flume::Sender<Arc<Txn>>>, 
     }
 }
 
-async fn shard_loop(rx: flume::Receiver<Arc<Txn>>, subs: Arc<DashMap<TableKey, Vec<(u64, Arc<Slot>)>>>, stats: Arc<HubStats>) {
+async fn shard_loop(rx: flume::Receiver<Arc<Txn>>, subs: Arc<Registry>, stats: Arc<HubStats>) {
     let star: String = "*".into();
     while let Ok(txn) = rx.recv_async().await {
         if subs.is_empty() {
             continue;
         }
         for (i, change) in txn.changes.iter().enumerate() {
-            let Some(rel) = txn.relation(change) else {
+            let keys = match txn.relation(change) {
                 // Messages and gaps go to `*.*` subscribers.
-                deliver(&subs, &(star.clone(), star.clone()), &txn, i, &stats);
-                continue;
+                None => vec![(star.clone(), star.clone())],
+                Some(rel) => vec![(rel.schema.clone(), rel.table.clone()), (rel.schema.clone(), star.clone()), (star.clone(), star.clone())],
             };
-            for key in [(rel.schema.clone(), rel.table.clone()), (rel.schema.clone(), star.clone()), (star.clone(), star.clone())] {
-                deliver(&subs, &key, &txn, i, &stats);
-            }
+            deliver(&subs, &keys, &txn, i, &stats);
         }
     }
 }
 
-fn deliver(subs: &DashMap<TableKey, Vec<(u64, Arc<Slot>)>>, key: &TableKey, txn: &Arc<Txn>, i: usize, stats: &HubStats) {
+/// Offers change `i` once to every subscriber registered under any of `keys`.
+fn deliver(subs: &Registry, keys: &[TableKey], txn: &Arc<Txn>, i: usize, stats: &HubStats) {
     let mut cut_any = false;
-    if let Some(list) = subs.get(key) {
-        for (_, slot) in list.iter() {
-            if slot.cut.get().is_some() {
+    let mut seen: Vec<u64> = Vec::new();
+    for key in keys {
+        let Some(list) = subs.get(key) else { continue };
+        for (id, slot) in list.iter() {
+            if slot.cut.get().is_some() || seen.contains(id) {
                 continue;
             }
+            seen.push(*id);
             let d = Delivery { txn: Arc::clone(txn), index: u32::try_from(i).unwrap_or(u32::MAX) };
             let pos = d.position();
             if pos <= slot.start {
@@ -252,9 +259,11 @@ fn deliver(subs: &DashMap<TableKey, Vec<(u64, Arc<Slot>)>>, key: &TableKey, txn:
         }
     }
     if cut_any {
-        if let Some(mut list) = subs.get_mut(key) {
-            // Dropping the sender closes the subscriber's channel.
-            list.retain(|(_, s)| s.cut.get().is_none() && !s.tx.is_disconnected());
+        for key in keys {
+            if let Some(mut list) = subs.get_mut(key) {
+                // Dropping the sender closes the subscriber's channel.
+                list.retain(|(_, s)| s.cut.get().is_none() && !s.tx.is_disconnected());
+            }
         }
     }
 }

@@ -73,6 +73,8 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(crate::changes::routes(Arc::clone(&state)))
         .unify()
+        .or(crate::realtime::routes(Arc::clone(&state)))
+        .unify()
         .recover(recover)
         .unify()
         .boxed()

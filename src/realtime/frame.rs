@@ -1,0 +1,188 @@
+//! Phoenix channel frames as realtime-js sends and expects them.
+//!
+//! `vsn=1.0.0`: JSON objects `{topic, event, payload, ref, join_ref}` (the
+//! server never sends `join_ref`). `vsn=2.0.0`: JSON arrays
+//! `[join_ref, ref, topic, event, payload]`, plus binary frames: kind 3
+//! (a client's user broadcast push) is decoded here; the server answers
+//! JSON broadcasts as text, which realtime-js accepts.
+
+use serde_json::{json, Value};
+
+/// The serializer version of a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vsn {
+    /// Object frames.
+    V1,
+    /// Array frames and binary broadcasts.
+    V2,
+}
+
+impl Vsn {
+    /// From the `vsn` query parameter (`1.0.0` when absent, as old clients).
+    pub fn parse(v: Option<&str>) -> Option<Vsn> {
+        match v {
+            None | Some("1.0.0") => Some(Vsn::V1),
+            Some("2.0.0") => Some(Vsn::V2),
+            _ => None,
+        }
+    }
+}
+
+/// One message in either direction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Msg {
+    /// The channel's join ref.
+    pub join_ref: Option<String>,
+    /// This message's ref.
+    pub msg_ref: Option<String>,
+    /// `realtime:<name>` or `phoenix`.
+    pub topic: String,
+    /// Event name.
+    pub event: String,
+    /// Payload.
+    pub payload: Value,
+}
+
+/// A frame that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed frame: {0}")]
+pub struct FrameError(pub String);
+
+fn opt_str(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+impl Msg {
+    /// A server message.
+    pub fn new(join_ref: Option<&str>, msg_ref: Option<&str>, topic: &str, event: &str, payload: Value) -> Msg {
+        Msg {
+            join_ref: join_ref.map(str::to_owned),
+            msg_ref: msg_ref.map(str::to_owned),
+            topic: topic.to_owned(),
+            event: event.to_owned(),
+            payload,
+        }
+    }
+
+    /// Decodes a text frame.
+    pub fn decode_text(text: &str, vsn: Vsn) -> Result<Msg, FrameError> {
+        let v: Value = serde_json::from_str(text).map_err(|e| FrameError(e.to_string()))?;
+        match (vsn, v) {
+            (Vsn::V2, Value::Array(a)) if a.len() == 5 => {
+                let topic = a[2].as_str().ok_or_else(|| FrameError("topic must be a string".into()))?.to_owned();
+                let event = a[3].as_str().ok_or_else(|| FrameError("event must be a string".into()))?.to_owned();
+                Ok(Msg { join_ref: opt_str(&a[0]), msg_ref: opt_str(&a[1]), topic, event, payload: a[4].clone() })
+            }
+            (_, Value::Object(o)) => {
+                let topic = o.get("topic").and_then(Value::as_str).ok_or_else(|| FrameError("topic is required".into()))?.to_owned();
+                let event = o.get("event").and_then(Value::as_str).ok_or_else(|| FrameError("event is required".into()))?.to_owned();
+                Ok(Msg {
+                    join_ref: o.get("join_ref").and_then(opt_str),
+                    msg_ref: o.get("ref").and_then(opt_str),
+                    topic,
+                    event,
+                    payload: o.get("payload").cloned().unwrap_or(Value::Object(Default::default())),
+                })
+            }
+            _ => Err(FrameError("expected [join_ref, ref, topic, event, payload]".into())),
+        }
+    }
+
+    /// Decodes a binary frame: kind 3, a user broadcast push (vsn 2).
+    pub fn decode_binary(b: &[u8]) -> Result<Msg, FrameError> {
+        let err = |m: &str| FrameError(m.to_owned());
+        if b.first() != Some(&3) || b.len() < 7 {
+            return Err(err("unsupported binary frame"));
+        }
+        let lens: Vec<usize> = b[1..6].iter().map(|x| *x as usize).collect();
+        let encoding = b[6];
+        let mut at = 7;
+        let mut take = |n: usize| -> Result<&[u8], FrameError> {
+            let s = b.get(at..at + n).ok_or_else(|| err("truncated binary frame"))?;
+            at += n;
+            Ok(s)
+        };
+        let s = |x: &[u8]| String::from_utf8(x.to_vec()).map_err(|_| FrameError("invalid UTF-8".into()));
+        let join_ref = s(take(lens[0])?)?;
+        let msg_ref = s(take(lens[1])?)?;
+        let topic = s(take(lens[2])?)?;
+        let user_event = s(take(lens[3])?)?;
+        let _meta = take(lens[4])?;
+        let body = &b[at..];
+        let payload = if encoding == 1 {
+            serde_json::from_slice(body).map_err(|e| FrameError(e.to_string()))?
+        } else {
+            // Binary payloads are carried as a byte array in JSON.
+            Value::Array(body.iter().map(|x| Value::from(*x)).collect())
+        };
+        Ok(Msg {
+            join_ref: Some(join_ref).filter(|s| !s.is_empty()),
+            msg_ref: Some(msg_ref).filter(|s| !s.is_empty()),
+            topic,
+            event: "broadcast".into(),
+            payload: json!({"type": "broadcast", "event": user_event, "payload": payload}),
+        })
+    }
+
+    /// Encodes for a socket of version `vsn`.
+    pub fn encode(&self, vsn: Vsn) -> String {
+        match vsn {
+            Vsn::V1 => json!({"topic": self.topic, "event": self.event, "payload": self.payload, "ref": self.msg_ref}).to_string(),
+            Vsn::V2 => json!([self.join_ref, self.msg_ref, self.topic, self.event, self.payload]).to_string(),
+        }
+    }
+
+    /// A `phx_reply` to this message.
+    pub fn reply(&self, status: &str, response: Value) -> Msg {
+        Msg {
+            join_ref: self.join_ref.clone(),
+            msg_ref: self.msg_ref.clone(),
+            topic: self.topic.clone(),
+            event: "phx_reply".into(),
+            payload: json!({"status": status, "response": response}),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_and_v2_text_round_trip() {
+        let m = Msg::decode_text(r#"["3","3","realtime:room","phx_join",{"config":{}}]"#, Vsn::V2).expect("v2");
+        assert_eq!((m.join_ref.as_deref(), m.msg_ref.as_deref(), m.topic.as_str()), (Some("3"), Some("3"), "realtime:room"));
+        assert_eq!(m.reply("ok", json!({})).encode(Vsn::V2), r#"["3","3","realtime:room","phx_reply",{"response":{},"status":"ok"}]"#);
+        let m = Msg::decode_text(r#"{"topic":"phoenix","event":"heartbeat","payload":{},"ref":"12"}"#, Vsn::V1).expect("v1");
+        assert_eq!(m.join_ref, None);
+        let out: Value = serde_json::from_str(&m.reply("ok", json!({})).encode(Vsn::V1)).expect("json");
+        assert_eq!(out["ref"], "12");
+        assert!(out.get("join_ref").is_none());
+    }
+
+    #[test]
+    fn binary_user_broadcast() {
+        let (jr, r, topic, ev, body) = ("3", "9", "realtime:room", "cursor", br#"{"x":1}"#);
+        let mut b = vec![3u8, jr.len() as u8, r.len() as u8, topic.len() as u8, ev.len() as u8, 0, 1];
+        for part in [jr.as_bytes(), r.as_bytes(), topic.as_bytes(), ev.as_bytes()] {
+            b.extend_from_slice(part);
+        }
+        b.extend_from_slice(body);
+        let m = Msg::decode_binary(&b).expect("decode");
+        assert_eq!(m.event, "broadcast");
+        assert_eq!(m.payload, json!({"type": "broadcast", "event": "cursor", "payload": {"x": 1}}));
+        assert!(Msg::decode_binary(&b[..9]).is_err());
+        assert!(Msg::decode_binary(&[4, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn malformed_text_is_an_error() {
+        for bad in ["", "[]", "[1,2,3]", "{\"event\":\"x\"}", "[null,null,5,\"e\",{}]", "nope"] {
+            assert!(Msg::decode_text(bad, Vsn::V2).is_err(), "{bad}");
+        }
+    }
+}

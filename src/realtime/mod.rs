@@ -1,0 +1,190 @@
+//! `/realtime/v1`: Supabase Realtime's Phoenix protocol, as realtime-js speaks it.
+//!
+//! - [`frame`]: vsn 1.0.0 object frames, vsn 2.0.0 array and binary frames.
+//! - [`socket`]: one connection: heartbeats, joins, leaves, broadcast,
+//!   presence, `access_token` refresh, a bounded outgoing queue.
+//! - [`pg_changes`]: `postgres_changes` bindings fed by the fan-out hub,
+//!   with filters, RLS and resume (`config.since`, a position).
+//! - [`filter`]: the `column=op.value` filters.
+//! - [`topics`]: channel membership and presence.
+//! - `POST /realtime/v1/api/broadcast`: broadcast over HTTP.
+//!
+//! Resume: a join may carry `config.since` (a position from a previous
+//! change's `data.position`); the server replays from the event log what
+//! that channel's bindings match after it, then continues live, with no gap
+//! and no duplicate at the seam.
+
+pub mod filter;
+pub mod frame;
+pub mod pg_changes;
+pub mod socket;
+pub mod topics;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use http::StatusCode;
+use serde_json::{json, Value};
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use crate::app::AppState;
+use crate::changes::ChangesCore;
+use crate::database::Pool;
+use crate::http::apikey::ApiKey;
+use crate::http::caller::Caller;
+use crate::http::error::ApiError;
+use crate::keys::Keys;
+
+/// Limits per socket.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Channels one socket may join.
+    pub channels_per_socket: usize,
+}
+
+/// Shared realtime state.
+pub struct Realtime {
+    /// Membership and presence.
+    pub topics: topics::Topics,
+    /// For verifying access tokens.
+    pub keys: Keys,
+    /// The change pipeline (absent when replication is off).
+    pub changes: Option<Arc<ChangesCore>>,
+    /// For private-channel checks.
+    pub pool: Pool,
+    /// Limits.
+    pub limits: Limits,
+    conns: AtomicU64,
+}
+
+impl std::fmt::Debug for Realtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Realtime").field("conns", &self.conns).finish()
+    }
+}
+
+impl Realtime {
+    /// New state.
+    pub fn new(keys: Keys, changes: Option<Arc<ChangesCore>>, pool: Pool) -> Realtime {
+        Realtime {
+            topics: topics::Topics::default(),
+            keys,
+            changes,
+            pool,
+            limits: Limits { channels_per_socket: 100 },
+            conns: AtomicU64::new(1),
+        }
+    }
+
+    fn next_conn(&self) -> u64 {
+        self.conns.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Private channel read check: an RLS SELECT policy on `realtime.messages` for the topic.
+    pub async fn can_read(&self, caller: &Caller, topic: &str) -> bool {
+        self.private_check(caller, topic, false).await
+    }
+
+    /// Private channel write check: an RLS INSERT policy on `realtime.messages`.
+    pub async fn can_write(&self, caller: &Caller, topic: &str) -> bool {
+        self.private_check(caller, topic, true).await
+    }
+
+    async fn private_check(&self, caller: &Caller, topic: &str, write: bool) -> bool {
+        if caller.is_service_role() {
+            return true;
+        }
+        let name = topic.strip_prefix("realtime:").unwrap_or(topic);
+        let result: Result<bool, tokio_postgres::Error> = async {
+            let Ok(mut client) = self.pool.get().await else { return Ok(false) };
+            let tx = client.transaction().await?;
+            let (role, claims) = caller.apply_params();
+            let id: uuid::Uuid = tx
+                .query_one(
+                    "insert into realtime.messages (topic, extension, private, event) values ($1, 'broadcast', true, 'fluxbase_check') returning id",
+                    &[&name],
+                )
+                .await?
+                .get(0);
+            tx.execute(
+                "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true), set_config('realtime.topic', $3, true)",
+                &[&role, &claims, &name],
+            )
+            .await?;
+            let ok = if write {
+                tx.batch_execute("savepoint w").await?;
+                let r = tx
+                    .execute("insert into realtime.messages (topic, extension, private, event) values ($1, 'broadcast', true, 'fluxbase_check')", &[&name])
+                    .await
+                    .is_ok();
+                r
+            } else {
+                tx.query_opt("select 1 from realtime.messages where id = $1", &[&id]).await?.is_some()
+            };
+            let _ = tx.rollback().await;
+            Ok(ok)
+        }
+        .await;
+        result.unwrap_or(false)
+    }
+}
+
+/// The `/realtime/v1` routes.
+pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+    let with_state = {
+        let state = Arc::clone(&state);
+        warp::any().map(move || Arc::clone(&state))
+    };
+    let ws = warp::path!("realtime" / "v1" / "websocket")
+        .and(warp::ws())
+        .and(with_state.clone())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::ext::optional::<ApiKey>())
+        .and_then(|ws: warp::ws::Ws, state: Arc<AppState>, raw: String, key: Option<ApiKey>| async move {
+            let rt = realtime(&state)?;
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&raw).unwrap_or_default();
+            let vsn = pairs.iter().find(|(k, _)| k == "vsn").map(|(_, v)| v.as_str());
+            let vsn = frame::Vsn::parse(vsn).ok_or_else(|| {
+                warp::reject::custom(ApiError::new(StatusCode::BAD_REQUEST, "bad_vsn", "unsupported vsn: use 1.0.0 or 2.0.0"))
+            })?;
+            let key = key.unwrap_or(ApiKey::Anon);
+            Ok::<_, Rejection>(ws.max_message_size(1 << 20).on_upgrade(move |socket| socket::serve(rt, socket, vsn, key)).into_response())
+        });
+    let broadcast = warp::path!("realtime" / "v1" / "api" / "broadcast")
+        .and(warp::post())
+        .and(with_state)
+        .and(crate::http::with_caller(state))
+        .and(warp::body::json::<Value>())
+        .and_then(api_broadcast);
+    ws.or(broadcast).unify().boxed()
+}
+
+fn realtime(state: &AppState) -> Result<Arc<Realtime>, Rejection> {
+    state.require_ready().map_err(warp::reject::custom)?.realtime.clone().ok_or_else(|| warp::reject::custom(ApiError::unavailable("realtime is starting")))
+}
+
+/// `POST /realtime/v1/api/broadcast` with `{"messages": [{topic, event, payload, private}]}`.
+async fn api_broadcast(state: Arc<AppState>, caller: Caller, body: Value) -> Result<Response, Rejection> {
+    let rt = realtime(&state)?;
+    let bad = |m: &str| warp::reject::custom(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m.to_owned()));
+    let messages = body.get("messages").and_then(Value::as_array).ok_or_else(|| bad("messages must be an array"))?;
+    if messages.len() > 100 {
+        return Err(bad("at most 100 messages per request"));
+    }
+    for m in messages {
+        let topic = m.get("topic").and_then(Value::as_str).filter(|t| !t.is_empty()).ok_or_else(|| bad("each message needs a topic"))?;
+        let event = m.get("event").and_then(Value::as_str).ok_or_else(|| bad("each message needs an event"))?;
+        let topic = format!("realtime:{topic}");
+        let private = m.get("private").and_then(Value::as_bool).unwrap_or(false);
+        if private && !rt.can_write(&caller, &topic).await {
+            return Err(warp::reject::custom(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("cannot write to {topic}"))));
+        }
+        let payload = json!({"type": "broadcast", "event": event, "payload": m.get("payload").cloned().unwrap_or(json!({}))});
+        rt.topics.broadcast(&topic, None, payload);
+    }
+    let mut res = warp::reply::json(&json!({})).into_response();
+    *res.status_mut() = StatusCode::ACCEPTED;
+    Ok(res)
+}
