@@ -86,6 +86,8 @@ async fn health_metrics_and_cors() {
     let text = http.get(format!("{}/metrics", s.url)).send().await.expect("metrics").text().await.expect("text");
     assert!(text.contains("fluxbase_http_requests_total{service=\"rest\""), "{text}");
     assert!(text.contains("fluxbase_db_pool_connections"), "{text}");
+    assert!(text.contains("fluxbase_replication_lag_bytes"), "{text}");
+    assert!(text.contains("fluxbase_replication_streaming"), "{text}");
     s.shutdown().await;
 }
 

@@ -44,6 +44,18 @@ pub struct Metrics {
     pub db_pool_available: Gauge,
     /// Requests waiting for a database connection.
     pub db_pool_waiting: Gauge,
+    /// 1 while the replication stream is streaming.
+    pub replication_streaming: Gauge,
+    /// Bytes of WAL the event log is behind the server.
+    pub replication_lag_bytes: Gauge,
+    /// The event log's durable LSN.
+    pub eventlog_durable_lsn: Gauge,
+    /// Live fan-out subscriptions.
+    pub fanout_subscribers: Gauge,
+    /// Changes handed to subscribers.
+    pub fanout_delivered: Gauge,
+    /// Subscribers cut loose for falling behind.
+    pub fanout_cut_loose: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -69,11 +81,23 @@ impl Metrics {
         let db_pool_size = Gauge::default();
         let db_pool_available = Gauge::default();
         let db_pool_waiting = Gauge::default();
+        let replication_streaming = Gauge::default();
+        let replication_lag_bytes = Gauge::default();
+        let eventlog_durable_lsn = Gauge::default();
+        let fanout_subscribers = Gauge::default();
+        let fanout_delivered = Gauge::default();
+        let fanout_cut_loose = Gauge::default();
         registry.register("http_requests", "HTTP requests by service, method and status", requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency by service", latency.clone());
         registry.register("db_pool_connections", "Connections held by the database pool", db_pool_size.clone());
         registry.register("db_pool_available", "Idle connections in the database pool", db_pool_available.clone());
         registry.register("db_pool_waiting", "Requests waiting for a database connection", db_pool_waiting.clone());
+        registry.register("replication_streaming", "1 while the replication stream is streaming", replication_streaming.clone());
+        registry.register("replication_lag_bytes", "WAL bytes the event log is behind the server", replication_lag_bytes.clone());
+        registry.register("eventlog_durable_lsn", "The event log's durable LSN", eventlog_durable_lsn.clone());
+        registry.register("fanout_subscribers", "Live fan-out subscriptions", fanout_subscribers.clone());
+        registry.register("fanout_delivered", "Changes handed to subscribers since start", fanout_delivered.clone());
+        registry.register("fanout_cut_loose", "Subscribers cut loose for falling behind since start", fanout_cut_loose.clone());
         Metrics {
             registry: Mutex::new(registry),
             requests,
@@ -81,6 +105,12 @@ impl Metrics {
             db_pool_size,
             db_pool_available,
             db_pool_waiting,
+            replication_streaming,
+            replication_lag_bytes,
+            eventlog_durable_lsn,
+            fanout_subscribers,
+            fanout_delivered,
+            fanout_cut_loose,
         }
     }
 

@@ -54,8 +54,8 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(warp::get().or(warp::head()).unify())
         .and(with_state.clone())
         .then(health::handle);
-    let metrics = warp::path!("metrics").and(warp::get()).and(with_state.clone()).map(|s: Arc<AppState>| {
-        refresh_pool_gauges(&s);
+    let metrics = warp::path!("metrics").and(warp::get()).and(with_state.clone()).then(|s: Arc<AppState>| async move {
+        refresh_gauges(&s).await;
         let mut res = Response::new(s.metrics.encode().into());
         res.headers_mut().insert(
             http::header::CONTENT_TYPE,
@@ -80,12 +80,31 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-fn refresh_pool_gauges(state: &AppState) {
-    if let Some(ready) = state.ready() {
-        let s = ready.pool.status();
-        state.metrics.db_pool_size.set(s.size as i64);
-        state.metrics.db_pool_available.set(s.available as i64);
-        state.metrics.db_pool_waiting.set(s.waiting as i64);
+async fn refresh_gauges(state: &AppState) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let Some(ready) = state.ready() else { return };
+    let m = &state.metrics;
+    let s = ready.pool.status();
+    m.db_pool_size.set(s.size as i64);
+    m.db_pool_available.set(s.available as i64);
+    m.db_pool_waiting.set(s.waiting as i64);
+    let Some(c) = &ready.changes else { return };
+    let durable = c.log.bounds().durable;
+    m.eventlog_durable_lsn.set(i64::try_from(durable.0).unwrap_or(i64::MAX));
+    m.replication_streaming.set(i64::from(matches!(*c.ingest.borrow(), crate::ingest::IngestState::Streaming)));
+    m.fanout_subscribers.set(c.hub.stats.subscribers.load(Relaxed) as i64);
+    m.fanout_delivered.set(c.hub.stats.delivered.load(Relaxed) as i64);
+    m.fanout_cut_loose.set(c.hub.stats.cut_loose.load(Relaxed) as i64);
+    let current = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        let conn = ready.pool.get().await.ok()?;
+        let row = conn.query_one("select pg_current_wal_insert_lsn()::text", &[]).await.ok()?;
+        row.get::<_, String>(0).parse::<crate::eventlog::Lsn>().ok()
+    })
+    .await
+    .ok()
+    .flatten();
+    if let Some(cur) = current {
+        m.replication_lag_bytes.set(i64::try_from(cur.0.saturating_sub(durable.0)).unwrap_or(i64::MAX));
     }
 }
 
