@@ -39,6 +39,8 @@ pub struct StreamQuery {
     pub from: Option<Position>,
     /// End once the log has passed this LSN.
     pub until: Option<Lsn>,
+    /// Row filter (`column=op.value,...`, as realtime's), on the new row (old row for deletes).
+    pub filter: crate::realtime::filter::Filter,
 }
 
 impl StreamQuery {
@@ -59,7 +61,9 @@ impl StreamQuery {
         let until = get("until")
             .map(|u| u.parse::<Lsn>().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_lsn", e.to_string())))
             .transpose()?;
-        Ok(StreamQuery { tables, from, until })
+        let filter = crate::realtime::filter::Filter::parse(get("filter").unwrap_or(""))
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_filter", e))?;
+        Ok(StreamQuery { tables, from, until, filter })
     }
 }
 
@@ -167,6 +171,13 @@ async fn visible_event(core: &ChangesCore, caller: &Caller, q: &StreamQuery, txn
             if !q.tables.matches(&rel.schema, &rel.table) {
                 return None;
             }
+            let row = match change.op {
+                Op::Delete => change.old_record.as_ref(),
+                _ => change.record.as_ref(),
+            };
+            if !q.filter.0.is_empty() && !row.is_some_and(|r| q.filter.matches(r)) {
+                return None;
+            }
         }
     }
     let mut data = txn.change_json(i)?;
@@ -237,7 +248,8 @@ mod tests {
         let q = StreamQuery::parse("from=now", Some("0/10:1")).expect("valid");
         assert_eq!(q.from, Some(Position::new(Lsn(0x10), 1)), "Last-Event-ID wins");
         assert_eq!(StreamQuery::parse("", None).expect("valid").from, None);
-        for bad in ["from=yesterday", "until=x", "tables=a;b", "tables=a.b.c"] {
+        assert_eq!(StreamQuery::parse("filter=id%3Deq.3", None).expect("valid").filter.0.len(), 1);
+        for bad in ["from=yesterday", "until=x", "tables=a;b", "tables=a.b.c", "filter=id%3Dmatch.x"] {
             let e = StreamQuery::parse(bad, None).expect_err(bad);
             assert_eq!(e.status, StatusCode::BAD_REQUEST);
         }
