@@ -42,10 +42,25 @@ use crate::keys::Keys;
 pub struct Limits {
     /// Channels one socket may join.
     pub channels_per_socket: usize,
+    /// Sockets one client IP may hold open.
+    pub connections_per_ip: u32,
+}
+
+/// Live counters for `/metrics` and `/realtime/v1/stats`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Open sockets.
+    pub connections: AtomicU64,
+    /// Joined channels.
+    pub channels: AtomicU64,
 }
 
 /// Shared realtime state.
 pub struct Realtime {
+    /// Counters.
+    pub stats: Stats,
+    /// Open sockets per client IP.
+    per_ip: dashmap::DashMap<std::net::IpAddr, u32>,
     /// Membership and presence.
     pub topics: topics::Topics,
     /// For verifying access tokens.
@@ -73,9 +88,21 @@ impl Realtime {
             keys,
             changes,
             pool,
-            limits: Limits { channels_per_socket: 100 },
+            limits: Limits { channels_per_socket: 100, connections_per_ip: 10_000 },
             conns: AtomicU64::new(1),
+            stats: Stats::default(),
+            per_ip: dashmap::DashMap::new(),
         }
+    }
+
+    /// Takes a connection slot for `ip`, or `None` over the limit.
+    fn admit(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<IpSlot> {
+        let mut n = self.per_ip.entry(ip).or_insert(0);
+        if *n >= self.limits.connections_per_ip {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot { rt: Arc::clone(self), ip })
     }
 
     fn next_conn(&self) -> u64 {
@@ -131,6 +158,21 @@ impl Realtime {
     }
 }
 
+/// A connection counted against its IP; released on drop.
+struct IpSlot {
+    rt: Arc<Realtime>,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        if let Some(mut n) = self.rt.per_ip.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+        }
+        self.rt.per_ip.remove_if(&self.ip, |_, n| *n == 0);
+    }
+}
+
 /// The `/realtime/v1` routes.
 pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     let with_state = {
@@ -142,27 +184,66 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(with_state.clone())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::ext::optional::<ApiKey>())
-        .and_then(|ws: warp::ws::Ws, state: Arc<AppState>, raw: String, key: Option<ApiKey>| async move {
+        .and(warp::ext::optional::<crate::http::edge::ClientAddr>())
+        .and_then(|ws: warp::ws::Ws, state: Arc<AppState>, raw: String, key: Option<ApiKey>, peer: Option<crate::http::edge::ClientAddr>| async move {
             let rt = realtime(&state)?;
+            let ip = peer.map(|p| p.0.ip()).unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+            let slot = rt.admit(ip).ok_or_else(|| {
+                warp::reject::custom(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_connections", "Too many connections from this address"))
+            })?;
             let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&raw).unwrap_or_default();
             let vsn = pairs.iter().find(|(k, _)| k == "vsn").map(|(_, v)| v.as_str());
             let vsn = frame::Vsn::parse(vsn).ok_or_else(|| {
                 warp::reject::custom(ApiError::new(StatusCode::BAD_REQUEST, "bad_vsn", "unsupported vsn: use 1.0.0 or 2.0.0"))
             })?;
             let key = key.unwrap_or(ApiKey::Anon);
-            Ok::<_, Rejection>(ws.max_message_size(1 << 20).on_upgrade(move |socket| socket::serve(rt, socket, vsn, key)).into_response())
+            Ok::<_, Rejection>(
+                ws.max_message_size(1 << 20)
+                    .on_upgrade(move |socket| async move {
+                        socket::serve(rt, socket, vsn, key).await;
+                        drop(slot);
+                    })
+                    .into_response(),
+            )
         });
+    let stats = warp::path!("realtime" / "v1" / "stats")
+        .and(warp::get())
+        .and(with_state.clone())
+        .and(crate::http::with_caller(Arc::clone(&state)))
+        .and_then(stats);
     let broadcast = warp::path!("realtime" / "v1" / "api" / "broadcast")
         .and(warp::post())
         .and(with_state)
         .and(crate::http::with_caller(state))
         .and(warp::body::json::<Value>())
         .and_then(api_broadcast);
-    ws.or(broadcast).unify().boxed()
+    ws.or(broadcast).unify().or(stats).unify().boxed()
 }
 
 fn realtime(state: &AppState) -> Result<Arc<Realtime>, Rejection> {
     state.require_ready().map_err(warp::reject::custom)?.realtime.clone().ok_or_else(|| warp::reject::custom(ApiError::unavailable("realtime is starting")))
+}
+
+/// `GET /realtime/v1/stats` (service key): connections, channels, fan-out figures.
+async fn stats(state: Arc<AppState>, caller: Caller) -> Result<Response, Rejection> {
+    use std::sync::atomic::Ordering::Relaxed;
+    if !caller.is_service_role() {
+        return Err(warp::reject::custom(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "stats need the service_role key")));
+    }
+    let rt = realtime(&state)?;
+    let hub = rt.changes.as_ref().map(|c| {
+        json!({
+            "subscribers": c.hub.stats.subscribers.load(Relaxed),
+            "delivered": c.hub.stats.delivered.load(Relaxed),
+            "cut_loose": c.hub.stats.cut_loose.load(Relaxed),
+        })
+    });
+    let body = json!({
+        "connections": rt.stats.connections.load(Relaxed),
+        "channels": rt.stats.channels.load(Relaxed),
+        "fanout": hub,
+    });
+    Ok(warp::reply::json(&body).into_response())
 }
 
 /// `POST /realtime/v1/api/broadcast` with `{"messages": [{topic, event, payload, private}]}`.

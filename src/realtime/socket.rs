@@ -28,6 +28,7 @@ const MAX_FRAME: usize = 1 << 20;
 
 struct Channel {
     join_ref: Option<String>,
+    expiry: Option<tokio::task::JoinHandle<()>>,
     caller: watch::Sender<Caller>,
     forwarder: Option<tokio::task::JoinHandle<()>>,
     broadcast_ack: bool,
@@ -38,6 +39,8 @@ struct Channel {
 /// Serves one socket until it closes.
 pub async fn serve(rt: Arc<Realtime>, ws: WebSocket, vsn: Vsn, key: ApiKey) {
     let conn = rt.next_conn();
+    rt.stats.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (expired_tx, mut expired_rx) = mpsc::channel::<(String, Option<String>)>(16);
     let (mut sink, mut stream) = ws.split();
     let (out, mut out_rx) = mpsc::channel::<Msg>(OUT_QUEUE);
     let writer = tokio::spawn(async move {
@@ -55,7 +58,22 @@ pub async fn serve(rt: Arc<Realtime>, ws: WebSocket, vsn: Vsn, key: ApiKey) {
     });
     let mut channels: HashMap<String, Channel> = HashMap::new();
     loop {
-        let frame = match tokio::time::timeout(IDLE_TIMEOUT, stream.next()).await {
+        let next = tokio::select! {
+            f = tokio::time::timeout(IDLE_TIMEOUT, stream.next()) => f,
+            Some((topic, join_ref)) = expired_rx.recv() => {
+                // The channel's token expired: tell the client and close the channel.
+                if channels.get(&topic).is_some_and(|c| c.join_ref == join_ref) {
+                    send_system_error(&out, &topic, "Token has expired").await;
+                    if let Some(ch) = channels.remove(&topic) {
+                        let close = Msg::new(ch.join_ref.as_deref(), ch.join_ref.as_deref(), &topic, "phx_close", json!({}));
+                        leave_channel(&rt, conn, &topic, ch);
+                        let _ = out.send(close).await;
+                    }
+                }
+                continue;
+            }
+        };
+        let frame = match next {
             Ok(Some(Ok(f))) => f,
             _ => break,
         };
@@ -86,11 +104,12 @@ pub async fn serve(rt: Arc<Realtime>, ws: WebSocket, vsn: Vsn, key: ApiKey) {
                 continue;
             }
         };
-        handle(&rt, conn, key, &out, &mut channels, msg).await;
+        handle(&rt, conn, key, &out, &expired_tx, &mut channels, msg).await;
     }
     for (topic, ch) in channels.drain() {
         leave_channel(&rt, conn, &topic, ch);
     }
+    rt.stats.connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     drop(out);
     let _ = writer.await;
 }
@@ -104,6 +123,10 @@ fn leave_channel(rt: &Realtime, conn: u64, topic: &str, ch: Channel) {
     if let Some(f) = ch.forwarder {
         f.abort();
     }
+    if let Some(e) = ch.expiry {
+        e.abort();
+    }
+    rt.stats.channels.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     rt.topics.leave(topic, conn);
 }
 
@@ -115,7 +138,27 @@ fn flag(v: Option<&Value>, default: bool) -> bool {
     }
 }
 
-async fn handle(rt: &Arc<Realtime>, conn: u64, key: ApiKey, out: &mpsc::Sender<Msg>, channels: &mut HashMap<String, Channel>, msg: Msg) {
+/// Sleeps until the caller's token expires, then reports the channel.
+fn expiry_timer(caller: &Caller, topic: &str, join_ref: Option<String>, tx: &mpsc::Sender<(String, Option<String>)>) -> Option<tokio::task::JoinHandle<()>> {
+    let exp = caller.claims.get("exp").and_then(Value::as_i64)?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let wait = Duration::from_secs(u64::try_from(exp.saturating_sub(now)).unwrap_or(0));
+    let (tx, topic) = (tx.clone(), topic.to_owned());
+    Some(tokio::spawn(async move {
+        tokio::time::sleep(wait).await;
+        let _ = tx.send((topic, join_ref)).await;
+    }))
+}
+
+async fn handle(
+    rt: &Arc<Realtime>,
+    conn: u64,
+    key: ApiKey,
+    out: &mpsc::Sender<Msg>,
+    expired: &mpsc::Sender<(String, Option<String>)>,
+    channels: &mut HashMap<String, Channel>,
+    msg: Msg,
+) {
     if msg.topic == "phoenix" {
         if msg.event == "heartbeat" {
             let _ = out.send(msg.reply("ok", json!({}))).await;
@@ -123,7 +166,7 @@ async fn handle(rt: &Arc<Realtime>, conn: u64, key: ApiKey, out: &mpsc::Sender<M
         return;
     }
     match msg.event.as_str() {
-        "phx_join" => join(rt, conn, key, out, channels, msg).await,
+        "phx_join" => join(rt, conn, key, out, expired, channels, msg).await,
         "phx_leave" => {
             let _ = out.send(msg.reply("ok", json!({}))).await;
             if let Some(ch) = channels.remove(&msg.topic) {
@@ -133,13 +176,17 @@ async fn handle(rt: &Arc<Realtime>, conn: u64, key: ApiKey, out: &mpsc::Sender<M
             }
         }
         "access_token" => {
-            let Some(ch) = channels.get(&msg.topic) else { return };
+            let Some(ch) = channels.get_mut(&msg.topic) else { return };
             let token = msg.payload.get("access_token").and_then(Value::as_str).unwrap_or("");
             if token.is_empty() || token.starts_with("sb_") {
                 return;
             }
             match Caller::resolve(Some(token), key, &rt.keys) {
                 Ok(c) => {
+                    if let Some(e) = ch.expiry.take() {
+                        e.abort();
+                    }
+                    ch.expiry = expiry_timer(&c, &msg.topic, ch.join_ref.clone(), expired);
                     ch.caller.send_replace(c);
                 }
                 Err(e) => {
@@ -201,7 +248,15 @@ async fn handle(rt: &Arc<Realtime>, conn: u64, key: ApiKey, out: &mpsc::Sender<M
     }
 }
 
-async fn join(rt: &Arc<Realtime>, conn: u64, key: ApiKey, out: &mpsc::Sender<Msg>, channels: &mut HashMap<String, Channel>, msg: Msg) {
+async fn join(
+    rt: &Arc<Realtime>,
+    conn: u64,
+    key: ApiKey,
+    out: &mpsc::Sender<Msg>,
+    expired: &mpsc::Sender<(String, Option<String>)>,
+    channels: &mut HashMap<String, Channel>,
+    msg: Msg,
+) {
     let reject = |reason: String| msg.reply("error", json!({"reason": reason}));
     let name = msg.topic.strip_prefix("realtime:").unwrap_or("");
     if name.is_empty() {
@@ -265,6 +320,7 @@ async fn join(rt: &Arc<Realtime>, conn: u64, key: ApiKey, out: &mpsc::Sender<Msg
         .filter(|k| !k.is_empty())
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let expiry = expiry_timer(&caller, &msg.topic, msg.join_ref.clone(), expired);
     let (caller_tx, caller_rx) = watch::channel(caller);
     let mut forwarder = None;
     if !bindings.is_empty() {
@@ -291,10 +347,12 @@ async fn join(rt: &Arc<Realtime>, conn: u64, key: ApiKey, out: &mpsc::Sender<Msg
         let state = rt.topics.presence_state(&msg.topic);
         let _ = out.send(Msg::new(msg.join_ref.as_deref(), None, &msg.topic, "presence_state", state)).await;
     }
+    rt.stats.channels.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     channels.insert(
         msg.topic.clone(),
         Channel {
             join_ref: msg.join_ref.clone(),
+            expiry,
             caller: caller_tx,
             forwarder,
             broadcast_ack: flag(broadcast.get("ack"), false),
