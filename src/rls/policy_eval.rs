@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
+use super::compile::{compile, truth, Expr};
 use crate::database::{DatabaseError, Pool};
 use crate::http::caller::Caller;
 
@@ -40,7 +41,36 @@ pub enum Verdict {
 
 struct Check {
     sql: String,
+    /// The same decision in process, when every applicable policy compiled.
+    compiled: Option<Compiled>,
     loaded: Instant,
+}
+
+/// A table's SELECT policies for one role, compiled.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// Whether the role may SELECT the table at all.
+    pub privilege: bool,
+    /// Whether RLS is enabled.
+    pub rls: bool,
+    /// Permissive policies (ORed).
+    pub permissive: Vec<Expr>,
+    /// Restrictive policies (ANDed).
+    pub restrictive: Vec<Expr>,
+}
+
+impl Compiled {
+    /// The verdict for a row and claims.
+    pub fn visible(&self, row: &Map<String, Value>, claims: &Value) -> bool {
+        if !self.privilege {
+            return false;
+        }
+        if !self.rls {
+            return true;
+        }
+        self.permissive.iter().any(|e| truth(e, row, claims) == Some(true))
+            && self.restrictive.iter().all(|e| truth(e, row, claims) == Some(true))
+    }
 }
 
 /// Evaluates visibility in PostgreSQL, caching each table's check statement.
@@ -77,6 +107,9 @@ impl PolicyEvaluator {
             return Ok(Verdict::Visible);
         }
         let check = self.check(caller, schema, table).await?;
+        if let Some(c) = &check.compiled {
+            return Ok(if c.visible(row, &caller.claims) { Verdict::Visible } else { Verdict::Hidden });
+        }
         let mut client = self.pool.get().await.map_err(|e| DatabaseError::Pool(e.to_string()))?;
         let tx = client.transaction().await?;
         let (role, claims) = caller.apply_params();
@@ -125,6 +158,7 @@ impl PolicyEvaluator {
                 &[&rel, &caller.role],
             )
             .await?;
+        let compiled = self.compile_policies(&client, &rel, &caller.role).await.ok().flatten();
         let expr = match row {
             None => "false".to_owned(),
             Some(r) => {
@@ -143,11 +177,68 @@ impl PolicyEvaluator {
             lit = quote_literal(&rel),
             alias = quote_ident(table),
         );
-        let check = std::sync::Arc::new(Check { sql, loaded: Instant::now() });
+        let check = std::sync::Arc::new(Check { sql, compiled, loaded: Instant::now() });
         if let Ok(mut m) = self.checks.write() {
             m.insert(key, std::sync::Arc::clone(&check));
         }
         Ok(check)
+    }
+}
+
+impl PolicyEvaluator {
+    /// Compiles the table's SELECT policies for `role`, if every one of them compiles.
+    async fn compile_policies(&self, client: &tokio_postgres::Client, rel: &str, role: &str) -> Result<Option<Compiled>, DatabaseError> {
+        let head = client
+            .query_one(
+                "select has_table_privilege($2::text::name, $1::text::regclass, 'SELECT'), c.relrowsecurity
+                   from pg_class c where c.oid = $1::text::regclass",
+                &[&rel, &role],
+            )
+            .await?;
+        let privilege: bool = head.get(0);
+        let rls: bool = head.get(1);
+        let rows = client
+            .query(
+                "select p.polpermissive, pg_get_expr(p.polqual, p.polrelid)
+                   from pg_policy p
+                  where p.polrelid = $1::text::regclass and p.polcmd in ('r', '*') and p.polqual is not null
+                    and (0 = any(p.polroles) or exists (select 1 from unnest(p.polroles) r where pg_has_role($2::text::name, r, 'member')))",
+                &[&rel, &role],
+            )
+            .await?;
+        let mut compiled = Compiled { privilege, rls, permissive: Vec::new(), restrictive: Vec::new() };
+        for r in rows {
+            let permissive: bool = r.get(0);
+            let text: String = r.get(1);
+            let Some(e) = compile(&text) else { return Ok(None) };
+            if permissive {
+                compiled.permissive.push(e);
+            } else {
+                compiled.restrictive.push(e);
+            }
+        }
+        Ok(Some(compiled))
+    }
+
+    /// Whether `schema.table`'s policies for `caller` are evaluated in process.
+    pub async fn is_compiled(&self, caller: &Caller, schema: &str, table: &str) -> Result<bool, DatabaseError> {
+        Ok(self.check(caller, schema, table).await?.compiled.is_some())
+    }
+
+    /// The verdict PostgreSQL gives, bypassing compiled predicates (for differential tests).
+    pub async fn verdict_in_postgres(&self, caller: &Caller, schema: &str, table: &str, row: &Map<String, Value>) -> Result<Verdict, DatabaseError> {
+        let check = self.check(caller, schema, table).await?;
+        let mut client = self.pool.get().await.map_err(|e| DatabaseError::Pool(e.to_string()))?;
+        let tx = client.transaction().await?;
+        let (role, claims) = caller.apply_params();
+        tx.execute(Caller::apply_sql(), &[&role, &claims]).await?;
+        let row = Value::Object(row.clone());
+        let visible = match tx.query_opt(check.sql.as_str(), &[&row]).await {
+            Ok(Some(r)) => r.get::<_, Option<bool>>(0).unwrap_or(false),
+            _ => false,
+        };
+        let _ = tx.rollback().await;
+        Ok(if visible { Verdict::Visible } else { Verdict::Hidden })
     }
 }
 
