@@ -183,7 +183,7 @@ async fn visible_event(core: &ChangesCore, caller: &Caller, q: &StreamQuery, txn
     let mut data = txn.change_json(i)?;
     if !caller.is_service_role() && change.op != Op::Message {
         let rel = txn.relation(change)?;
-        match rls_view(core, caller, &rel.schema, &rel.table, change).await {
+        match rls_view(core, caller, &rel.schema, &rel.table, txn.position(i), change).await {
             View::Full => {}
             View::Hidden => return None,
             View::MovedOut => {
@@ -204,26 +204,26 @@ enum View {
     Hidden,
 }
 
-async fn rls_view(core: &ChangesCore, caller: &Caller, schema: &str, table: &str, change: &Change) -> View {
+async fn rls_view(core: &ChangesCore, caller: &Caller, schema: &str, table: &str, pos: Position, change: &Change) -> View {
     let empty = Map::new();
-    let check = |row: &Map<String, Value>| {
+    let check = |row: &Map<String, Value>, old: bool| {
         let row = row.clone();
-        async move { matches!(core.evaluator.verdict(caller, schema, table, &row).await, Ok(Verdict::Visible)) }
+        async move { core.evaluator.verdict_at(caller, schema, table, pos, old, &row).await == Verdict::Visible }
     };
     match change.op {
-        Op::Insert => view_if(check(change.record.as_ref().unwrap_or(&empty)).await),
-        Op::Delete => view_if(check(change.old_record.as_ref().unwrap_or(&empty)).await),
+        Op::Insert => view_if(check(change.record.as_ref().unwrap_or(&empty), false).await),
+        Op::Delete => view_if(check(change.old_record.as_ref().unwrap_or(&empty), true).await),
         Op::Update => {
-            if check(change.record.as_ref().unwrap_or(&empty)).await {
+            if check(change.record.as_ref().unwrap_or(&empty), false).await {
                 View::Full
-            } else if change.old_record.is_some() && check(change.old_record.as_ref().unwrap_or(&empty)).await {
+            } else if change.old_record.is_some() && check(change.old_record.as_ref().unwrap_or(&empty), true).await {
                 View::MovedOut
             } else {
                 View::Hidden
             }
         }
         // No row: visible to whoever may read the table at all.
-        Op::Truncate => view_if(check(&empty).await),
+        Op::Truncate => view_if(check(&empty, false).await),
         Op::Message | Op::Gap => View::Full,
     }
 }

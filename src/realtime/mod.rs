@@ -236,6 +236,7 @@ async fn stats(state: Arc<AppState>, caller: Caller) -> Result<Response, Rejecti
             "subscribers": c.hub.stats.subscribers.load(Relaxed),
             "delivered": c.hub.stats.delivered.load(Relaxed),
             "cut_loose": c.hub.stats.cut_loose.load(Relaxed),
+            "verdict_cache": {"hits": c.evaluator.hits.load(Relaxed), "misses": c.evaluator.misses.load(Relaxed)},
         })
     });
     let body = json!({

@@ -162,16 +162,17 @@ impl Forwarder {
         let caller = self.caller.borrow().clone();
         let mut record = change.record.clone();
         if !caller.is_service_role() {
-            let visible = |row: Map<String, Value>| {
+            let pos = txn.position(i);
+            let visible = |row: Map<String, Value>, old: bool| {
                 let caller = caller.clone();
-                async move { matches!(self.core.evaluator.verdict(&caller, &rel.schema, &rel.table, &row).await, Ok(Verdict::Visible)) }
+                async move { self.core.evaluator.verdict_at(&caller, &rel.schema, &rel.table, pos, old, &row).await == Verdict::Visible }
             };
             match change.op {
                 Op::Update => {
-                    if !visible(image.clone()).await {
+                    if !visible(image.clone(), false).await {
                         // A row that moved out of view: only a subscriber who saw it learns, by key.
                         let old = change.old_record.clone().unwrap_or_default();
-                        if change.old_record.is_none() || !visible(old).await {
+                        if change.old_record.is_none() || !visible(old, true).await {
                             return true;
                         }
                         record = Some(
@@ -184,7 +185,7 @@ impl Forwarder {
                     }
                 }
                 _ => {
-                    if !visible(image.clone()).await {
+                    if !visible(image.clone(), change.op == Op::Delete).await {
                         return true;
                     }
                 }

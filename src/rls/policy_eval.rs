@@ -25,6 +25,7 @@ use serde_json::{Map, Value};
 
 use super::compile::{compile, truth, Expr};
 use crate::database::{DatabaseError, Pool};
+use crate::eventlog::Position;
 use crate::http::caller::Caller;
 
 /// How long a table's compiled check is reused.
@@ -73,10 +74,20 @@ impl Compiled {
     }
 }
 
-/// Evaluates visibility in PostgreSQL, caching each table's check statement.
+/// Most cached verdicts before the cache is cleared (memory stays bounded).
+pub const VERDICT_CACHE_MAX: usize = 200_000;
+
+/// Evaluates visibility (compiled, else in PostgreSQL), caching each
+/// table's check and each change's verdict per audience.
 pub struct PolicyEvaluator {
     pool: Pool,
     checks: RwLock<HashMap<(String, String, String), std::sync::Arc<Check>>>,
+    /// Verdicts by (change position, old image?, audience).
+    verdicts: dashmap::DashMap<(Position, bool, String), Verdict>,
+    /// Cache hits.
+    pub hits: std::sync::atomic::AtomicU64,
+    /// Cache misses.
+    pub misses: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for PolicyEvaluator {
@@ -98,7 +109,13 @@ fn quote_literal(s: &str) -> String {
 impl PolicyEvaluator {
     /// An evaluator on `pool`.
     pub fn new(pool: Pool) -> PolicyEvaluator {
-        PolicyEvaluator { pool, checks: RwLock::new(HashMap::new()) }
+        PolicyEvaluator {
+            pool,
+            checks: RwLock::new(HashMap::new()),
+            verdicts: dashmap::DashMap::new(),
+            hits: std::sync::atomic::AtomicU64::new(0),
+            misses: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 
     /// Whether `caller` may SELECT `row` of `schema.table`.
@@ -220,6 +237,33 @@ impl PolicyEvaluator {
         Ok(Some(compiled))
     }
 
+    /// The verdict for the row image of the change at `pos` (`old`: the old
+    /// image), shared by every caller of the same audience: the role plus
+    /// the claims the table's policies read (all claims when they are
+    /// evaluated by PostgreSQL).
+    pub async fn verdict_at(&self, caller: &Caller, schema: &str, table: &str, pos: Position, old: bool, row: &Map<String, Value>) -> Verdict {
+        use std::sync::atomic::Ordering::Relaxed;
+        if caller.is_service_role() {
+            return Verdict::Visible;
+        }
+        let audience = match self.check(caller, schema, table).await {
+            Ok(c) => audience_key(caller, c.compiled.as_ref()),
+            Err(_) => return Verdict::Hidden,
+        };
+        let key = (pos, old, format!("{schema}.{table}|{audience}"));
+        if let Some(v) = self.verdicts.get(&key) {
+            self.hits.fetch_add(1, Relaxed);
+            return *v;
+        }
+        self.misses.fetch_add(1, Relaxed);
+        let v = self.verdict(caller, schema, table, row).await.unwrap_or(Verdict::Hidden);
+        if self.verdicts.len() >= VERDICT_CACHE_MAX {
+            self.verdicts.clear();
+        }
+        self.verdicts.insert(key, v);
+        v
+    }
+
     /// Whether `schema.table`'s policies for `caller` are evaluated in process.
     pub async fn is_compiled(&self, caller: &Caller, schema: &str, table: &str) -> Result<bool, DatabaseError> {
         Ok(self.check(caller, schema, table).await?.compiled.is_some())
@@ -240,6 +284,27 @@ impl PolicyEvaluator {
         let _ = tx.rollback().await;
         Ok(if visible { Verdict::Visible } else { Verdict::Hidden })
     }
+}
+
+/// The audience of a caller for a table: its role plus the claims the compiled policies read.
+fn audience_key(caller: &Caller, compiled: Option<&Compiled>) -> String {
+    let Some(c) = compiled else { return format!("{}|{}", caller.role, caller.claims) };
+    let mut read = Vec::new();
+    for e in c.permissive.iter().chain(&c.restrictive) {
+        super::compile::claims_read(e, &mut read);
+    }
+    read.sort();
+    read.dedup();
+    let mut key = caller.role.clone();
+    for k in read {
+        key.push('|');
+        if k == "*" {
+            key.push_str(&caller.claims.to_string());
+        } else {
+            key.push_str(&caller.claims.get(&k).map(Value::to_string).unwrap_or_default());
+        }
+    }
+    key
 }
 
 #[cfg(test)]
