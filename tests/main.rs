@@ -12,3 +12,4 @@ mod embedded;
 mod gate;
 mod js;
 mod migrations;
+mod sdk;
