@@ -13,3 +13,4 @@ mod gate;
 mod js;
 mod migrations;
 mod rls_diff;
+mod sdk;
