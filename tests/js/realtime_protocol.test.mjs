@@ -107,6 +107,26 @@ test('resume with config.since: exactly the missed changes, in order', async () 
   s2.close();
 });
 
+test('private channels are authorised by RLS on realtime.messages', async () => {
+  const tag = crypto.randomBytes(3).toString('hex');
+  await db.query(`create policy "read ${tag}" on realtime.messages for select to authenticated using (realtime.topic() = 'allowed-${tag}');
+                  create policy "write ${tag}" on realtime.messages for insert to authenticated with check (realtime.topic() = 'allowed-${tag}')`);
+  const token = jwt({ sub: crypto.randomUUID(), role: 'authenticated', exp: Math.floor(Date.now() / 1000) + 600 });
+  const s = new Sock();
+  await s.open;
+  const ok = s.send(`realtime:allowed-${tag}`, 'phx_join', { config: { private: true, broadcast: { ack: true } }, access_token: token }, '1');
+  assert.equal((await s.wait((m) => m.ref === ok)).payload.status, 'ok');
+  const sent = s.send(`realtime:allowed-${tag}`, 'broadcast', { type: 'broadcast', event: 'e', payload: {} }, '1');
+  assert.equal((await s.wait((m) => m.ref === sent)).payload.status, 'ok', 'the INSERT policy allows sending');
+  const no = s.send(`realtime:denied-${tag}`, 'phx_join', { config: { private: true }, access_token: token }, '2');
+  const rej = await s.wait((m) => m.ref === no);
+  assert.equal(rej.payload.status, 'error');
+  assert.match(rej.payload.response.reason, /Unauthorized/);
+  const anon = s.send(`realtime:allowed-${tag}-x`, 'phx_join', { config: { private: true } }, '3');
+  assert.equal((await s.wait((m) => m.ref === anon)).payload.status, 'error', 'anon has no policy');
+  s.close();
+});
+
 test('an expired token closes the channel with a system error', async () => {
   const s = new Sock();
   await s.open;
