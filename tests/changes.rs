@@ -281,3 +281,31 @@ async fn bad_parameters_status_and_read_your_writes() {
     assert!(saw_insert && ended, "insert {saw_insert}, end {ended}");
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_100k_row_transaction_arrives_whole() {
+    let s = TestServer::start().await;
+    let c = s.db.client().await;
+    c.batch_execute("create table public.huge (id int primary key, v text)").await.expect("ddl");
+    settle(&s).await;
+    let before: String = c.query_one("select pg_current_wal_insert_lsn()::text", &[]).await.expect("lsn").get(0);
+    c.batch_execute("insert into public.huge select g, md5(g::text) from generate_series(1, 100000) g").await.expect("insert");
+    let lsn: String = c.query_one("select pg_current_wal_insert_lsn()::text", &[]).await.expect("lsn").get(0);
+    let mut sse = service_stream(&s, &format!("tables=public.huge&from={before}&until={lsn}"), None).await;
+    let mut n = 0usize;
+    let mut last = fluxbase::eventlog::Position::START;
+    while let Some(e) = sse.next(Duration::from_secs(120)).await {
+        match e.event.as_str() {
+            "change" => {
+                n += 1;
+                let p: fluxbase::eventlog::Position = e.id.parse().expect("position");
+                assert!(p > last, "positions increase");
+                last = p;
+            }
+            "end" => break,
+            _ => {}
+        }
+    }
+    assert_eq!(n, 100_000, "one event per row of the transaction");
+    s.shutdown().await;
+}
