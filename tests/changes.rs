@@ -309,3 +309,44 @@ async fn a_100k_row_transaction_arrives_whole() {
     assert_eq!(n, 100_000, "one event per row of the transaction");
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_lost_slot_becomes_a_gap_clients_see() {
+    let data = tempfile::tempdir().expect("data dir");
+    let dir = data.path().to_owned();
+    let db = crate::harness::TestDatabase::fresh().await;
+    let url = db.url.clone();
+    let s = TestServer::start_with(db, |c| c.data_dir = dir.clone()).await;
+    let c = s.db.client().await;
+    c.batch_execute("create table public.g (id int primary key)").await.expect("ddl");
+    settle(&s).await;
+    c.batch_execute("insert into public.g values (1)").await.expect("write");
+    let mut sse = service_stream(&s, "tables=public.g&from=start", None).await;
+    let first = sse.collect(1, T).await;
+    assert_eq!(first.len(), 1);
+    let slot: String = s.http().get(format!("{}/changes/v1/status", s.url)).header("apikey", &s.keys.service_role).send().await.expect("status").json::<Value>().await.expect("json")["slot"]["name"]
+        .as_str()
+        .expect("slot")
+        .to_owned();
+    drop(sse);
+    let TestServer { server, db, .. } = s;
+    if let Some(srv) = server {
+        srv.shutdown().await;
+    }
+    // The slot disappears while Fluxbase is down (as if invalidated): changes made meanwhile are lost.
+    let admin = fluxbase::database::connect_one(&url, "test").await.expect("connect");
+    admin.execute("select pg_drop_replication_slot($1)", &[&slot]).await.expect("drop slot");
+    admin.batch_execute("insert into public.g values (2)").await.expect("lost write");
+    let s2 = TestServer::start_with(db, |c| c.data_dir = dir.clone()).await;
+    let mut sse = SseClient::open(&stream_url(&s2, "tables=public.g"), &s2.keys.service_role, None, Some(&first[0].id)).await;
+    let mut saw_gap = false;
+    while let Some(e) = sse.next(Duration::from_secs(10)).await {
+        if e.event == "gap" {
+            saw_gap = true;
+            assert_eq!(e.json()["type"], "GAP");
+            break;
+        }
+    }
+    assert!(saw_gap, "clients are told to resnapshot");
+    s2.shutdown().await;
+}
