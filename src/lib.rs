@@ -10,6 +10,7 @@
 //! - [`database`]: the connection pool and checks of an external database.
 //! - [`embedded`]: the private PostgreSQL cluster Fluxbase runs itself.
 //! - [`migrate`]: the SQL migrations in `migrations/`.
+//! - [`rest`]: the PostgREST-compatible API at `/rest/v1`.
 //! - [`keys`]: the JWT secret and the anon/service_role keys.
 //! - [`datadir`]: files in the data directory.
 //! - [`status`]: `fluxbase status`.
@@ -27,6 +28,7 @@ pub mod http;
 pub mod keys;
 pub mod logging;
 pub mod migrate;
+pub mod rest;
 pub mod server;
 pub mod status;
 

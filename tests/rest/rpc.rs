@@ -1,0 +1,4 @@
+//! REST rpc tests.
+
+#[allow(unused_imports)]
+use super::*;

@@ -1,0 +1,4 @@
+//! REST security tests.
+
+#[allow(unused_imports)]
+use super::*;

@@ -1,0 +1,4 @@
+//! REST write tests.
+
+#[allow(unused_imports)]
+use super::*;
