@@ -43,6 +43,11 @@ pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: 
             other => (Default::default(), Some(other)),
         }
     };
+    // A body object no overload takes by name goes whole to a function of one unnamed json argument.
+    let (given, single_body) = match (single_body, choose(overloads, &given, false), choose(overloads, &given, true)) {
+        (None, None, Some(_)) if !read => (Default::default(), Some(Value::Object(given))),
+        (sb, _, _) => (given, sb),
+    };
     let f = choose(overloads, &given, single_body.is_some() || prefer.single_object).ok_or_else(|| {
         let mut names: Vec<&str> = given.keys().map(String::as_str).collect();
         names.sort_unstable();
@@ -104,7 +109,7 @@ pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: 
 fn choose<'a>(overloads: &'a [Function], given: &serde_json::Map<String, Value>, single: bool) -> Option<&'a Function> {
     if single {
         return overloads.iter().find(|f| {
-            f.args.len() == 1 && (f.args[0].name.is_empty() || true) && matches!(f.args[0].data_type.as_str(), "json" | "jsonb")
+            f.args.len() == 1 && matches!(f.args[0].data_type.as_str(), "json" | "jsonb")
         });
     }
     overloads.iter().find(|f| {
