@@ -14,6 +14,8 @@
 pub mod errors;
 pub mod execute;
 pub mod openapi;
+#[cfg(test)]
+mod property_tests;
 pub mod plan;
 pub mod query;
 pub mod response;

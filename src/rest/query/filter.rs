@@ -374,13 +374,14 @@ fn logic_group(or: bool, negate: bool, value: &str, depth: usize, limits: &Limit
             items.push(logic_group(true, neg, &format!("({rest}"), depth + 1, limits)?);
             continue;
         }
-        let mut c = Cursor::new(&part, "logic tree");
+        let mut c = Cursor::new(p, "logic tree");
         let field = c.field().map_err(|_| err(&format!("expecting a column name in \"{part}\"")))?;
         if !c.eat('.') {
             return Err(err(&format!("expecting \".\" after the column in \"{part}\"")));
         }
         let rest = c.rest();
         let mut cond = parse_condition(field, &rest, limits)?;
+        cond.negate ^= neg;
         if let Operand::Value(v) = &cond.operand {
             cond.operand = Operand::Value(unquote(v));
         }
