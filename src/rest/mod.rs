@@ -8,7 +8,7 @@
 //! turned into PostgREST's `{code, message, details, hint}` once.
 //!
 //! - [`table`]: GET/HEAD/POST/PATCH/DELETE on tables and views.
-//! - [`rpc`]: `/rpc/<function>`.
+//! - [`rpc`] serves `/rpc/{function}`.
 //! - [`openapi`]: `GET /rest/v1/`.
 
 pub mod errors;
@@ -169,11 +169,11 @@ impl Rest {
                 drop(rest);
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             };
-            let alive = weak.clone();
+            let alive = Weak::clone(&weak);
             schema_cache::listen(
                 url,
                 move || {
-                    let weak = weak.clone();
+                    let weak = Weak::clone(&weak);
                     async move {
                         if let Some(rest) = weak.upgrade() {
                             if let Err(e) = rest.reload().await {
