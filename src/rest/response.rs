@@ -48,6 +48,10 @@ pub struct Prefer {
     pub rollback: Option<bool>,
     /// `params=single-object`
     pub single_object: bool,
+    /// `handling=strict`
+    pub strict: bool,
+    /// `max-affected=n`
+    pub max_affected: Option<i64>,
 }
 
 impl Prefer {
@@ -71,7 +75,13 @@ impl Prefer {
                     "tx=rollback" => p.rollback = Some(true),
                     "tx=commit" => p.rollback = Some(false),
                     "params=single-object" => p.single_object = true,
-                    _ => {}
+                    "handling=strict" => p.strict = true,
+                    "handling=lenient" => p.strict = false,
+                    other => {
+                        if let Some(n) = other.strip_prefix("max-affected=").and_then(|n| n.trim().parse::<i64>().ok()) {
+                            p.max_affected = Some(n.max(0));
+                        }
+                    }
                 }
             }
         }
@@ -101,12 +111,62 @@ impl Prefer {
             Some(Count::Estimated) => out.push("count=estimated"),
             None => {}
         }
+        if self.strict {
+            out.push("handling=strict");
+        }
+        let max;
+        if let (true, Some(n)) = (self.strict && write, self.max_affected) {
+            max = format!("max-affected={n}");
+            out.push(&max);
+        }
         match self.rollback {
             Some(true) => out.push("tx=rollback"),
             Some(false) => out.push("tx=commit"),
             None => {}
         }
         (!out.is_empty()).then(|| out.join(", "))
+    }
+}
+
+/// The max-affected limit in force (only with `handling=strict`, as PostgREST 13).
+impl Prefer {
+    /// `Some(n)` when `handling=strict, max-affected=n`.
+    pub fn max_affected(&self) -> Option<i64> {
+        if self.strict {
+            self.max_affected
+        } else {
+            None
+        }
+    }
+}
+
+/// Whether `Accept` asks for `nulls=stripped`.
+pub fn strip_nulls_wanted(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.to_ascii_lowercase().replace(' ', "").contains(";nulls=stripped"))
+}
+
+/// Removes null-valued keys from the body's objects (top level and in arrays), as `json_strip_nulls`.
+pub fn strip_nulls(body: Option<String>) -> Option<String> {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                m.retain(|_, v| !v.is_null());
+                m.values_mut().for_each(strip);
+            }
+            Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let b = body?;
+    match serde_json::from_str::<Value>(&b) {
+        Ok(mut v) => {
+            strip(&mut v);
+            Some(v.to_string())
+        }
+        Err(_) => Some(b),
     }
 }
 

@@ -71,6 +71,9 @@ pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: 
     let stmt = statement(f, &args, &node, exact, !head);
     let mode = TxMode { read_only: read, rollback: prefer.rollback == Some(true), lsn: !read };
     let mut out = run(rest, req, &schema, mode, stmt, None).await?;
+    if response::strip_nulls_wanted(&req.headers) {
+        out.body = response::strip_nulls(out.body);
+    }
     let (status, no_body) = match (&f.returns, f.returns_set) {
         (Returns::Void, _) => (StatusCode::NO_CONTENT, true),
         (Returns::Composite, false) => {

@@ -37,7 +37,10 @@ pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: 
             let stmt = read::read_statement(&node, exact, !head);
             let explain = matches!(prefer.count, Some(Count::Planned | Count::Estimated)).then(|| read::planned_count_statement(&node));
             let mode = TxMode { read_only: true, rollback: prefer.rollback == Some(true), lsn: false };
-            let out = run(rest, req, &schema, mode, stmt, explain).await?;
+            let mut out = run(rest, req, &schema, mode, stmt, explain).await?;
+            if response::strip_nulls_wanted(&req.headers) {
+                out.body = response::strip_nulls(out.body);
+            }
             let total = match prefer.count {
                 Some(Count::Exact) => out.total,
                 Some(Count::Planned) => out.planned,
@@ -65,12 +68,14 @@ pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: 
             )
         }
         Method::POST => insert(rest, req, table, &q, &node, &schema, &prefer, format).await,
+        Method::PUT => put(rest, req, table, &node, &schema, &prefer, format).await,
         Method::PATCH | Method::DELETE => {
             let ret = prefer.ret.unwrap_or_default();
             let returning = Returning {
-                rows: ret != Return::Minimal || prefer.count.is_some() || format == Format::Object,
+                rows: ret != Return::Minimal || prefer.count.is_some() || format == Format::Object || prefer.max_affected().is_some(),
                 body: ret == Return::Representation,
                 single: format == Format::Object,
+                max_affected: prefer.max_affected(),
             };
             let stmt = if req.method == Method::PATCH {
                 let body = parse_body(&req.body, cfg)?;
@@ -87,7 +92,10 @@ pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: 
                 write::delete(table, &node, returning)
             };
             let mode = TxMode { read_only: false, rollback: prefer.rollback == Some(true), lsn: true };
-            let out = run(rest, req, &schema, mode, stmt, None).await?;
+            let mut out = run(rest, req, &schema, mode, stmt, None).await?;
+            if response::strip_nulls_wanted(&req.headers) {
+                out.body = response::strip_nulls(out.body);
+            }
             let status = if ret == Return::Representation { StatusCode::OK } else { StatusCode::NO_CONTENT };
             response::build(
                 &out,
@@ -250,11 +258,15 @@ async fn insert(
         rows: ret != Return::Minimal || prefer.count.is_some() || format == Format::Object,
         body: ret == Return::Representation,
         single: format == Format::Object,
+        max_affected: None,
     };
     let columns = if rows.len() == 1 && columns.is_empty() { Vec::new() } else { columns };
     let stmt = write::insert(table, node, json_rows, &columns, prefer.missing_default, conflict.as_ref(), returning);
     let mode = TxMode { read_only: false, rollback: prefer.rollback == Some(true), lsn: true };
-    let out = run(rest, req, schema, mode, stmt, None).await?;
+    let mut out = run(rest, req, schema, mode, stmt, None).await?;
+    if response::strip_nulls_wanted(&req.headers) {
+        out.body = response::strip_nulls(out.body);
+    }
     let status = match out.inserted {
         Some(0) if out.page_total > 0 => StatusCode::OK,
         _ => StatusCode::CREATED,
@@ -279,6 +291,91 @@ async fn insert(
     )
 }
 
+/// PUT: upsert of one row whose primary key is given by `eq` filters on
+/// every (and only) primary-key column, matching the body.
+async fn put(
+    rest: &Arc<Rest>,
+    req: &Request,
+    table: &Table,
+    node: &plan::Node,
+    schema: &str,
+    prefer: &Prefer,
+    format: Format,
+) -> Result<Response, RestError> {
+    use super::query::filter::{Logic, Op, Operand};
+    let refused = || RestError::Refused {
+        code: "PGRST105",
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        message: "Filters must include all and only primary key columns with 'eq' operators".into(),
+        details: None,
+    };
+    let mut keys: Vec<(String, String)> = Vec::new();
+    for l in &node.filters {
+        match l {
+            Logic::Cond(c) if c.op == Op::Eq && !c.negate && c.field.json.is_empty() && table.pk.contains(&c.field.name) => {
+                let Operand::Value(v) = &c.operand else { return Err(refused()) };
+                keys.push((c.field.name.clone(), v.clone()));
+            }
+            _ => return Err(refused()),
+        }
+    }
+    let mut names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut pk: Vec<&str> = table.pk.iter().map(String::as_str).collect();
+    pk.sort_unstable();
+    if pk.is_empty() || names != pk || keys.len() != pk.len() {
+        return Err(refused());
+    }
+    let body = parse_body(&req.body, &rest.app.config.rest)?;
+    let Value::Object(obj) = &body else {
+        return Err(RestError::Body("Empty or invalid json: PUT takes one JSON object".into()));
+    };
+    for (k, v) in &keys {
+        let same = match obj.get(k) {
+            Some(Value::String(s)) => s == v,
+            Some(other) => &other.to_string() == v,
+            None => false,
+        };
+        if !same {
+            return Err(RestError::Refused {
+                code: "PGRST115",
+                status: StatusCode::BAD_REQUEST,
+                message: "Payload values do not match URL in primary key column(s)".into(),
+                details: None,
+            });
+        }
+    }
+    let columns: Vec<String> = obj.keys().cloned().collect();
+    check_body_columns(table, &columns)?;
+    let ret = prefer.ret.unwrap_or_default();
+    let returning = Returning {
+        rows: ret != Return::Minimal || format == Format::Object,
+        body: ret == Return::Representation,
+        single: format == Format::Object,
+        max_affected: None,
+    };
+    let conflict = Conflict::Merge(table.pk.clone());
+    let rows = Value::Array(vec![body.clone()]).to_string();
+    let stmt = write::insert(table, node, rows, &columns, false, Some(&conflict), returning);
+    let mode = TxMode { read_only: false, rollback: prefer.rollback == Some(true), lsn: true };
+    let out = run(rest, req, schema, mode, stmt, None).await?;
+    let status = if ret == Return::Representation { StatusCode::OK } else { StatusCode::NO_CONTENT };
+    response::build(
+        &out,
+        Shape {
+            status,
+            format,
+            no_body: ret != Return::Representation,
+            offset: 0,
+            total: None,
+            applied: prefer.applied(true),
+            location: None,
+            write_range: true,
+        },
+    )
+}
+
 /// Runs a statement for the request, mapping the single-row guard's error to PGRST116.
 pub async fn run(
     rest: &Arc<Rest>,
@@ -291,6 +388,15 @@ pub async fn run(
     let ready = rest.app.require_ready().map_err(|e| RestError::Unavailable(e.message))?;
     let info = req.info(schema, &rest.app.config.rest);
     match execute::run(&ready.pool, &req.caller, info, mode, stmt, explain).await {
+        Err(RestError::Db(db)) if db.message.contains(write::MAX_AFFECTED_GUARD) => {
+            let n = db.message.split(write::MAX_AFFECTED_GUARD).nth(1).unwrap_or("").trim_matches(|c: char| !c.is_ascii_digit());
+            Err(RestError::Refused {
+                code: "PGRST124",
+                status: StatusCode::BAD_REQUEST,
+                message: "Query result exceeds max-affected preference constraint".into(),
+                details: Some(format!("The query affects {n} rows")),
+            })
+        }
         Err(RestError::Db(db)) if db.message.contains(write::SINGLE_GUARD) => {
             let n = db
                 .message

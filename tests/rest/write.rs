@@ -125,7 +125,32 @@ async fn update_and_delete() {
     assert_eq!(get(&s, "/post_tags?post_id=eq.1").await.json(), json!([]));
     let r = service(&s, "DELETE", "/users?id=eq.1", &[], None).await;
     assert_eq!((r.status, r.json()["code"].as_str()), (409, Some("23503")));
-    let r = service(&s, "PUT", "/users?id=eq.1", &[], Some(json!({}))).await;
-    assert_eq!(r.status, 405);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn put_max_affected_and_stripped_nulls() {
+    let s = server().await;
+    let rep = [("prefer", "return=representation")];
+    let r = service(&s, "PUT", "/tags?id=eq.40", &rep, Some(json!({"id": 40, "name": "put"}))).await;
+    assert_eq!((r.status, r.json()), (200, json!([{"id": 40, "name": "put"}])), "{}", r.text);
+    let r = service(&s, "PUT", "/tags?id=eq.40", &[], Some(json!({"id": 40, "name": "again"}))).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(get(&s, "/tags?id=eq.40&select=name").await.json(), json!([{"name": "again"}]));
+    let r = service(&s, "PUT", "/tags?id=eq.41", &[], Some(json!({"id": 42, "name": "x"}))).await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (400, Some("PGRST115")));
+    let r = service(&s, "PUT", "/tags?name=eq.x", &[], Some(json!({"id": 42, "name": "x"}))).await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (405, Some("PGRST105")));
+    let strict = [("prefer", "handling=strict, max-affected=1")];
+    let r = service(&s, "PATCH", "/users?age=gt.0", &strict, Some(json!({"bio": "strict"}))).await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (400, Some("PGRST124")), "{}", r.text);
+    assert_eq!(r.json()["details"], "The query affects 3 rows");
+    assert_eq!(get(&s, "/users?bio=eq.strict").await.json(), json!([]), "rolled back");
+    let r = service(&s, "DELETE", "/post_tags?post_id=eq.1", &strict, None).await;
+    assert_eq!(r.status, 204);
+    let r = send(&s, "GET", "/users?select=id,email&id=eq.3", None, &[("accept", "application/vnd.pgrst.array+json;nulls=stripped")], None).await;
+    assert_eq!(r.json(), json!([{"id": 3}]));
+    let r = send(&s, "GET", "/users?select=id,age&id=eq.3", None, &[("accept", "application/vnd.pgrst.object+json;nulls=stripped")], None).await;
+    assert_eq!(r.json(), json!({"id": 3}));
     s.shutdown().await;
 }

@@ -30,10 +30,14 @@ pub struct Returning {
     pub body: bool,
     /// Abort unless exactly one row was affected (`vnd.pgrst.object+json`).
     pub single: bool,
+    /// Abort when more rows than this were affected (`Prefer: handling=strict, max-affected=n`).
+    pub max_affected: Option<i64>,
 }
 
 /// Marker in the error raised by the single-row guard.
 pub const SINGLE_GUARD: &str = "pgrst_single_guard:";
+/// Marker in the error raised by the max-affected guard.
+pub const MAX_AFFECTED_GUARD: &str = "pgrst_max_affected_guard:";
 
 fn finish(b: Sql, table: &Table, node: &Node, cte: String, ret: Returning, upsert: bool) -> Sql {
     let mut b = b;
@@ -53,11 +57,16 @@ fn finish(b: Sql, table: &Table, node: &Node, cte: String, ret: Returning, upser
         let cols: Vec<String> = table.pk.iter().map(|c| ident(c)).collect();
         format!("(select row_to_json(_l) from (select {} from pgrst_source limit 1) as _l)::text", cols.join(", "))
     };
-    let location = if ret.single {
-        format!("case when count(*) = 1 then {location} else cast('{SINGLE_GUARD}' || count(*) as int4)::text end")
-    } else {
-        location
-    };
+    // The guards raise an error (a failing cast naming the row count) inside
+    // the statement, so the transaction is rolled back before COMMIT.
+    let mut guards = String::new();
+    if ret.single {
+        guards.push_str(&format!(" when count(*) <> 1 then cast('{SINGLE_GUARD}' || count(*) as int4)::text"));
+    }
+    if let Some(n) = ret.max_affected {
+        guards.push_str(&format!(" when count(*) > {n} then cast('{MAX_AFFECTED_GUARD}' || count(*) as int4)::text"));
+    }
+    let location = if guards.is_empty() { location } else { format!("case{guards} else {location} end") };
     let extras = WriteExtras {
         with: Some(format!("with pgrst_source as ({cte}) ")),
         inserted: upsert.then(|| "(select count(*) from pgrst_source where pgrst_inserted)".to_owned()),
