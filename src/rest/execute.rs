@@ -15,9 +15,11 @@
 //! - The pipeline runs on its own task, so a client that disconnects
 //!   cannot leave a connection mid-transaction in the pool: BEGIN is always
 //!   followed by its COMMIT/ROLLBACK.
-//! - Statements use the extended protocol with parameters of type
-//!   `unknown` in text format (no prepare round trip; PostgreSQL infers
-//!   each parameter's type from its use, like a quoted literal).
+//! - Statements are prepared with parameters of type `unknown` and bound
+//!   in text format: PostgreSQL infers each parameter's type from its use,
+//!   like a quoted literal. Prepared statements are cached per connection
+//!   by text ([`STATEMENT_CACHE_MAX`] at most); RLS still applies, because
+//!   PostgreSQL re-plans an RLS-dependent statement for the executing role.
 //!
 //! `X-Fluxbase-Lsn` semantics: `pg_current_wal_lsn()` read on the same
 //! connection right after COMMIT returned, so it is at or after the end
@@ -105,9 +107,19 @@ pub struct Outcome {
     pub lsn: Option<String>,
 }
 
+/// Prepared statements kept per pooled connection before the cache is emptied.
+pub const STATEMENT_CACHE_MAX: usize = 64;
+
+/// Most bound values one statement may carry.
+pub const MAX_PARAMS: usize = 30_000;
+
 const SETTINGS_SQL: &str = "select set_config('request.method', $1, true), set_config('request.path', $2, true), \
      set_config('request.headers', $3, true), set_config('request.cookies', $4, true), \
      set_config('statement_timeout', $5, true), set_config('search_path', $6, true)";
+
+fn refs<'a>(ps: &'a [TextParam<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    ps.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+}
 
 fn typed<'a>(ps: &'a [TextParam<'a>]) -> Vec<(&'a (dyn ToSql + Sync), Type)> {
     ps.iter().map(|p| (p as &(dyn ToSql + Sync), Type::UNKNOWN)).collect()
@@ -122,6 +134,14 @@ pub async fn run(
     stmt: Sql,
     explain: Option<Sql>,
 ) -> Result<Outcome, RestError> {
+    // The protocol allows 65535 parameters per statement; refuse before sending.
+    let params = stmt.params.len() + explain.as_ref().map_or(0, |e| e.params.len());
+    if params > MAX_PARAMS {
+        return Err(RestError::parse(
+            "\"the request is too large\"",
+            format!("it needs {params} bound values; at most {MAX_PARAMS} are allowed"),
+        ));
+    }
     let client = pool.get().await.map_err(|e| RestError::Unavailable(e.to_string()))?;
     let (role, claims) = caller.apply_params();
     let task = tokio::spawn(async move {
@@ -140,7 +160,23 @@ pub async fn run(
         let main: Vec<TextParam<'_>> = stmt.params.iter().map(|p| TextParam(p.as_deref())).collect();
         let ex: Vec<TextParam<'_>> =
             explain.as_ref().map(|e| e.params.iter().map(|p| TextParam(p.as_deref())).collect()).unwrap_or_default();
-        let (apply_t, settings_t, main_t, ex_t) = (typed(&apply), typed(&settings), typed(&main), typed(&ex));
+        // Prepared statements, cached per connection by query text (one
+        // round trip on a miss, none on a hit), bounded in number. Prepared
+        // before BEGIN, so nothing of the transaction waits on them.
+        if client.statement_cache.size() > STATEMENT_CACHE_MAX {
+            client.statement_cache.clear();
+        }
+        let unknown = |n: usize| vec![Type::UNKNOWN; n];
+        let (apply_types, settings_types, main_types) = (unknown(apply.len()), unknown(settings.len()), unknown(main.len()));
+        let prepared = futures_util::future::try_join3(
+            client.prepare_typed_cached(Caller::apply_sql(), &apply_types),
+            client.prepare_typed_cached(SETTINGS_SQL, &settings_types),
+            client.prepare_typed_cached(&stmt.text, &main_types),
+        )
+        .await;
+        let (apply_s, settings_s, main_s) = prepared.map_err(|e| RestError::from_pg(&e))?;
+        let (apply_r, settings_r, main_r) = (refs(&apply), refs(&settings), refs(&main));
+        let ex_t = typed(&ex);
         let explain_fut = async {
             match &explain {
                 Some(e) => Some(client.query_typed(&e.text, &ex_t).await),
@@ -156,9 +192,9 @@ pub async fn run(
         };
         let (b, a, s, m, x, e, l) = tokio::join!(
             client.query_typed(begin, &[]),
-            client.query_typed(Caller::apply_sql(), &apply_t),
-            client.query_typed(SETTINGS_SQL, &settings_t),
-            client.query_typed(&stmt.text, &main_t),
+            client.query(&apply_s, &apply_r),
+            client.query(&settings_s, &settings_r),
+            client.query(&main_s, &main_r),
             explain_fut,
             client.query_typed(end, &[]),
             lsn_fut,

@@ -281,3 +281,32 @@ async fn openapi_describes_tables_and_functions() {
     assert_eq!(doc["definitions"]["users"]["properties"]["age"]["format"], "integer");
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn config_schemas_max_rows_and_statement_timeout() {
+    let db = crate::harness::TestDatabase::fresh().await;
+    db.client()
+        .await
+        .batch_execute(
+            "create schema api; create table api.things (id int primary key);
+             insert into api.things select generate_series(1, 10);
+             create function api.slow() returns int language sql as $$ select pg_sleep(2); select 1 $$;
+             grant usage on schema api to anon; grant select on api.things to anon; grant execute on function api.slow() to anon;",
+        )
+        .await
+        .expect("fixture");
+    let s = crate::harness::TestServer::start_with(db, |c| {
+        c.rest.schemas = vec!["public".into(), "api".into()];
+        c.rest.max_rows = 3;
+        c.rest.statement_timeout_ms = 300;
+    })
+    .await;
+    let api = [("accept-profile", "api"), ("prefer", "count=exact")];
+    let r = send(&s, "GET", "/things?select=id&order=id", None, &api, None).await;
+    assert_eq!((r.status, r.json()), (206, json!([{"id": 1}, {"id": 2}, {"id": 3}])), "{}", r.text);
+    assert_eq!(r.header("content-range").as_deref(), Some("0-2/10"));
+    assert_eq!(get(&s, "/things").await.json()["code"], "PGRST205", "public is the default schema");
+    let r = send(&s, "POST", "/rpc/slow", None, &[("content-profile", "api")], None).await;
+    assert_eq!(r.json()["code"], "57014", "statement timeout: {}", r.text);
+    s.shutdown().await;
+}
