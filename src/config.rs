@@ -81,6 +81,9 @@ pub struct Config {
     pub replication: crate::ingest::publication::ReplicationConfig,
     /// The event log.
     pub eventlog: EventLogConfig,
+    /// `[rest]`: the PostgREST-compatible API.
+    #[serde(default)]
+    pub rest: crate::rest::RestConfig,
 }
 
 /// `[eventlog]`: where and how long committed changes are kept.
@@ -187,6 +190,7 @@ impl Default for Config {
             log: LogConfig::default(),
             replication: Default::default(),
             eventlog: EventLogConfig::default(),
+            rest: crate::rest::RestConfig::default(),
         }
     }
 }
@@ -304,6 +308,9 @@ impl Config {
         }
         if !(1024..=1 << 40).contains(&self.server.max_body_bytes) {
             return Err(invalid("server.max_body_bytes", &self.server.max_body_bytes, "an integer from 1024 to 2^40"));
+        }
+        if let Err((key, value, allowed)) = self.rest.validate() {
+            return Err(ConfigError::Invalid { key, value, allowed });
         }
         if self.server.shutdown_grace_secs > 3600 {
             return Err(invalid("server.shutdown_grace_secs", &self.server.shutdown_grace_secs, "an integer from 0 to 3600"));
@@ -489,6 +496,7 @@ fn apply_env(
                     })
                 }
             },
+            // Lists come from the environment comma-separated.
             Some(toml::Value::Array(_)) => toml::Value::Array(
                 raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.to_owned())).collect(),
             ),

@@ -16,6 +16,7 @@
 //! - [`realtime`]: `/realtime/v1`, Supabase Realtime's WebSocket protocol.
 //! - [`rls`]: row visibility for change streams.
 //! - [`migrate`]: the SQL migrations in `migrations/`.
+//! - [`rest`]: the PostgREST-compatible API at `/rest/v1`.
 //! - [`keys`]: the JWT secret and the anon/service_role keys.
 //! - [`datadir`]: files in the data directory.
 //! - [`status`]: `fluxbase status`.
@@ -38,6 +39,7 @@ pub mod keys;
 pub mod logging;
 pub mod migrate;
 pub mod realtime;
+pub mod rest;
 pub mod rls;
 pub mod server;
 pub mod status;

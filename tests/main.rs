@@ -12,5 +12,6 @@ mod embedded;
 mod gate;
 mod js;
 mod migrations;
+mod rest;
 mod rls_diff;
 mod sdk;

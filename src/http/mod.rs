@@ -75,6 +75,8 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(crate::realtime::routes(Arc::clone(&state)))
         .unify()
+        .or(crate::rest::routes(Arc::clone(&state)))
+        .unify()
         .recover(recover)
         .unify()
         .boxed()

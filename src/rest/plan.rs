@@ -1,0 +1,335 @@
+//! Planning: the parsed query checked against the schema cache. Tables,
+//! columns and relationships are resolved here, so SQL generation only
+//! ever sees names that exist (and quotes them anyway).
+//!
+//! Errors as PostgREST: unknown table PGRST205 (with a "perhaps you meant"
+//! hint), unknown column 42703, no relationship PGRST200, ambiguous
+//! relationship PGRST201, filters on resources that are not embedded
+//! PGRST108.
+
+use std::collections::BTreeSet;
+
+use http::StatusCode;
+
+use crate::rest::errors::RestError;
+use crate::rest::query::filter::{Logic, OrderTerm};
+use crate::rest::query::select::{Aggregate, Embed, SelectItem};
+use crate::rest::query::{ApiQuery, Field, Range};
+use crate::rest::schema_cache::{SchemaCache, Table};
+
+/// One resource level of a read: the root, or an embed.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// Schema.
+    pub schema: String,
+    /// Table or view (or function) name.
+    pub name: String,
+    /// The table, when the resource is one (not for RPC results).
+    pub table: Option<Table>,
+    /// What to select.
+    pub items: Vec<Item>,
+    /// Filters, ANDed.
+    pub filters: Vec<Logic>,
+    /// Order.
+    pub order: Vec<OrderTerm>,
+    /// Range.
+    pub range: Range,
+}
+
+impl Node {
+    /// Whether any item aggregates (then the others are grouped by).
+    pub fn has_aggregates(&self) -> bool {
+        self.items.iter().any(|i| matches!(i, Item::Count { .. } | Item::Column { aggregate: Some(_), .. }))
+    }
+}
+
+/// A resolved select item.
+#[derive(Debug, Clone)]
+pub enum Item {
+    /// Every column.
+    Star,
+    /// A column or JSON path.
+    Column {
+        /// The field.
+        field: Field,
+        /// Output name.
+        alias: Option<String>,
+        /// Cast.
+        cast: Option<String>,
+        /// Aggregate.
+        aggregate: Option<Aggregate>,
+        /// Cast of the aggregate.
+        aggregate_cast: Option<String>,
+    },
+    /// `count()`
+    Count {
+        /// Output name.
+        alias: Option<String>,
+        /// Cast.
+        cast: Option<String>,
+    },
+    /// An embedded resource.
+    Embed(Box<EmbedNode>),
+}
+
+/// An embed with its relationship.
+#[derive(Debug, Clone)]
+pub struct EmbedNode {
+    /// Output key.
+    pub key: String,
+    /// `...`
+    pub spread: bool,
+    /// `!inner`
+    pub inner: bool,
+    /// How it joins to its parent.
+    pub rel: Rel,
+    /// The embedded level.
+    pub node: Node,
+}
+
+/// How an embedded table joins to its parent.
+#[derive(Debug, Clone)]
+pub enum Rel {
+    /// Direct foreign key: `(parent column, target column)` pairs.
+    Direct {
+        /// Column pairs.
+        pairs: Vec<(String, String)>,
+        /// Yields at most one row (many-to-one, or one-to-one).
+        to_one: bool,
+    },
+    /// Through a junction table.
+    Junction {
+        /// The junction table (schema, name).
+        junction: (String, String),
+        /// `(junction column, parent column)` pairs.
+        to_parent: Vec<(String, String)>,
+        /// `(junction column, target column)` pairs.
+        to_target: Vec<(String, String)>,
+    },
+}
+
+impl Rel {
+    /// Whether the embed is an object rather than an array.
+    pub fn to_one(&self) -> bool {
+        matches!(self, Rel::Direct { to_one: true, .. })
+    }
+}
+
+/// Looks up a table, or the PGRST205 error for it.
+pub fn table<'a>(cache: &'a SchemaCache, schema: &str, name: &str) -> Result<&'a Table, RestError> {
+    cache.table(schema, name).ok_or_else(|| {
+        RestError::NoTable(
+            format!("{schema}.{name}"),
+            cache.similar_table(schema, name).map(|t| format!("Perhaps you meant the table '{t}'")),
+        )
+    })
+}
+
+/// Checks that `field`'s column exists on `table` (42703 otherwise).
+pub fn check_column(table: Option<&Table>, field: &Field) -> Result<(), RestError> {
+    if let Some(t) = table {
+        if t.column(&field.name).is_none() {
+            return Err(RestError::NoColumn { column: field.name.clone(), table: t.name.clone() });
+        }
+    }
+    Ok(())
+}
+
+fn check_logic(table: Option<&Table>, l: &Logic) -> Result<(), RestError> {
+    match l {
+        Logic::Cond(c) => check_column(table, &c.field),
+        Logic::Group { items, .. } => items.iter().try_for_each(|i| check_logic(table, i)),
+    }
+}
+
+/// Plans the read part of a request on `table` (for writes: what is returned).
+pub fn plan(cache: &SchemaCache, table: &Table, q: &ApiQuery) -> Result<Node, RestError> {
+    let default = [SelectItem::Star];
+    let items = q.select.as_deref().unwrap_or(&default);
+    let mut seen = BTreeSet::new();
+    let node = build(cache, table, items, &[], q, &mut seen)?;
+    // Filters, order and ranges must name embedded resources.
+    let used = q.filters.iter().map(|(p, _)| p).chain(q.order.keys()).chain(q.ranges.keys());
+    for p in used {
+        if !p.is_empty() && !seen.contains(p) {
+            return Err(RestError::Refused {
+                code: "PGRST108",
+                status: StatusCode::BAD_REQUEST,
+                message: format!("'{}' is not an embedded resource in this request", p.join(".")),
+                details: None,
+            });
+        }
+    }
+    Ok(node)
+}
+
+/// A node for a resource without a table in the cache (an RPC result):
+/// columns are not checked, embeds are not possible.
+pub fn plan_untyped(schema: &str, name: &str, q: &ApiQuery) -> Result<Node, RestError> {
+    let mut items = Vec::new();
+    for i in q.select.clone().unwrap_or_else(|| vec![SelectItem::Star]) {
+        items.push(match i {
+            SelectItem::Star => Item::Star,
+            SelectItem::Column { field, alias, cast, aggregate, aggregate_cast } => {
+                Item::Column { field, alias, cast, aggregate, aggregate_cast }
+            }
+            SelectItem::Count { alias, cast } => Item::Count { alias, cast },
+            SelectItem::Embed(e) => return Err(RestError::NoRelationship(name.to_owned(), e.name, None)),
+        });
+    }
+    if q.filters.iter().any(|(p, _)| !p.is_empty()) {
+        return Err(RestError::parse("\"failed to parse filter\"", "RPC results cannot be filtered on embedded resources"));
+    }
+    Ok(Node {
+        schema: schema.to_owned(),
+        name: name.to_owned(),
+        table: None,
+        items,
+        filters: q.filters.iter().map(|(_, l)| l.clone()).collect(),
+        order: q.order.get(&Vec::new()).cloned().unwrap_or_default(),
+        range: q.ranges.get(&Vec::new()).copied().unwrap_or_default(),
+    })
+}
+
+fn build(
+    cache: &SchemaCache,
+    table: &Table,
+    items: &[SelectItem],
+    path: &[String],
+    q: &ApiQuery,
+    seen: &mut BTreeSet<Vec<String>>,
+) -> Result<Node, RestError> {
+    let mut out = Vec::new();
+    for item in items {
+        out.push(match item {
+            SelectItem::Star => Item::Star,
+            SelectItem::Column { field, alias, cast, aggregate, aggregate_cast } => {
+                check_column(Some(table), field)?;
+                Item::Column {
+                    field: field.clone(),
+                    alias: alias.clone(),
+                    cast: cast.clone(),
+                    aggregate: *aggregate,
+                    aggregate_cast: aggregate_cast.clone(),
+                }
+            }
+            SelectItem::Count { alias, cast } => Item::Count { alias: alias.clone(), cast: cast.clone() },
+            SelectItem::Embed(e) => {
+                let (target, rel) = relationship(cache, table, e)?;
+                if e.spread && !rel.to_one() {
+                    return Err(RestError::Refused {
+                        code: "PGRST119",
+                        status: StatusCode::BAD_REQUEST,
+                        message: format!("A spread operation on '{}' is not possible", e.name),
+                        details: Some(format!("'{}' and '{}' do not form a many-to-one or one-to-one relationship", table.name, e.name)),
+                    });
+                }
+                let mut sub = path.to_vec();
+                sub.push(e.key().to_owned());
+                seen.insert(sub.clone());
+                let items = if e.items.is_empty() { vec![] } else { e.items.clone() };
+                let node = build(cache, &target, &items, &sub, q, seen)?;
+                Item::Embed(Box::new(EmbedNode { key: e.key().to_owned(), spread: e.spread, inner: e.inner, rel, node }))
+            }
+        });
+    }
+    let filters: Vec<Logic> = q.filters.iter().filter(|(p, _)| p == path).map(|(_, l)| l.clone()).collect();
+    for l in &filters {
+        check_logic(Some(table), l)?;
+    }
+    let order = q.order.get(path).cloned().unwrap_or_default();
+    for o in &order {
+        check_column(Some(table), &o.field)?;
+    }
+    Ok(Node {
+        schema: table.schema.clone(),
+        name: table.name.clone(),
+        table: Some(table.clone()),
+        items: out,
+        filters,
+        order,
+        range: q.ranges.get(path).copied().unwrap_or_default(),
+    })
+}
+
+/// Finds the one relationship `embed` names from `parent`.
+fn relationship(cache: &SchemaCache, parent: &Table, embed: &Embed) -> Result<(Table, Rel), RestError> {
+    let pkey = (parent.schema.clone(), parent.name.clone());
+    let mut candidates: Vec<(Table, Rel, String)> = Vec::new();
+    let target = cache.table(&parent.schema, &embed.name);
+    let hint_ok = |names: &[&str]| embed.hint.as_deref().is_none_or(|h| names.contains(&h));
+    match target {
+        Some(target) => {
+            let tkey = (target.schema.clone(), target.name.clone());
+            for fk in &cache.foreign_keys {
+                let cols: Vec<&str> = fk.columns.iter().map(String::as_str).collect();
+                let mut names = vec![fk.name.as_str()];
+                names.extend(cols.iter().copied());
+                if fk.table == pkey && fk.ref_table == tkey && hint_ok(&names) {
+                    let pairs = fk.columns.iter().cloned().zip(fk.ref_columns.iter().cloned()).collect();
+                    candidates.push((target.clone(), Rel::Direct { pairs, to_one: true }, format!("many-to-one using {}", fk.name)));
+                }
+                if fk.table == tkey && fk.ref_table == pkey && hint_ok(&names) {
+                    let mut fcols = fk.columns.clone();
+                    fcols.sort();
+                    let mut pk = target.pk.clone();
+                    pk.sort();
+                    let to_one = !pk.is_empty() && fcols == pk;
+                    let pairs = fk.ref_columns.iter().cloned().zip(fk.columns.iter().cloned()).collect();
+                    let kind = if to_one { "one-to-one" } else { "one-to-many" };
+                    candidates.push((target.clone(), Rel::Direct { pairs, to_one }, format!("{kind} using {}", fk.name)));
+                }
+            }
+            // Many-to-many through junction tables.
+            for f1 in cache.foreign_keys.iter().filter(|f| f.ref_table == pkey && f.table != pkey && f.table != tkey) {
+                for f2 in cache.foreign_keys.iter().filter(|f| f.table == f1.table && f.ref_table == tkey && f.name != f1.name) {
+                    let names = [f1.table.1.as_str(), f1.name.as_str(), f2.name.as_str()];
+                    if !hint_ok(&names) {
+                        continue;
+                    }
+                    candidates.push((
+                        target.clone(),
+                        Rel::Junction {
+                            junction: f1.table.clone(),
+                            to_parent: f1.columns.iter().cloned().zip(f1.ref_columns.iter().cloned()).collect(),
+                            to_target: f2.columns.iter().cloned().zip(f2.ref_columns.iter().cloned()).collect(),
+                        },
+                        format!("many-to-many using {}.{}", f1.table.0, f1.table.1),
+                    ));
+                }
+            }
+        }
+        None => {
+            // `fk_column(…)` or `fk_name(…)`: many-to-one by the key's name.
+            for fk in cache.foreign_keys.iter().filter(|f| f.table == pkey) {
+                let by_col = fk.columns.len() == 1 && fk.columns[0] == embed.name;
+                if by_col || fk.name == embed.name {
+                    if let Some(t) = cache.table(&fk.ref_table.0, &fk.ref_table.1) {
+                        let pairs = fk.columns.iter().cloned().zip(fk.ref_columns.iter().cloned()).collect();
+                        candidates.push((t.clone(), Rel::Direct { pairs, to_one: true }, format!("many-to-one using {}", fk.name)));
+                    }
+                }
+            }
+        }
+    }
+    // Direct relationships win over junctions when both match (PostgREST does the same).
+    if candidates.len() > 1 && candidates.iter().any(|c| matches!(c.1, Rel::Direct { .. })) {
+        candidates.retain(|c| matches!(c.1, Rel::Direct { .. }));
+    }
+    match candidates.len() {
+        0 => Err(RestError::NoRelationship(
+            parent.name.clone(),
+            embed.name.clone(),
+            embed.hint.as_ref().map(|h| format!("Perhaps you meant a different hint than '{h}'")),
+        )),
+        1 => {
+            let (t, r, _) = candidates.remove(0);
+            Ok((t, r))
+        }
+        _ => Err(RestError::AmbiguousRelationship(
+            parent.name.clone(),
+            embed.name.clone(),
+            candidates.into_iter().map(|c| c.2).collect(),
+        )),
+    }
+}

@@ -1,0 +1,369 @@
+//! Request preferences and response shaping: `Prefer` (parsed leniently,
+//! as postgrest-js may send an empty header or `,`-joined values), `Accept`
+//! negotiation (JSON, `vnd.pgrst.object+json`, CSV), `Content-Range`,
+//! `Preference-Applied`, `Location` and `X-Fluxbase-Lsn`.
+
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde_json::Value;
+use warp::reply::Response;
+
+use super::errors::RestError;
+use super::execute::Outcome;
+
+/// `Prefer: count=…`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    /// `exact`
+    Exact,
+    /// `planned`
+    Planned,
+    /// `estimated`
+    Estimated,
+}
+
+/// `Prefer: return=…`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Return {
+    /// Nothing.
+    #[default]
+    Minimal,
+    /// Only headers (Location).
+    HeadersOnly,
+    /// The rows.
+    Representation,
+}
+
+/// The parsed `Prefer` header(s).
+#[derive(Debug, Clone, Default)]
+pub struct Prefer {
+    /// `return=`
+    pub ret: Option<Return>,
+    /// `count=`
+    pub count: Option<Count>,
+    /// `resolution=merge-duplicates` → `Some(true)`, ignore → `Some(false)`.
+    pub merge: Option<bool>,
+    /// `missing=default`
+    pub missing_default: bool,
+    /// `tx=rollback`
+    pub rollback: Option<bool>,
+    /// `params=single-object`
+    pub single_object: bool,
+    /// `handling=strict`
+    pub strict: bool,
+    /// `max-affected=n`
+    pub max_affected: Option<i64>,
+}
+
+impl Prefer {
+    /// Parses every `Prefer` header; unknown preferences are ignored (lenient handling).
+    pub fn parse(headers: &HeaderMap) -> Prefer {
+        let mut p = Prefer::default();
+        for v in headers.get_all("prefer") {
+            let Ok(v) = v.to_str() else { continue };
+            for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                match item {
+                    "return=minimal" => p.ret = Some(Return::Minimal),
+                    "return=headers-only" => p.ret = Some(Return::HeadersOnly),
+                    "return=representation" => p.ret = Some(Return::Representation),
+                    "count=exact" => p.count = Some(Count::Exact),
+                    "count=planned" => p.count = Some(Count::Planned),
+                    "count=estimated" => p.count = Some(Count::Estimated),
+                    "resolution=merge-duplicates" => p.merge = Some(true),
+                    "resolution=ignore-duplicates" => p.merge = Some(false),
+                    "missing=default" => p.missing_default = true,
+                    "missing=null" => p.missing_default = false,
+                    "tx=rollback" => p.rollback = Some(true),
+                    "tx=commit" => p.rollback = Some(false),
+                    "params=single-object" => p.single_object = true,
+                    "handling=strict" => p.strict = true,
+                    "handling=lenient" => p.strict = false,
+                    other => {
+                        if let Some(n) = other.strip_prefix("max-affected=").and_then(|n| n.trim().parse::<i64>().ok()) {
+                            p.max_affected = Some(n.max(0));
+                        }
+                    }
+                }
+            }
+        }
+        p
+    }
+
+    /// The `Preference-Applied` value for what was honoured.
+    pub fn applied(&self, write: bool) -> Option<String> {
+        let mut out = Vec::new();
+        if let Some(m) = self.merge {
+            out.push(if m { "resolution=merge-duplicates" } else { "resolution=ignore-duplicates" });
+        }
+        if self.missing_default {
+            out.push("missing=default");
+        }
+        if write {
+            match self.ret {
+                Some(Return::Minimal) => out.push("return=minimal"),
+                Some(Return::HeadersOnly) => out.push("return=headers-only"),
+                Some(Return::Representation) => out.push("return=representation"),
+                None => {}
+            }
+        }
+        match self.count {
+            Some(Count::Exact) => out.push("count=exact"),
+            Some(Count::Planned) => out.push("count=planned"),
+            Some(Count::Estimated) => out.push("count=estimated"),
+            None => {}
+        }
+        if self.strict {
+            out.push("handling=strict");
+        }
+        let max;
+        if let (true, Some(n)) = (self.strict && write, self.max_affected) {
+            max = format!("max-affected={n}");
+            out.push(&max);
+        }
+        match self.rollback {
+            Some(true) => out.push("tx=rollback"),
+            Some(false) => out.push("tx=commit"),
+            None => {}
+        }
+        (!out.is_empty()).then(|| out.join(", "))
+    }
+}
+
+/// The max-affected limit in force (only with `handling=strict`, as PostgREST 13).
+impl Prefer {
+    /// `Some(n)` when `handling=strict, max-affected=n`.
+    pub fn max_affected(&self) -> Option<i64> {
+        if self.strict {
+            self.max_affected
+        } else {
+            None
+        }
+    }
+}
+
+/// Whether `Accept` asks for `nulls=stripped`.
+pub fn strip_nulls_wanted(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.to_ascii_lowercase().replace(' ', "").contains(";nulls=stripped"))
+}
+
+/// Removes null-valued keys from the body's objects (top level and in arrays), as `json_strip_nulls`.
+pub fn strip_nulls(body: Option<String>) -> Option<String> {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                m.retain(|_, v| !v.is_null());
+                m.values_mut().for_each(strip);
+            }
+            Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let b = body?;
+    match serde_json::from_str::<Value>(&b) {
+        Ok(mut v) => {
+            strip(&mut v);
+            Some(v.to_string())
+        }
+        Err(_) => Some(b),
+    }
+}
+
+/// The representation asked for by `Accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `application/json` (the default)
+    Json,
+    /// `application/vnd.pgrst.object+json`
+    Object,
+    /// `text/csv`
+    Csv,
+    /// `application/openapi+json`
+    OpenApi,
+}
+
+/// Picks the first acceptable media type of `Accept`, else PGRST107 (406).
+pub fn negotiate(headers: &HeaderMap) -> Result<Format, RestError> {
+    let Some(accept) = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Ok(Format::Json);
+    };
+    if accept.trim().is_empty() {
+        return Ok(Format::Json);
+    }
+    for part in accept.split(',') {
+        let mt = part.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        match mt.as_str() {
+            "application/json" | "*/*" | "application/*" | "application/vnd.pgrst.array+json" => return Ok(Format::Json),
+            "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" => return Ok(Format::Object),
+            "text/csv" | "text/*" => return Ok(Format::Csv),
+            "application/openapi+json" => return Ok(Format::OpenApi),
+            _ => {}
+        }
+    }
+    Err(RestError::MediaType(format!("None of these media types are available: {accept}"), StatusCode::NOT_ACCEPTABLE))
+}
+
+/// Everything a response needs besides the outcome.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    /// 200, 201…
+    pub status: StatusCode,
+    /// Representation.
+    pub format: Format,
+    /// Omit the body (HEAD, minimal, headers-only).
+    pub no_body: bool,
+    /// The offset of the first row (Content-Range).
+    pub offset: i64,
+    /// Total to report, if counted.
+    pub total: Option<i64>,
+    /// `Preference-Applied`.
+    pub applied: Option<String>,
+    /// `Location`, for single inserts.
+    pub location: Option<String>,
+    /// Content-Range written as `*/total` (writes).
+    pub write_range: bool,
+}
+
+/// Builds the response. `.single()` / `vnd.pgrst.object+json` needs exactly one row (PGRST116).
+pub fn build(outcome: &Outcome, shape: Shape) -> Result<Response, RestError> {
+    let n = outcome.page_total;
+    let mut body = outcome.body.clone().unwrap_or_default();
+    let mut content_type = "application/json; charset=utf-8";
+    if shape.format == Format::Object {
+        if n != 1 {
+            return Err(RestError::NotSingular(n));
+        }
+        if !shape.no_body {
+            body = match serde_json::from_str::<Value>(&body) {
+                Ok(Value::Array(mut a)) if !a.is_empty() => a.swap_remove(0).to_string(),
+                _ => body,
+            };
+        }
+        content_type = "application/vnd.pgrst.object+json; charset=utf-8";
+    } else if shape.format == Format::Csv && !shape.no_body {
+        body = to_csv(&body);
+        content_type = "text/csv; charset=utf-8";
+    }
+    let range = if shape.write_range {
+        format!("*/{}", shape.total.map(|t| t.to_string()).unwrap_or_else(|| "*".into()))
+    } else {
+        let total = shape.total.map(|t| t.to_string()).unwrap_or_else(|| "*".into());
+        if n == 0 {
+            format!("*/{total}")
+        } else {
+            format!("{}-{}/{total}", shape.offset, shape.offset + n - 1)
+        }
+    };
+    let mut status = shape.status;
+    if !shape.write_range && status == StatusCode::OK {
+        if let Some(t) = shape.total {
+            if shape.offset > 0 && shape.offset >= t && !(t == 0 && shape.offset == 0) {
+                return Err(RestError::Range(format!(
+                    "An offset of {} was requested, but there are only {t} rows.",
+                    shape.offset
+                )));
+            }
+            if n < t {
+                status = StatusCode::PARTIAL_CONTENT;
+            }
+        }
+    }
+    let mut res = if shape.no_body { Response::new(Default::default()) } else { Response::new(body.into()) };
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    if !shape.no_body || status != StatusCode::NO_CONTENT {
+        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
+    if let Ok(v) = HeaderValue::from_str(&range) {
+        h.insert("content-range", v);
+    }
+    if let Some(a) = shape.applied.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
+        h.insert("preference-applied", a);
+    }
+    if let Some(l) = shape.location.as_deref().and_then(|l| HeaderValue::from_str(l).ok()) {
+        h.insert(http::header::LOCATION, l);
+    }
+    if let Some(lsn) = outcome.lsn.as_deref().and_then(|l| HeaderValue::from_str(l).ok()) {
+        h.insert("x-fluxbase-lsn", lsn);
+    }
+    Ok(res)
+}
+
+/// `/table?pk=eq.value&…` from the first row's key (a JSON object).
+pub fn location(table: &str, key_json: &str) -> Option<String> {
+    let Value::Object(m) = serde_json::from_str::<Value>(key_json).ok()? else { return None };
+    let parts: Vec<String> = m
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            format!("{}=eq.{}", enc(k), enc(&v))
+        })
+        .collect();
+    Some(format!("/{}?{}", enc(table), parts.join("&")))
+}
+
+fn enc(s: &str) -> String {
+    serde_urlencoded::to_string([("", s)]).map(|x| x.trim_start_matches('=').to_owned()).unwrap_or_default()
+}
+
+/// A JSON array of objects as CSV (header from the first object's keys).
+fn to_csv(json: &str) -> String {
+    let Ok(Value::Array(rows)) = serde_json::from_str::<Value>(json) else { return String::new() };
+    let Some(Value::Object(first)) = rows.first() else { return String::new() };
+    let keys: Vec<String> = first.keys().cloned().collect();
+    let field = |v: Option<&Value>| -> String {
+        let s = match v {
+            None | Some(Value::Null) => return String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+        };
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s
+        }
+    };
+    let mut out = keys.iter().map(|k| field(Some(&Value::String(k.clone())))).collect::<Vec<_>>().join(",");
+    for r in &rows {
+        out.push('\n');
+        out.push_str(&keys.iter().map(|k| field(r.get(k))).collect::<Vec<_>>().join(","));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefer_is_lenient() {
+        let mut h = HeaderMap::new();
+        h.append("prefer", HeaderValue::from_static("resolution=merge-duplicates, count=exact,return=representation"));
+        h.append("prefer", HeaderValue::from_static(""));
+        let p = Prefer::parse(&h);
+        assert_eq!((p.merge, p.count, p.ret), (Some(true), Some(Count::Exact), Some(Return::Representation)));
+        assert_eq!(p.applied(true).as_deref(), Some("resolution=merge-duplicates, return=representation, count=exact"));
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        let mut h = HeaderMap::new();
+        assert_eq!(negotiate(&h).ok(), Some(Format::Json));
+        h.insert("accept", HeaderValue::from_static("application/vnd.pgrst.object+json"));
+        assert_eq!(negotiate(&h).ok(), Some(Format::Object));
+        h.insert("accept", HeaderValue::from_static("text/csv"));
+        assert_eq!(negotiate(&h).ok(), Some(Format::Csv));
+        h.insert("accept", HeaderValue::from_static("image/png"));
+        assert!(negotiate(&h).is_err());
+    }
+
+    #[test]
+    fn csv_and_location() {
+        assert_eq!(to_csv(r#"[{"a":1,"b":"x,y"},{"a":null,"b":"q\"r"}]"#), "a,b\n1,\"x,y\"\n,\"q\"\"r\"");
+        assert_eq!(location("todos", r#"{"id":5}"#).as_deref(), Some("/todos?id=eq.5"));
+    }
+}

@@ -1,0 +1,122 @@
+//! `/rest/v1/rpc/<function>`: GET and HEAD (arguments in the query string,
+//! in a read-only transaction, so a function that writes gets 25006 → 405
+//! as with PostgREST), POST (named arguments in a JSON object, or the
+//! whole body as the one unnamed `json`/`jsonb` argument). Scalar,
+//! composite, SETOF and TABLE returns; filters, order and limit apply to
+//! set results.
+
+use std::sync::Arc;
+
+use http::{Method, StatusCode};
+use serde_json::Value;
+use warp::reply::Response;
+
+use super::errors::RestError;
+use super::execute::TxMode;
+use super::query::parse_query;
+use super::response::{self, Count, Prefer, Shape};
+use super::schema_cache::{Function, Returns, SchemaCache};
+use super::sql::rpc::{statement, Args};
+use super::table::run;
+use super::{parse_body, plan, Request, Rest};
+
+/// Serves one RPC request.
+pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: &str) -> Result<Response, RestError> {
+    let cfg = &rest.app.config.rest;
+    let schema = req.schema(cfg)?;
+    let format = response::negotiate(&req.headers)?;
+    let prefer = Prefer::parse(&req.headers);
+    let overloads = cache.functions.get(&(schema.clone(), name.to_owned())).map(Vec::as_slice).unwrap_or_default();
+    let read = req.is_read();
+    if !read && req.method != Method::POST {
+        return Err(super::method_not_allowed(&req.method));
+    }
+    let is_arg = |k: &str| read && overloads.iter().any(|f| f.args.iter().any(|a| a.name == k));
+    let q = parse_query(&req.query, &cfg.limits(), &is_arg)?;
+    // The arguments as a JSON object (or the single json argument).
+    let (given, single_body): (serde_json::Map<String, Value>, Option<Value>) = if read {
+        (q.args.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect(), None)
+    } else {
+        let body = if req.body.is_empty() { Value::Object(Default::default()) } else { parse_body(&req.body, cfg)? };
+        match body {
+            Value::Object(o) if !prefer.single_object => (o, None),
+            other => (Default::default(), Some(other)),
+        }
+    };
+    // A body object no overload takes by name goes whole to a function of one unnamed json argument.
+    let (given, single_body) = match (single_body, choose(overloads, &given, false), choose(overloads, &given, true)) {
+        (None, None, Some(_)) if !read => (Default::default(), Some(Value::Object(given))),
+        (sb, _, _) => (given, sb),
+    };
+    let f = choose(overloads, &given, single_body.is_some() || prefer.single_object).ok_or_else(|| {
+        let mut names: Vec<&str> = given.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        let sig = if names.is_empty() { "without parameters".to_owned() } else { format!("with parameters {}", names.join(", ")) };
+        RestError::NoFunction(
+            format!("{schema}.{name}({})", names.join(", ")),
+            Some(format!("Perhaps you meant to call the function {schema}.{name} {sig} differently, or the function is not in an exposed schema")),
+        )
+    })?;
+    let args = match (&single_body, prefer.single_object) {
+        (Some(b), _) => Args::Single(b.to_string()),
+        (None, true) => Args::Single(Value::Object(given.clone()).to_string()),
+        (None, false) => {
+            let list = f.args.iter().filter(|a| given.contains_key(&a.name)).collect();
+            Args::Named(Value::Object(given.clone()).to_string(), list)
+        }
+    };
+    let node = plan::plan_untyped(&schema, name, &q)?;
+    let head = req.method == Method::HEAD;
+    let exact = matches!(prefer.count, Some(Count::Exact | Count::Estimated));
+    let stmt = statement(f, &args, &node, exact, !head);
+    let mode = TxMode { read_only: read, rollback: prefer.rollback == Some(true), lsn: !read };
+    let mut out = run(rest, req, &schema, mode, stmt, None).await?;
+    if response::strip_nulls_wanted(&req.headers) {
+        out.body = response::strip_nulls(out.body);
+    }
+    let (status, no_body) = match (&f.returns, f.returns_set) {
+        (Returns::Void, _) => (StatusCode::NO_CONTENT, true),
+        (Returns::Composite, false) => {
+            // A single composite is an object, not an array.
+            if let Some(b) = out.body.as_deref() {
+                out.body = Some(match serde_json::from_str::<Value>(b) {
+                    Ok(Value::Array(mut a)) if !a.is_empty() => a.swap_remove(0).to_string(),
+                    _ => "null".to_owned(),
+                });
+            }
+            (StatusCode::OK, head)
+        }
+        _ => (StatusCode::OK, head),
+    };
+    let single_value = !f.returns_set;
+    let shape = Shape {
+        status,
+        format: if single_value && format == response::Format::Object { response::Format::Json } else { format },
+        no_body,
+        offset: node.range.offset.unwrap_or(0),
+        total: if prefer.count.is_some() { out.total } else { None },
+        applied: prefer.applied(false),
+        location: None,
+        write_range: false,
+    };
+    let mut res = response::build(&out, shape)?;
+    if status == StatusCode::NO_CONTENT {
+        res.headers_mut().remove(http::header::CONTENT_TYPE);
+    }
+    Ok(res)
+}
+
+/// The overload whose named arguments cover `given` and whose missing
+/// arguments all have defaults; or, for a single body, the one taking one
+/// unnamed `json`/`jsonb` argument.
+fn choose<'a>(overloads: &'a [Function], given: &serde_json::Map<String, Value>, single: bool) -> Option<&'a Function> {
+    if single {
+        return overloads.iter().find(|f| {
+            f.args.len() == 1 && matches!(f.args[0].data_type.as_str(), "json" | "jsonb")
+        });
+    }
+    overloads.iter().find(|f| {
+        given.keys().all(|k| f.args.iter().any(|a| &a.name == k))
+            && f.args.iter().all(|a| a.has_default || given.contains_key(&a.name))
+    })
+}

@@ -1,0 +1,389 @@
+//! The schema cache: tables, views, columns (types, defaults), primary and
+//! foreign keys, and functions with their arguments, for the exposed
+//! schemas.
+//!
+//! Loaded in four catalog queries, pipelined in one round trip, whatever
+//! the number of tables. Reloaded when PostgreSQL says the schema changed:
+//! the event triggers of `migrations/0100_rest_schema_reload.sql` send
+//! `NOTIFY pgrst, 'reload schema'` after every DDL command, as PostgREST's
+//! recommended setup does, and users can send the same by hand. A dedicated
+//! connection LISTENs (see [`listen`]); after (re)connecting it reloads,
+//! so no change made while it was away is missed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio_postgres::Client;
+
+/// A table, view, materialized view or foreign table.
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// Schema.
+    pub schema: String,
+    /// Name.
+    pub name: String,
+    /// `r`, `p`, `v`, `m` or `f`.
+    pub kind: char,
+    /// Columns in order.
+    pub columns: Vec<Column>,
+    /// Primary-key columns (empty for views and keyless tables).
+    pub pk: Vec<String>,
+}
+
+impl Table {
+    /// A column by name.
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// `schema.name`, for messages.
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+}
+
+/// A column.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Column {
+    /// Name.
+    pub name: String,
+    /// `format_type()` of its type (catalog text, e.g. `integer`, `text[]`).
+    #[serde(rename = "type")]
+    pub data_type: String,
+    /// `pg_type.typname`.
+    pub typname: String,
+    /// Nullable.
+    pub nullable: bool,
+    /// Default expression, if any.
+    pub default: Option<String>,
+}
+
+/// A foreign key.
+#[derive(Debug, Clone)]
+pub struct ForeignKey {
+    /// Constraint name.
+    pub name: String,
+    /// Referencing table (schema, name).
+    pub table: (String, String),
+    /// Referencing columns.
+    pub columns: Vec<String>,
+    /// Referenced table.
+    pub ref_table: (String, String),
+    /// Referenced columns.
+    pub ref_columns: Vec<String>,
+}
+
+/// What a function returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Returns {
+    /// `void`
+    Void,
+    /// A scalar (or array, domain…).
+    Scalar,
+    /// A row type (table, composite, record, `TABLE(…)`).
+    Composite,
+}
+
+/// A function argument.
+#[derive(Debug, Clone)]
+pub struct Arg {
+    /// Name (empty for unnamed arguments).
+    pub name: String,
+    /// `format_type()` of its type.
+    pub data_type: String,
+    /// Whether it has a default.
+    pub has_default: bool,
+}
+
+/// A function callable through `/rpc`.
+#[derive(Debug, Clone)]
+pub struct Function {
+    /// Schema.
+    pub schema: String,
+    /// Name.
+    pub name: String,
+    /// Input arguments.
+    pub args: Vec<Arg>,
+    /// `setof` / `TABLE`.
+    pub returns_set: bool,
+    /// Return shape.
+    pub returns: Returns,
+    /// `i`, `s` or `v`.
+    pub volatility: char,
+}
+
+/// The cache as of one load.
+#[derive(Debug, Default)]
+pub struct SchemaCache {
+    /// Tables by (schema, name).
+    pub tables: HashMap<(String, String), Table>,
+    /// Foreign keys touching exposed schemas.
+    pub foreign_keys: Vec<ForeignKey>,
+    /// Functions by (schema, name), overloads together.
+    pub functions: HashMap<(String, String), Vec<Function>>,
+}
+
+impl SchemaCache {
+    /// A table by schema and name.
+    pub fn table(&self, schema: &str, name: &str) -> Option<&Table> {
+        self.tables.get(&(schema.to_owned(), name.to_owned()))
+    }
+
+    /// The most similar table name in `schema`, for hints.
+    pub fn similar_table(&self, schema: &str, name: &str) -> Option<String> {
+        self.tables
+            .keys()
+            .filter(|(s, _)| s == schema)
+            .map(|(_, n)| (distance(n, name), n))
+            .filter(|(d, n)| *d <= (n.len().max(name.len()) / 2).max(2))
+            .min()
+            .map(|(_, n)| format!("{schema}.{n}"))
+    }
+}
+
+/// Levenshtein distance, bounded work (names are short; long inputs are cut).
+fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().take(64).collect();
+    let b: Vec<char> = b.chars().take(64).collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev.last().copied().unwrap_or(0)
+}
+
+const TABLES: &str = "
+select n.nspname::text, c.relname::text, c.relkind::text,
+  coalesce(json_agg(json_build_object(
+      'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod), 'typname', t.typname,
+      'nullable', not a.attnotnull, 'default', pg_get_expr(d.adbin, d.adrelid))
+    order by a.attnum) filter (where a.attname is not null), '[]')::text
+from pg_class c
+join pg_namespace n on n.oid = c.relnamespace
+left join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+left join pg_type t on t.oid = a.atttypid
+left join pg_attrdef d on d.adrelid = c.oid and d.adnum = a.attnum
+where n.nspname = any($1) and c.relkind in ('r', 'p', 'v', 'm', 'f')
+group by n.nspname, c.relname, c.relkind";
+
+const PKS: &str = "
+select n.nspname::text, c.relname::text,
+  array(select a.attname::text from unnest(con.conkey) with ordinality k(num, ord)
+        join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.num order by k.ord)
+from pg_constraint con
+join pg_class c on c.oid = con.conrelid
+join pg_namespace n on n.oid = c.relnamespace
+where con.contype = 'p' and n.nspname = any($1)";
+
+const FKS: &str = "
+select con.conname::text, ns.nspname::text, cs.relname::text,
+  array(select a.attname::text from unnest(con.conkey) with ordinality k(num, ord)
+        join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.num order by k.ord),
+  nt.nspname::text, ct.relname::text,
+  array(select a.attname::text from unnest(con.confkey) with ordinality k(num, ord)
+        join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.num order by k.ord)
+from pg_constraint con
+join pg_class cs on cs.oid = con.conrelid
+join pg_namespace ns on ns.oid = cs.relnamespace
+join pg_class ct on ct.oid = con.confrelid
+join pg_namespace nt on nt.oid = ct.relnamespace
+where con.contype = 'f' and (ns.nspname = any($1) or nt.nspname = any($1))";
+
+const FUNCTIONS: &str = "
+select n.nspname::text, p.proname::text, p.provolatile::text, p.proretset,
+  coalesce(p.proargnames, '{}')::text[], coalesce(p.proargmodes::text[], '{}'),
+  array(select format_type(t, null) from unnest(p.proargtypes) with ordinality u(t, o) order by o),
+  p.pronargdefaults::int4,
+  case when p.prorettype = 'void'::regtype then 'v'
+       when p.prorettype = 'record'::regtype or rt.typtype = 'c' then 'c'
+       else 's' end
+from pg_proc p
+join pg_namespace n on n.oid = p.pronamespace
+join pg_type rt on rt.oid = p.prorettype
+where n.nspname = any($1) and p.prokind = 'f'";
+
+/// Loads the cache for `schemas` (four queries, one round trip).
+pub async fn load(client: &Client, schemas: &[String]) -> Result<SchemaCache, tokio_postgres::Error> {
+    let (tables, pks, fks, funcs) = futures_util::future::try_join4(
+        client.query(TABLES, &[&schemas]),
+        client.query(PKS, &[&schemas]),
+        client.query(FKS, &[&schemas]),
+        client.query(FUNCTIONS, &[&schemas]),
+    )
+    .await?;
+    let mut cache = SchemaCache::default();
+    for r in tables {
+        let (schema, name, kind, cols): (String, String, String, String) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+        let columns: Vec<Column> = serde_json::from_str(&cols).unwrap_or_default();
+        let kind = kind.chars().next().unwrap_or('r');
+        cache.tables.insert((schema.clone(), name.clone()), Table { schema, name, kind, columns, pk: Vec::new() });
+    }
+    for r in pks {
+        let (schema, name, cols): (String, String, Vec<String>) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+        if let Some(t) = cache.tables.get_mut(&(schema, name)) {
+            t.pk = cols;
+        }
+    }
+    for r in fks {
+        cache.foreign_keys.push(ForeignKey {
+            name: r.try_get(0)?,
+            table: (r.try_get(1)?, r.try_get(2)?),
+            columns: r.try_get(3)?,
+            ref_table: (r.try_get(4)?, r.try_get(5)?),
+            ref_columns: r.try_get(6)?,
+        });
+    }
+    for r in funcs {
+        let schema: String = r.try_get(0)?;
+        let name: String = r.try_get(1)?;
+        let volatility: String = r.try_get(2)?;
+        let returns_set: bool = r.try_get(3)?;
+        let names: Vec<String> = r.try_get(4)?;
+        let modes: Vec<String> = r.try_get(5)?;
+        let types: Vec<String> = r.try_get(6)?;
+        let ndefaults: i32 = r.try_get(7)?;
+        let ret: String = r.try_get(8)?;
+        let input_names: Vec<String> = if modes.is_empty() {
+            (0..types.len()).map(|i| names.get(i).cloned().unwrap_or_default()).collect()
+        } else {
+            modes
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| matches!(m.as_str(), "i" | "b" | "v"))
+                .map(|(i, _)| names.get(i).cloned().unwrap_or_default())
+                .collect()
+        };
+        let first_default = types.len().saturating_sub(usize::try_from(ndefaults).unwrap_or(0));
+        let args = types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Arg {
+                name: input_names.get(i).cloned().unwrap_or_default(),
+                data_type: t.clone(),
+                has_default: i >= first_default,
+            })
+            .collect();
+        let returns = match ret.as_str() {
+            "v" => Returns::Void,
+            "c" => Returns::Composite,
+            _ => Returns::Scalar,
+        };
+        let f = Function {
+            schema: schema.clone(),
+            name: name.clone(),
+            args,
+            returns_set,
+            returns,
+            volatility: volatility.chars().next().unwrap_or('v'),
+        };
+        cache.functions.entry((schema, name)).or_default().push(f);
+    }
+    Ok(cache)
+}
+
+/// Listens on channel `pgrst` on its own connection and calls `reload`
+/// after connecting and on every `reload schema` (or empty) payload.
+/// Reconnects with backoff; returns once `alive()` is false.
+pub async fn listen<F, Fut>(url: String, reload: F, alive: impl Fn() -> bool)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use futures_util::StreamExt;
+    let mut backoff = Duration::from_millis(100);
+    while alive() {
+        let connected = async {
+            let (client, mut conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+            let (tx, rx) = tokio::sync::mpsc::channel::<String>(64);
+            let driver = tokio::spawn(async move {
+                let mut stream = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+                while let Some(msg) = stream.next().await {
+                    match msg {
+                        Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                            // A full queue already holds a pending reload.
+                            let _ = tx.try_send(n.payload().to_owned());
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "schema-cache listener connection lost");
+                            break;
+                        }
+                    }
+                }
+            });
+            client.batch_execute("listen pgrst").await?;
+            Ok::<_, tokio_postgres::Error>((client, rx, driver))
+        }
+        .await;
+        match connected {
+            Ok((_client, mut rx, driver)) => {
+                backoff = Duration::from_millis(100);
+                reload().await;
+                while let Some(payload) = rx.recv().await {
+                    if !alive() {
+                        break;
+                    }
+                    // Coalesce a burst of DDL into one reload.
+                    while rx.try_recv().is_ok() {}
+                    if payload.is_empty() || payload == "reload schema" {
+                        reload().await;
+                    }
+                }
+                driver.abort();
+            }
+            Err(e) => tracing::warn!(error = %e, "schema-cache listener cannot connect"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Shared, swappable cache.
+pub type Shared = Arc<arc_swap_lite::Slot>;
+
+/// A minimal "current value" slot: readers clone an `Arc`, the reloader swaps it.
+pub mod arc_swap_lite {
+    use std::sync::{Arc, RwLock};
+
+    use super::SchemaCache;
+
+    /// Holds the current cache, if loaded.
+    #[derive(Debug, Default)]
+    pub struct Slot(RwLock<Option<Arc<SchemaCache>>>);
+
+    impl Slot {
+        /// The current cache.
+        pub fn get(&self) -> Option<Arc<SchemaCache>> {
+            self.0.read().ok().and_then(|g| g.clone())
+        }
+
+        /// Replaces the cache.
+        pub fn set(&self, cache: SchemaCache) {
+            if let Ok(mut g) = self.0.write() {
+                *g = Some(Arc::new(cache));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn similar_names() {
+        let mut c = SchemaCache::default();
+        for n in ["todos", "users"] {
+            c.tables.insert(("public".into(), n.into()), Table { schema: "public".into(), name: n.into(), kind: 'r', columns: vec![], pk: vec![] });
+        }
+        assert_eq!(c.similar_table("public", "todo").as_deref(), Some("public.todos"));
+        assert_eq!(c.similar_table("public", "zzzzzzzzzz"), None);
+    }
+}

@@ -1,0 +1,76 @@
+//! RPC: `select … from "schema"."fn"("arg" := …)`. Named arguments come
+//! from one JSON parameter through `json_to_record` with the argument
+//! types from the catalog, so arrays and composites convert as PostgREST
+//! converts them.
+
+use super::read::{b_finish, parts, wrap, WriteExtras};
+use super::{ident, qualified, Sql};
+use crate::rest::plan::Node;
+use crate::rest::schema_cache::{Arg, Function, Returns};
+
+/// How arguments are passed.
+#[derive(Debug, Clone)]
+pub enum Args<'a> {
+    /// Named arguments from a JSON object (text), for these arguments.
+    Named(String, Vec<&'a Arg>),
+    /// The whole body as the one unnamed `json`/`jsonb` argument.
+    Single(String),
+}
+
+fn call(b: &mut Sql, f: &Function, args: &Args<'_>) -> (String, String) {
+    let target = qualified(&f.schema, &f.name);
+    match args {
+        Args::Named(_, list) if list.is_empty() => (String::new(), format!("{target}()")),
+        Args::Named(json, list) => {
+            let p = b.param(json.clone());
+            let defs: Vec<String> = list.iter().map(|a| format!("{} {}", ident(&a.name), a.data_type)).collect();
+            let with = format!("with pgrst_args as (select * from json_to_record({p}::json) as _a({})) ", defs.join(", "));
+            let named: Vec<String> =
+                list.iter().map(|a| format!("{0} := (select {0} from pgrst_args)", ident(&a.name))).collect();
+            (with, format!("{target}({})", named.join(", ")))
+        }
+        Args::Single(json) => {
+            let p = b.param(json.clone());
+            (String::new(), format!("{target}({p})"))
+        }
+    }
+}
+
+/// The statement for calling `f`; `node` shapes set/composite results.
+pub fn statement(f: &Function, args: &Args<'_>, node: &Node, exact_count: bool, want_body: bool) -> Sql {
+    let mut b = Sql::default();
+    let (with, call) = call(&mut b, f, args);
+    match (&f.returns, f.returns_set) {
+        (Returns::Void, _) => {
+            let text = format!("{with}select 1::int8, null::int8, cast({call} as text), null::int8, null::text");
+            b_finish(b, text)
+        }
+        (Returns::Scalar, false) => {
+            let text = format!("{with}select 1::int8, null::int8, to_json({call})::text, null::int8, null::text");
+            b_finish(b, text)
+        }
+        (Returns::Scalar, true) => {
+            let alias = b.alias();
+            let mut p = parts(&mut b, node, &alias, None);
+            p.cols = vec![format!("{alias} as pgrst_scalar")];
+            p.group.clear();
+            let inner = p.render(&call, &alias);
+            let total = exact_count.then(|| format!("(select count(*) from {call} as {alias}{})", p.where_clause()));
+            let body = if want_body { "coalesce(json_agg(_pgrst_t.pgrst_scalar), '[]')::text" } else { "null::text" };
+            let text = format!(
+                "{with}select count(*)::int8, {}::int8, {body}, null::int8, null::text from ({inner}) as _pgrst_t",
+                total.as_deref().unwrap_or("null")
+            );
+            b_finish(b, text)
+        }
+        (Returns::Composite, _) => {
+            let alias = b.alias();
+            let p = parts(&mut b, node, &alias, None);
+            let inner = p.render(&call, &alias);
+            let total = exact_count.then(|| format!("(select count(*) from {call} as {alias}{})", p.where_clause()));
+            let extras = WriteExtras { with: (!with.is_empty()).then_some(with), ..Default::default() };
+            let text = wrap(&inner, total.as_deref(), &extras, want_body);
+            b_finish(b, text)
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Writes: INSERT (and upsert), UPDATE and DELETE as one statement each,
+//! the modified rows in a `pgrst_source` CTE that the returned
+//! representation is selected from.
+//!
+//! RETURNING is only added when something is returned (representation,
+//! headers-only, a count or a single-object check), because RETURNING
+//! subjects the new rows to SELECT policies: an insert-only RLS table must
+//! accept `return=minimal` inserts, as with PostgREST.
+
+use super::read::{logic, parts, wrap, WriteExtras};
+use super::{ident, qualified, Sql};
+use crate::rest::plan::Node;
+use crate::rest::schema_cache::Table;
+
+/// What happens on a key conflict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conflict {
+    /// `resolution=merge-duplicates`: update the conflicting row.
+    Merge(Vec<String>),
+    /// `resolution=ignore-duplicates`: keep the existing row.
+    Ignore(Vec<String>),
+}
+
+/// How the statement's result is used.
+#[derive(Debug, Clone, Copy)]
+pub struct Returning {
+    /// Whether any row data comes back (adds RETURNING).
+    pub rows: bool,
+    /// Whether the JSON body is needed.
+    pub body: bool,
+    /// Abort unless exactly one row was affected (`vnd.pgrst.object+json`).
+    pub single: bool,
+    /// Abort when more rows than this were affected (`Prefer: handling=strict, max-affected=n`).
+    pub max_affected: Option<i64>,
+}
+
+/// Marker in the error raised by the single-row guard.
+pub const SINGLE_GUARD: &str = "pgrst_single_guard:";
+/// Marker in the error raised by the max-affected guard.
+pub const MAX_AFFECTED_GUARD: &str = "pgrst_max_affected_guard:";
+
+fn finish(b: Sql, table: &Table, node: &Node, cte: String, ret: Returning, upsert: bool) -> Sql {
+    let mut b = b;
+    if !ret.rows {
+        let text = format!("with pgrst_source as ({cte}) select 0::int8, null::int8, null::text, null::int8, null::text");
+        return super::read::b_finish(b, text);
+    }
+    let mut shown = node.clone();
+    shown.filters.clear();
+    shown.order.clear();
+    shown.range = Default::default();
+    let alias = b.alias();
+    let inner = parts(&mut b, &shown, &alias, None).render("pgrst_source", &alias);
+    let location = if table.pk.is_empty() {
+        "null".to_owned()
+    } else {
+        let cols: Vec<String> = table.pk.iter().map(|c| ident(c)).collect();
+        format!("(select row_to_json(_l) from (select {} from pgrst_source limit 1) as _l)::text", cols.join(", "))
+    };
+    // The guards raise an error (a failing cast naming the row count) inside
+    // the statement, so the transaction is rolled back before COMMIT.
+    let mut guards = String::new();
+    if ret.single {
+        guards.push_str(&format!(" when count(*) <> 1 then cast('{SINGLE_GUARD}' || count(*) as int4)::text"));
+    }
+    if let Some(n) = ret.max_affected {
+        guards.push_str(&format!(" when count(*) > {n} then cast('{MAX_AFFECTED_GUARD}' || count(*) as int4)::text"));
+    }
+    let location = if guards.is_empty() { location } else { format!("case{guards} else {location} end") };
+    let extras = WriteExtras {
+        with: Some(format!("with pgrst_source as ({cte}) ")),
+        inserted: upsert.then(|| "(select count(*) from pgrst_source where pgrst_inserted)".to_owned()),
+        location: Some(location),
+    };
+    let text = wrap(&inner, None, &extras, ret.body);
+    super::read::b_finish(b, text)
+}
+
+/// `INSERT … SELECT … FROM json_array_elements($1)`: `body` is a JSON
+/// array of objects; `columns` the keys to insert. With `missing_default`,
+/// a key absent from an object takes the column default instead of NULL.
+pub fn insert(
+    table: &Table,
+    node: &Node,
+    body: String,
+    columns: &[String],
+    missing_default: bool,
+    conflict: Option<&Conflict>,
+    ret: Returning,
+) -> Sql {
+    let mut b = Sql::default();
+    let target = qualified(&table.schema, &table.name);
+    let p = b.param(body);
+    let mut cte = if columns.is_empty() {
+        format!("insert into {target} default values")
+    } else {
+        let exprs: Vec<String> = columns
+            .iter()
+            .map(|c| {
+                let plain = format!("_pgrst_r.{}", ident(c));
+                if missing_default {
+                    let default = table.column(c).and_then(|col| col.default.clone()).unwrap_or_else(|| "null".into());
+                    format!("case when _pgrst_j.v::jsonb ? {}::text then {plain} else {default} end", b.param(c.clone()))
+                } else {
+                    plain
+                }
+            })
+            .collect();
+        let cols: Vec<String> = columns.iter().map(|c| ident(c)).collect();
+        format!(
+            "insert into {target} ({}) select {} from json_array_elements({p}::json) as _pgrst_j(v) \
+             cross join lateral json_populate_record(null::{target}, _pgrst_j.v) as _pgrst_r",
+            cols.join(", "),
+            exprs.join(", ")
+        )
+    };
+    match conflict {
+        Some(Conflict::Merge(keys)) => {
+            let keys: Vec<String> = keys.iter().map(|k| ident(k)).collect();
+            let sets: Vec<String> = columns.iter().map(|c| format!("{0} = excluded.{0}", ident(c))).collect();
+            if sets.is_empty() {
+                cte.push_str(&format!(" on conflict ({}) do nothing", keys.join(", ")));
+            } else {
+                cte.push_str(&format!(" on conflict ({}) do update set {}", keys.join(", "), sets.join(", ")));
+            }
+        }
+        Some(Conflict::Ignore(keys)) if keys.is_empty() => cte.push_str(" on conflict do nothing"),
+        Some(Conflict::Ignore(keys)) => {
+            let keys: Vec<String> = keys.iter().map(|k| ident(k)).collect();
+            cte.push_str(&format!(" on conflict ({}) do nothing", keys.join(", ")));
+        }
+        None => {}
+    }
+    let upsert = conflict.is_some();
+    if ret.rows {
+        cte.push_str(&format!(" returning {target}.*"));
+        if upsert {
+            cte.push_str(&format!(", ({target}.xmax = 0) as pgrst_inserted"));
+        }
+    }
+    finish(b, table, node, cte, ret, upsert)
+}
+
+/// `UPDATE … SET col = (json_populate_record($1)).col … WHERE filters`.
+pub fn update(table: &Table, node: &Node, body: String, columns: &[String], ret: Returning) -> Sql {
+    let mut b = Sql::default();
+    let target = qualified(&table.schema, &table.name);
+    let alias = b.alias();
+    let p = b.param(body);
+    let sets: Vec<String> = columns.iter().map(|c| format!("{0} = _pgrst_r.{0}", ident(c))).collect();
+    let conds: Vec<String> = node.filters.iter().map(|l| logic(&mut b, &alias, Some(table), l)).collect();
+    let mut cte = format!(
+        "update {target} as {alias} set {} from json_populate_record(null::{target}, {p}::json) as _pgrst_r",
+        sets.join(", ")
+    );
+    if !conds.is_empty() {
+        cte.push_str(&format!(" where {}", conds.join(" and ")));
+    }
+    if ret.rows {
+        cte.push_str(&format!(" returning {alias}.*"));
+    }
+    finish(b, table, node, cte, ret, false)
+}
+
+/// `DELETE … WHERE filters`.
+pub fn delete(table: &Table, node: &Node, ret: Returning) -> Sql {
+    let mut b = Sql::default();
+    let target = qualified(&table.schema, &table.name);
+    let alias = b.alias();
+    let conds: Vec<String> = node.filters.iter().map(|l| logic(&mut b, &alias, Some(table), l)).collect();
+    let mut cte = format!("delete from {target} as {alias}");
+    if !conds.is_empty() {
+        cte.push_str(&format!(" where {}", conds.join(" and ")));
+    }
+    if ret.rows {
+        cte.push_str(&format!(" returning {alias}.*"));
+    }
+    finish(b, table, node, cte, ret, false)
+}

@@ -1,0 +1,481 @@
+//! Tables and views: GET/HEAD (read), POST (insert, upsert), PATCH
+//! (update), DELETE, with PostgREST's status codes and headers.
+
+use std::sync::Arc;
+
+use http::{Method, StatusCode};
+use serde_json::Value;
+use warp::reply::Response;
+
+use super::errors::RestError;
+use super::execute::{self, TxMode};
+use super::query::{parse_query, ApiQuery};
+use super::response::{self, Count, Format, Prefer, Return, Shape};
+use super::schema_cache::{SchemaCache, Table};
+use super::sql::write::{self, Conflict, Returning};
+use super::sql::{read, Sql};
+use super::{parse_body, plan, Request, Rest};
+
+/// Serves `/rest/v1/<name>`.
+pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: &str) -> Result<Response, RestError> {
+    let cfg = &rest.app.config.rest;
+    let schema = req.schema(cfg)?;
+    let format = response::negotiate(&req.headers)?;
+    let table = plan::table(cache, &schema, name)?;
+    let q = parse_query(&req.query, &cfg.limits(), &|_| false)?;
+    let prefer = Prefer::parse(&req.headers);
+    let mut node = plan::plan(cache, table, &q)?;
+    match req.method {
+        Method::GET | Method::HEAD => {
+            apply_range_header(req, &mut node.range)?;
+            if cfg.max_rows > 0 {
+                let cap = i64::try_from(cfg.max_rows).unwrap_or(i64::MAX);
+                node.range.limit = Some(node.range.limit.map_or(cap, |l| l.min(cap)));
+            }
+            let head = req.method == Method::HEAD;
+            let exact = matches!(prefer.count, Some(Count::Exact | Count::Estimated));
+            let stmt = read::read_statement(&node, exact, !head);
+            let explain = matches!(prefer.count, Some(Count::Planned | Count::Estimated)).then(|| read::planned_count_statement(&node));
+            let mode = TxMode { read_only: true, rollback: prefer.rollback == Some(true), lsn: false };
+            let mut out = run(rest, req, &schema, mode, stmt, explain).await?;
+            if response::strip_nulls_wanted(&req.headers) {
+                out.body = response::strip_nulls(out.body);
+            }
+            let total = match prefer.count {
+                Some(Count::Exact) => out.total,
+                Some(Count::Planned) => out.planned,
+                Some(Count::Estimated) => {
+                    let max = i64::try_from(cfg.max_rows).unwrap_or(i64::MAX);
+                    match (out.planned, out.total) {
+                        (Some(p), _) if cfg.max_rows > 0 && p > max => Some(p),
+                        (_, t) => t,
+                    }
+                }
+                None => None,
+            };
+            response::build(
+                &out,
+                Shape {
+                    status: StatusCode::OK,
+                    format,
+                    no_body: head,
+                    offset: node.range.offset.unwrap_or(0),
+                    total,
+                    applied: prefer.applied(false),
+                    location: None,
+                    write_range: false,
+                },
+            )
+        }
+        Method::POST => insert(rest, req, table, &q, &node, &schema, &prefer, format).await,
+        Method::PUT => put(rest, req, table, &node, &schema, &prefer, format).await,
+        Method::PATCH | Method::DELETE => {
+            let ret = prefer.ret.unwrap_or_default();
+            let returning = Returning {
+                rows: ret != Return::Minimal || prefer.count.is_some() || format == Format::Object || prefer.max_affected().is_some(),
+                body: ret == Return::Representation,
+                single: format == Format::Object,
+                max_affected: prefer.max_affected(),
+            };
+            let stmt = if req.method == Method::PATCH {
+                let body = parse_body(&req.body, cfg)?;
+                let Value::Object(obj) = &body else {
+                    return Err(RestError::Body("Empty or invalid json: PATCH takes a JSON object".into()));
+                };
+                let columns: Vec<String> = obj.keys().cloned().collect();
+                check_body_columns(table, &columns)?;
+                if columns.is_empty() {
+                    return Ok(empty_write(ret, &prefer));
+                }
+                write::update(table, &node, body.to_string(), &columns, returning)
+            } else {
+                write::delete(table, &node, returning)
+            };
+            let mode = TxMode { read_only: false, rollback: prefer.rollback == Some(true), lsn: true };
+            let mut out = run(rest, req, &schema, mode, stmt, None).await?;
+            if response::strip_nulls_wanted(&req.headers) {
+                out.body = response::strip_nulls(out.body);
+            }
+            let status = if ret == Return::Representation { StatusCode::OK } else { StatusCode::NO_CONTENT };
+            response::build(
+                &out,
+                Shape {
+                    status,
+                    format,
+                    no_body: ret != Return::Representation,
+                    offset: 0,
+                    total: prefer.count.map(|_| out.page_total),
+                    applied: prefer.applied(true),
+                    location: None,
+                    write_range: true,
+                },
+            )
+        }
+        ref m => Err(super::method_not_allowed(m)),
+    }
+}
+
+/// `Range: 0-9` (with `Range-Unit: items`) as offset/limit when the query has none.
+fn apply_range_header(req: &Request, range: &mut super::query::Range) -> Result<(), RestError> {
+    let Some(v) = req.headers.get(http::header::RANGE).and_then(|v| v.to_str().ok()) else { return Ok(()) };
+    let v = v.trim().trim_start_matches("items=");
+    let Some((from, to)) = v.split_once('-') else { return Ok(()) };
+    let Ok(from) = from.trim().parse::<i64>() else { return Ok(()) };
+    let to = to.trim().parse::<i64>().ok();
+    if let Some(t) = to {
+        if t < from {
+            return Err(RestError::Range("The lower boundary must be lower than or equal to the upper boundary".into()));
+        }
+    }
+    if range.offset.is_none() {
+        range.offset = Some(from);
+    }
+    if let Some(t) = to {
+        let n = t - from + 1;
+        range.limit = Some(range.limit.map_or(n, |l| l.min(n)));
+    }
+    Ok(())
+}
+
+fn check_body_columns(table: &Table, columns: &[String]) -> Result<(), RestError> {
+    for c in columns {
+        if table.column(c).is_none() {
+            return Err(RestError::NoColumnInBody { column: c.clone(), table: table.name.clone() });
+        }
+    }
+    Ok(())
+}
+
+fn empty_write(ret: Return, prefer: &Prefer) -> Response {
+    let out = execute::Outcome { body: Some("[]".into()), ..Default::default() };
+    let status = if ret == Return::Representation { StatusCode::OK } else { StatusCode::NO_CONTENT };
+    let shape = Shape {
+        status,
+        format: Format::Json,
+        no_body: ret != Return::Representation,
+        offset: 0,
+        total: prefer.count.map(|_| 0),
+        applied: prefer.applied(true),
+        location: None,
+        write_range: true,
+    };
+    response::build(&out, shape).unwrap_or_else(|e| e.to_api(true).into_response())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert(
+    rest: &Arc<Rest>,
+    req: &Request,
+    table: &Table,
+    q: &ApiQuery,
+    node: &plan::Node,
+    schema: &str,
+    prefer: &Prefer,
+    format: Format,
+) -> Result<Response, RestError> {
+    let cfg = &rest.app.config.rest;
+    let ctype = req
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .unwrap_or_else(|| "application/json".into());
+    let body = match ctype.as_str() {
+        "application/json" | "" => parse_body(&req.body, cfg)?,
+        "text/csv" => csv_to_json(&req.body)?,
+        other => {
+            return Err(RestError::MediaType(
+                format!("Content-Type not acceptable: {other}"),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ))
+        }
+    };
+    let rows: Vec<&serde_json::Map<String, Value>> = match &body {
+        Value::Object(o) => vec![o],
+        Value::Array(a) => a
+            .iter()
+            .map(|v| match v {
+                Value::Object(o) => Ok(o),
+                _ => Err(RestError::Body("Empty or invalid json: expecting objects".into())),
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err(RestError::Body("Empty or invalid json: expecting an object or an array of objects".into())),
+    };
+    let columns: Vec<String> = match &q.columns {
+        Some(c) => c.clone(),
+        None => {
+            let mut seen: Vec<String> = Vec::new();
+            for r in &rows {
+                for k in r.keys() {
+                    if !seen.contains(k) {
+                        seen.push(k.clone());
+                    }
+                }
+            }
+            seen
+        }
+    };
+    check_body_columns(table, &columns)?;
+    let conflict = match prefer.merge {
+        Some(merge) => {
+            let keys = q.on_conflict.clone().unwrap_or_else(|| table.pk.clone());
+            for k in &keys {
+                if table.column(k).is_none() {
+                    return Err(RestError::NoColumn { column: k.clone(), table: table.name.clone() });
+                }
+            }
+            if merge && keys.is_empty() {
+                return Err(RestError::Refused {
+                    code: "PGRST100",
+                    status: StatusCode::BAD_REQUEST,
+                    message: "An upsert needs on_conflict or a primary key".into(),
+                    details: None,
+                });
+            }
+            Some(if merge { Conflict::Merge(keys) } else { Conflict::Ignore(keys) })
+        }
+        None => None,
+    };
+    if rows.is_empty() {
+        let out = execute::Outcome { body: Some("[]".into()), ..Default::default() };
+        return response::build(
+            &out,
+            Shape {
+                status: StatusCode::CREATED,
+                format,
+                no_body: prefer.ret != Some(Return::Representation),
+                offset: 0,
+                total: prefer.count.map(|_| 0),
+                applied: prefer.applied(true),
+                location: None,
+                write_range: true,
+            },
+        );
+    }
+    let json_rows = Value::Array(rows.iter().map(|r| Value::Object((*r).clone())).collect()).to_string();
+    let ret = prefer.ret.unwrap_or_default();
+    let returning = Returning {
+        rows: ret != Return::Minimal || prefer.count.is_some() || format == Format::Object,
+        body: ret == Return::Representation,
+        single: format == Format::Object,
+        max_affected: None,
+    };
+    let columns = if rows.len() == 1 && columns.is_empty() { Vec::new() } else { columns };
+    let stmt = write::insert(table, node, json_rows, &columns, prefer.missing_default, conflict.as_ref(), returning);
+    let mode = TxMode { read_only: false, rollback: prefer.rollback == Some(true), lsn: true };
+    let mut out = run(rest, req, schema, mode, stmt, None).await?;
+    if response::strip_nulls_wanted(&req.headers) {
+        out.body = response::strip_nulls(out.body);
+    }
+    let status = match out.inserted {
+        Some(0) if out.page_total > 0 => StatusCode::OK,
+        _ => StatusCode::CREATED,
+    };
+    let location = if out.page_total == 1 {
+        out.location.as_deref().and_then(|l| response::location(&table.name, l))
+    } else {
+        None
+    };
+    response::build(
+        &out,
+        Shape {
+            status,
+            format,
+            no_body: ret != Return::Representation,
+            offset: 0,
+            total: prefer.count.map(|_| out.page_total),
+            applied: prefer.applied(true),
+            location,
+            write_range: true,
+        },
+    )
+}
+
+/// PUT: upsert of one row whose primary key is given by `eq` filters on
+/// every (and only) primary-key column, matching the body.
+async fn put(
+    rest: &Arc<Rest>,
+    req: &Request,
+    table: &Table,
+    node: &plan::Node,
+    schema: &str,
+    prefer: &Prefer,
+    format: Format,
+) -> Result<Response, RestError> {
+    use super::query::filter::{Logic, Op, Operand};
+    let refused = || RestError::Refused {
+        code: "PGRST105",
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        message: "Filters must include all and only primary key columns with 'eq' operators".into(),
+        details: None,
+    };
+    let mut keys: Vec<(String, String)> = Vec::new();
+    for l in &node.filters {
+        match l {
+            Logic::Cond(c) if c.op == Op::Eq && !c.negate && c.field.json.is_empty() && table.pk.contains(&c.field.name) => {
+                let Operand::Value(v) = &c.operand else { return Err(refused()) };
+                keys.push((c.field.name.clone(), v.clone()));
+            }
+            _ => return Err(refused()),
+        }
+    }
+    let mut names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut pk: Vec<&str> = table.pk.iter().map(String::as_str).collect();
+    pk.sort_unstable();
+    if pk.is_empty() || names != pk || keys.len() != pk.len() {
+        return Err(refused());
+    }
+    let body = parse_body(&req.body, &rest.app.config.rest)?;
+    let Value::Object(obj) = &body else {
+        return Err(RestError::Body("Empty or invalid json: PUT takes one JSON object".into()));
+    };
+    for (k, v) in &keys {
+        let same = match obj.get(k) {
+            Some(Value::String(s)) => s == v,
+            Some(other) => &other.to_string() == v,
+            None => false,
+        };
+        if !same {
+            return Err(RestError::Refused {
+                code: "PGRST115",
+                status: StatusCode::BAD_REQUEST,
+                message: "Payload values do not match URL in primary key column(s)".into(),
+                details: None,
+            });
+        }
+    }
+    let columns: Vec<String> = obj.keys().cloned().collect();
+    check_body_columns(table, &columns)?;
+    let ret = prefer.ret.unwrap_or_default();
+    let returning = Returning {
+        rows: ret != Return::Minimal || format == Format::Object,
+        body: ret == Return::Representation,
+        single: format == Format::Object,
+        max_affected: None,
+    };
+    let conflict = Conflict::Merge(table.pk.clone());
+    let rows = Value::Array(vec![body.clone()]).to_string();
+    let stmt = write::insert(table, node, rows, &columns, false, Some(&conflict), returning);
+    let mode = TxMode { read_only: false, rollback: prefer.rollback == Some(true), lsn: true };
+    let out = run(rest, req, schema, mode, stmt, None).await?;
+    let status = if ret == Return::Representation { StatusCode::OK } else { StatusCode::NO_CONTENT };
+    response::build(
+        &out,
+        Shape {
+            status,
+            format,
+            no_body: ret != Return::Representation,
+            offset: 0,
+            total: None,
+            applied: prefer.applied(true),
+            location: None,
+            write_range: true,
+        },
+    )
+}
+
+/// Runs a statement for the request, mapping the single-row guard's error to PGRST116.
+pub async fn run(
+    rest: &Arc<Rest>,
+    req: &Request,
+    schema: &str,
+    mode: TxMode,
+    stmt: Sql,
+    explain: Option<Sql>,
+) -> Result<execute::Outcome, RestError> {
+    let ready = rest.app.require_ready().map_err(|e| RestError::Unavailable(e.message))?;
+    let info = req.info(schema, &rest.app.config.rest);
+    match execute::run(&ready.pool, &req.caller, info, mode, stmt, explain).await {
+        Err(RestError::Db(db)) if db.message.contains(write::MAX_AFFECTED_GUARD) => {
+            let n = db.message.split(write::MAX_AFFECTED_GUARD).nth(1).unwrap_or("").trim_matches(|c: char| !c.is_ascii_digit());
+            Err(RestError::Refused {
+                code: "PGRST124",
+                status: StatusCode::BAD_REQUEST,
+                message: "Query result exceeds max-affected preference constraint".into(),
+                details: Some(format!("The query affects {n} rows")),
+            })
+        }
+        Err(RestError::Db(db)) if db.message.contains(write::SINGLE_GUARD) => {
+            let n = db
+                .message
+                .split(write::SINGLE_GUARD)
+                .nth(1)
+                .map(|s| s.chars().take_while(char::is_ascii_digit).collect::<String>())
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            Err(RestError::NotSingular(n))
+        }
+        other => other,
+    }
+}
+
+/// A CSV body (header row, then rows) as a JSON array of objects; empty
+/// fields are NULL, as PostgREST reads them.
+fn csv_to_json(body: &[u8]) -> Result<Value, RestError> {
+    let text = std::str::from_utf8(body).map_err(|_| RestError::Body("CSV body is not UTF-8".into()))?;
+    let mut records: Vec<Vec<Option<String>>> = Vec::new();
+    let mut record = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut was_quoted = false;
+    let mut chars = text.chars().peekable();
+    let finish_field = |field: &mut String, was_quoted: &mut bool, record: &mut Vec<Option<String>>| {
+        let f = std::mem::take(field);
+        record.push(if f.is_empty() && !*was_quoted { None } else { Some(f) });
+        *was_quoted = false;
+    };
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            ('"', true) => quoted = false,
+            ('"', false) => {
+                quoted = true;
+                was_quoted = true;
+            }
+            (',', false) => finish_field(&mut field, &mut was_quoted, &mut record),
+            ('\r', false) => {}
+            ('\n', false) => {
+                finish_field(&mut field, &mut was_quoted, &mut record);
+                records.push(std::mem::take(&mut record));
+            }
+            (c, _) => field.push(c),
+        }
+    }
+    if quoted {
+        return Err(RestError::Body("CSV body has an unclosed quote".into()));
+    }
+    if !field.is_empty() || !record.is_empty() || was_quoted {
+        finish_field(&mut field, &mut was_quoted, &mut record);
+        records.push(record);
+    }
+    let mut it = records.into_iter();
+    let header: Vec<String> = it.next().unwrap_or_default().into_iter().map(Option::unwrap_or_default).collect();
+    let mut rows = Vec::new();
+    for r in it {
+        if r.len() != header.len() {
+            return Err(RestError::Body("CSV rows must have as many fields as the header".into()));
+        }
+        let obj: serde_json::Map<String, Value> =
+            header.iter().cloned().zip(r.into_iter().map(|v| v.map_or(Value::Null, Value::String))).collect();
+        rows.push(Value::Object(obj));
+    }
+    Ok(Value::Array(rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_bodies() {
+        let v = csv_to_json(b"a,b\n1,\"x,\"\"y\"\"\"\n2,\n").expect("csv");
+        assert_eq!(v, serde_json::json!([{"a": "1", "b": "x,\"y\""}, {"a": "2", "b": null}]));
+        assert!(csv_to_json(b"a,b\n1\n").is_err());
+        assert!(csv_to_json(b"a\n\"x\n").is_err());
+    }
+}

@@ -1,0 +1,59 @@
+//! RPC: scalar, void, composite, SETOF, TABLE returns; GET and POST;
+//! filters on set results; read-only GET; errors.
+
+use serde_json::json;
+
+use super::{get, send, server, service};
+
+#[tokio::test]
+async fn rpc_shapes() {
+    let s = server().await;
+    let r = send(&s, "POST", "/rpc/add", None, &[], Some(json!({"a": 2, "b": 3}))).await;
+    assert_eq!((r.status, r.text.as_str()), (200, "5"), "{}", r.text);
+    let r = get(&s, "/rpc/add?a=1&b=2").await;
+    assert_eq!(r.text, "3");
+    let r = send(&s, "POST", "/rpc/hello", None, &[], None).await;
+    assert_eq!(r.json(), json!("hi"));
+    let r = get(&s, "/rpc/older_than?min_age=26&select=name").await;
+    assert_eq!(r.json(), json!([{"name": "alice"}, {"name": "dave, jr."}]), "{}", r.text);
+    let r = get(&s, "/rpc/older_than?min_age=0&select=id&name=like.*a*&order=id.desc&limit=1").await;
+    assert_eq!(r.json(), json!([{"id": 4}]), "{}", r.text);
+    let r = get(&s, "/rpc/nums?n=3").await;
+    assert_eq!(r.json(), json!([1, 2, 3]), "{}", r.text);
+    let r = send(&s, "POST", "/rpc/get_user", None, &[], Some(json!({"uid": 2}))).await;
+    assert_eq!(r.json()["name"], "bob", "{}", r.text);
+    let r = send(&s, "POST", "/rpc/pairs", None, &[("prefer", "count=exact")], Some(json!({"n": 2}))).await;
+    assert_eq!(r.json(), json!([{"x": 1, "y": "v1"}, {"x": 2, "y": "v2"}]), "{}", r.text);
+    assert_eq!(r.header("content-range").as_deref(), Some("0-1/2"));
+    let r = send(&s, "POST", "/rpc/echo", None, &[], Some(json!({"any": [1, {"x": 2}]}))).await;
+    assert_eq!(r.json(), json!({"any": [1, {"x": 2}]}), "{}", r.text);
+    let r = send(&s, "POST", "/rpc/tag_list", None, &[], Some(json!({"ids": [2, 1]}))).await;
+    assert_eq!(r.json(), json!([{"id": 1, "name": "intro"}, {"id": 2, "name": "games"}]), "{}", r.text);
+    let r = get(&s, "/rpc/tag_list?ids={1}").await;
+    assert_eq!(r.json(), json!([{"id": 1, "name": "intro"}]), "{}", r.text);
+    let r = send(&s, "HEAD", "/rpc/nums?n=3", None, &[], None).await;
+    assert_eq!((r.status, r.text.as_str()), (200, ""));
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn rpc_void_volatility_and_errors() {
+    let s = server().await;
+    let r = service(&s, "POST", "/rpc/touch", &[], None).await;
+    assert_eq!((r.status, r.text.as_str()), (204, ""), "{}", r.text);
+    assert!(r.header("x-fluxbase-lsn").is_some());
+    let r = service(&s, "GET", "/rpc/touch", &[], None).await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (405, Some("25006")), "{}", r.text);
+    let r = send(&s, "POST", "/rpc/fail", None, &[], None).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json(), json!({"code": "P0001", "message": "boom", "details": null, "hint": "try less", "request_id": r.json()["request_id"]}));
+    let r = send(&s, "POST", "/rpc/nope", None, &[], Some(json!({}))).await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (404, Some("PGRST202")));
+    let r = send(&s, "POST", "/rpc/add", None, &[], Some(json!({"a": 1}))).await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (404, Some("PGRST202")), "missing argument");
+    let r = send(&s, "POST", "/rpc/add", None, &[], Some(json!({"a": "x", "b": 1}))).await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (400, Some("22P02")));
+    let r = send(&s, "POST", "/rpc/add", None, &[], None).await;
+    assert_eq!(r.json()["code"], "PGRST202");
+    s.shutdown().await;
+}

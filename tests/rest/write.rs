@@ -1,0 +1,156 @@
+//! Writes: insert (one, many, columns, missing=default, CSV), upsert,
+//! update, delete, Prefer combinations, status codes, Location, LSN,
+//! tx=rollback, single-object checks.
+
+use serde_json::json;
+
+use super::{get, send, server, service};
+
+#[tokio::test]
+async fn insert_one_and_many() {
+    let s = server().await;
+    let r = send(&s, "POST", "/tags", None, &[], Some(json!({"id": 10, "name": "x"}))).await;
+    assert_eq!((r.status, r.text.as_str()), (401, r.text.as_str()), "anon may not insert into tags");
+    let r = service(&s, "POST", "/tags", &[], Some(json!({"id": 10, "name": "x"}))).await;
+    assert_eq!((r.status, r.text.as_str()), (201, ""));
+    let lsn = r.header("x-fluxbase-lsn").expect("lsn header");
+    assert!(lsn.contains('/'), "{lsn}");
+    assert_eq!(r.header("location"), None, "minimal returns nothing, as PostgREST 12");
+    let r = service(&s, "POST", "/tags?select=id,name", &[("prefer", "return=representation")], Some(json!([{"id": 11, "name": "y"}, {"id": 12, "name": "z"}]))).await;
+    assert_eq!((r.status, r.json()), (201, json!([{"id": 11, "name": "y"}, {"id": 12, "name": "z"}])));
+    // columns= restricts and orders; missing keys are NULL, or the default with missing=default
+    let r = service(
+        &s,
+        "POST",
+        "/posts?columns=%22title%22,%22published%22&select=title,published,body",
+        &[("prefer", "return=representation")],
+        Some(json!([{"title": "a", "body": "ignored"}, {"title": "b", "published": true}])),
+    )
+    .await;
+    assert_eq!(r.status, 400, "published NULL violates not null: {}", r.text);
+    assert_eq!(r.json()["code"], "23502");
+    let r = service(
+        &s,
+        "POST",
+        "/posts?columns=%22title%22,%22published%22&select=title,published,body",
+        &[("prefer", "return=representation,missing=default")],
+        Some(json!([{"title": "a", "body": "ignored"}, {"title": "b", "published": true}])),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json(), json!([{"title": "a", "published": false, "body": null}, {"title": "b", "published": true, "body": null}]));
+    assert_eq!(r.header("preference-applied").as_deref(), Some("missing=default, return=representation"));
+    // headers-only and count
+    let r = service(&s, "POST", "/tags", &[("prefer", "return=headers-only, count=exact")], Some(json!({"id": 13, "name": "h"}))).await;
+    assert_eq!((r.status, r.text.as_str(), r.header("content-range").as_deref()), (201, "", Some("*/1")));
+    assert_eq!(r.header("location").as_deref(), Some("/tags?id=eq.13"));
+    // CSV body
+    let r = s
+        .http()
+        .post(format!("{}/rest/v1/tags", s.url))
+        .header("apikey", &s.keys.service_role)
+        .bearer_auth(&s.keys.service_role)
+        .header("content-type", "text/csv")
+        .header("prefer", "return=representation")
+        .body("id,name\n20,\"c,sv\"\n21,plain")
+        .send()
+        .await
+        .expect("csv");
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.json::<serde_json::Value>().await.expect("json"), json!([{"id": 20, "name": "c,sv"}, {"id": 21, "name": "plain"}]));
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn upsert_merge_and_ignore() {
+    let s = server().await;
+    let rep = [("prefer", "resolution=merge-duplicates,return=representation")];
+    let r = service(&s, "POST", "/tags", &rep, Some(json!([{"id": 1, "name": "INTRO"}]))).await;
+    assert_eq!((r.status, r.json()), (200, json!([{"id": 1, "name": "INTRO"}])), "only updated: 200");
+    let r = service(&s, "POST", "/tags", &rep, Some(json!([{"id": 1, "name": "intro"}, {"id": 30, "name": "new"}]))).await;
+    assert_eq!(r.status, 201);
+    let r = service(&s, "POST", "/tags", &[("prefer", "resolution=ignore-duplicates,return=representation")], Some(json!([{"id": 1, "name": "nope"}, {"id": 31, "name": "n2"}]))).await;
+    assert_eq!((r.status, r.json()), (201, json!([{"id": 31, "name": "n2"}])));
+    assert_eq!(get(&s, "/tags?id=eq.1&select=name").await.json(), json!([{"name": "intro"}]));
+    // on_conflict on a unique column
+    let r = service(
+        &s,
+        "POST",
+        "/users?on_conflict=email&select=name,age",
+        &[("prefer", "resolution=merge-duplicates, return=representation")],
+        Some(json!({"email": "bob@example.com", "name": "bobby", "age": 26})),
+    )
+    .await;
+    assert_eq!((r.status, r.json()), (200, json!([{"name": "bobby", "age": 26}])), "{}", r.text);
+    // a plain duplicate is 409
+    let r = service(&s, "POST", "/tags", &[], Some(json!({"id": 1, "name": "dup"}))).await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (409, Some("23505")));
+    // unknown body column
+    let r = service(&s, "POST", "/tags", &[], Some(json!({"id": 2, "nope": 1}))).await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (400, Some("PGRST204")));
+    assert_eq!(r.json()["message"], "Could not find the 'nope' column of 'tags' in the schema cache");
+    // FK violation is 409
+    let r = service(&s, "POST", "/posts", &[], Some(json!({"title": "t", "author_id": 999}))).await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (409, Some("23503")));
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn update_and_delete() {
+    let s = server().await;
+    let r = service(&s, "PATCH", "/users?id=eq.2", &[], Some(json!({"age": 26}))).await;
+    assert_eq!((r.status, r.text.as_str()), (204, ""));
+    assert!(r.header("x-fluxbase-lsn").is_some());
+    let r = service(&s, "PATCH", "/users?age=gte.26&select=id,age", &[("prefer", "return=representation"), ("prefer", "count=exact")], Some(json!({"bio": "x"}))).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json().as_array().map(Vec::len), Some(3));
+    assert_eq!(r.header("content-range").as_deref(), Some("*/3"));
+    let r = service(&s, "PATCH", "/users?id=eq.999", &[("prefer", "return=representation")], Some(json!({"bio": "x"}))).await;
+    assert_eq!((r.status, r.json()), (200, json!([])));
+    let r = service(&s, "PATCH", "/users?id=eq.1", &[], Some(json!([1, 2]))).await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (400, Some("PGRST102")));
+    let r = service(&s, "PATCH", "/users?id=eq.1", &[], None).await;
+    assert_eq!(r.json()["code"], "PGRST102");
+    // single-object on a write that touches several rows rolls back
+    let r = service(&s, "PATCH", "/users?age=gt.0", &[("accept", "application/vnd.pgrst.object+json")], Some(json!({"bio": "many"}))).await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (406, Some("PGRST116")), "{}", r.text);
+    assert_eq!(get(&s, "/users?bio=eq.many").await.json(), json!([]), "rolled back");
+    // tx=rollback
+    let r = service(&s, "DELETE", "/post_tags?post_id=eq.1", &[("prefer", "tx=rollback, return=representation")], None).await;
+    assert_eq!((r.status, r.json().as_array().map(Vec::len)), (200, Some(1)));
+    assert_eq!(r.header("preference-applied").as_deref(), Some("return=representation, tx=rollback"));
+    assert_eq!(get(&s, "/post_tags?post_id=eq.1").await.json().as_array().map(Vec::len), Some(1));
+    let r = service(&s, "DELETE", "/post_tags?post_id=eq.1", &[], None).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(get(&s, "/post_tags?post_id=eq.1").await.json(), json!([]));
+    let r = service(&s, "DELETE", "/users?id=eq.1", &[], None).await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (409, Some("23503")));
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn put_max_affected_and_stripped_nulls() {
+    let s = server().await;
+    let rep = [("prefer", "return=representation")];
+    let r = service(&s, "PUT", "/tags?id=eq.40", &rep, Some(json!({"id": 40, "name": "put"}))).await;
+    assert_eq!((r.status, r.json()), (200, json!([{"id": 40, "name": "put"}])), "{}", r.text);
+    let r = service(&s, "PUT", "/tags?id=eq.40", &[], Some(json!({"id": 40, "name": "again"}))).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(get(&s, "/tags?id=eq.40&select=name").await.json(), json!([{"name": "again"}]));
+    let r = service(&s, "PUT", "/tags?id=eq.41", &[], Some(json!({"id": 42, "name": "x"}))).await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (400, Some("PGRST115")));
+    let r = service(&s, "PUT", "/tags?name=eq.x", &[], Some(json!({"id": 42, "name": "x"}))).await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (405, Some("PGRST105")));
+    let strict = [("prefer", "handling=strict, max-affected=1")];
+    let r = service(&s, "PATCH", "/users?age=gt.0", &strict, Some(json!({"bio": "strict"}))).await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (400, Some("PGRST124")), "{}", r.text);
+    assert_eq!(r.json()["details"], "The query affects 3 rows");
+    assert_eq!(get(&s, "/users?bio=eq.strict").await.json(), json!([]), "rolled back");
+    let r = service(&s, "DELETE", "/post_tags?post_id=eq.1", &strict, None).await;
+    assert_eq!(r.status, 204);
+    let r = send(&s, "GET", "/users?select=id,email&id=eq.3", None, &[("accept", "application/vnd.pgrst.array+json;nulls=stripped")], None).await;
+    assert_eq!(r.json(), json!([{"id": 3}]));
+    let r = send(&s, "GET", "/users?select=id,age&id=eq.3", None, &[("accept", "application/vnd.pgrst.object+json;nulls=stripped")], None).await;
+    assert_eq!(r.json(), json!({"id": 3}));
+    s.shutdown().await;
+}
