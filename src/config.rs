@@ -77,6 +77,8 @@ pub struct Config {
     pub jwt: JwtConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The auth server (`/auth/v1`).
+    pub auth: crate::auth::AuthConfig,
 }
 
 /// `[server]`: HTTP limits and behaviour.
@@ -150,6 +152,7 @@ impl Default for Config {
             embedded: EmbeddedConfig::default(),
             jwt: JwtConfig::default(),
             log: LogConfig::default(),
+            auth: crate::auth::AuthConfig::default(),
         }
     }
 }
@@ -296,6 +299,7 @@ impl Config {
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(invalid("log.level", &self.log.level, "a tracing filter such as info, debug or fluxbase=debug,warn"));
         }
+        self.auth.validate()?;
         Ok(())
     }
 

@@ -92,7 +92,7 @@ fn jwt_error(e: &jsonwebtoken::errors::Error) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jsonwebtoken::{encode, EncodingKey, Header};
+    use jsonwebtoken::{encode, Header};
 
     fn keys() -> Keys {
         Keys::from_secret("super-secret-jwt-token-with-at-least-32-characters-long".into()).expect("keys")
