@@ -158,7 +158,10 @@ impl AuthError {
 
 impl From<tokio_postgres::Error> for AuthError {
     fn from(e: tokio_postgres::Error) -> Self {
-        AuthError::internal(e)
+        match e.as_db_error() {
+            Some(db) => AuthError::Internal(format!("database: {db}")),
+            None => AuthError::internal(e),
+        }
     }
 }
 

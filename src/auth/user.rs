@@ -111,7 +111,7 @@ pub async fn update(ctx: Ctx, body: Bytes) -> Result<Response, AuthError> {
             }
             if cfg.mailer_autoconfirm {
                 tx.execute(
-                    "update auth.users set email = $2, email_confirmed_at = coalesce(email_confirmed_at, now()),
+                    "update auth.users set email = $2::text, email_confirmed_at = coalesce(email_confirmed_at, now()),
                             raw_user_meta_data = coalesce(raw_user_meta_data, '{}') || jsonb_build_object('email', $2::text),
                             is_anonymous = false, updated_at = now()
                       where id = $1",

@@ -325,7 +325,7 @@ async fn verify(ctx: &Ctx, p: &VerifyParams, from_link: bool) -> Result<Outcome,
                 return Err(AuthError::EmailExists);
             }
             tx.execute(
-                "update auth.users set email = $2, email_change = '', email_change_token_new = '', email_change_token_current = '',
+                "update auth.users set email = $2::text, email_change = '', email_change_token_new = '', email_change_token_current = '',
                         email_change_confirm_status = 0, email_confirmed_at = coalesce(email_confirmed_at, now()),
                         raw_user_meta_data = coalesce(raw_user_meta_data, '{}') || jsonb_build_object('email', $2::text),
                         is_anonymous = false, updated_at = now()

@@ -227,7 +227,7 @@ pub async fn update(ctx: Ctx, id: String, body: Bytes) -> Result<Response, AuthE
                 return Err(AuthError::EmailExists);
             }
             tx.execute(
-                "update auth.users set email = $2, raw_user_meta_data = coalesce(raw_user_meta_data, '{}') || jsonb_build_object('email', $2::text)
+                "update auth.users set email = $2::text, raw_user_meta_data = coalesce(raw_user_meta_data, '{}') || jsonb_build_object('email', $2::text)
                   where id = $1",
                 &[&id, &email],
             )
