@@ -61,6 +61,16 @@ pub struct AuthConfig {
     pub rate_limit_email_sent: u32,
     /// Seconds before another mail of the same kind may go to the same address.
     pub email_max_frequency: u64,
+    /// Key for TOTP secrets at rest (AES-256-GCM), base64 of 32 bytes; empty
+    /// derives one from the JWT secret (then rotating that secret voids
+    /// enrolled factors).
+    pub mfa_encryption_key: String,
+    /// Verified factors a user may have.
+    pub mfa_max_enrolled_factors: u32,
+    /// Seconds an MFA challenge stays open.
+    pub mfa_challenge_expiry: u64,
+    /// Failed MFA verifications per factor per 5 minutes before it locks.
+    pub mfa_max_verify_failures: u32,
     /// Concurrent password hashes (0: the number of cores).
     pub password_workers: u32,
     /// Password hashes allowed to wait for a worker before requests get 429.
@@ -93,6 +103,10 @@ impl Default for AuthConfig {
             rate_limit_anonymous_users: 30,
             rate_limit_email_sent: 30,
             email_max_frequency: 1,
+            mfa_encryption_key: String::new(),
+            mfa_max_enrolled_factors: 10,
+            mfa_challenge_expiry: 300,
+            mfa_max_verify_failures: 5,
             password_workers: 0,
             password_queue: 256,
         }
@@ -125,6 +139,15 @@ impl AuthConfig {
         if self.refresh_token_reuse_interval > 3600 {
             return Err(invalid("refresh_token_reuse_interval", &self.refresh_token_reuse_interval, "seconds from 0 to 3600"));
         }
+        if !self.mfa_encryption_key.is_empty() && self.mfa_key_bytes().is_none() {
+            return Err(invalid("mfa_encryption_key", &"<hidden>", "base64 of exactly 32 bytes, or empty"));
+        }
+        if !(1..=1000).contains(&self.mfa_max_enrolled_factors) {
+            return Err(invalid("mfa_max_enrolled_factors", &self.mfa_max_enrolled_factors, "an integer from 1 to 1000"));
+        }
+        if !(30..=86_400).contains(&self.mfa_challenge_expiry) {
+            return Err(invalid("mfa_challenge_expiry", &self.mfa_challenge_expiry, "seconds from 30 to 86400"));
+        }
         if self.password_workers > 1024 {
             return Err(invalid("password_workers", &self.password_workers, "an integer from 0 (cores) to 1024"));
         }
@@ -132,6 +155,13 @@ impl AuthConfig {
             return Err(invalid("password_queue", &self.password_queue, "an integer from 1 to 1000000"));
         }
         Ok(())
+    }
+
+    /// The configured MFA key, if set and well-formed.
+    pub fn mfa_key_bytes(&self) -> Option<[u8; 32]> {
+        use base64::Engine;
+        let raw = base64::engine::general_purpose::STANDARD.decode(self.mfa_encryption_key.trim()).ok()?;
+        raw.try_into().ok()
     }
 
     /// The required character classes.

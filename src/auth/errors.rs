@@ -106,6 +106,9 @@ pub enum AuthError {
     /// Something broke on our side; logged, shown as 500.
     #[error("{0}")]
     Internal(String),
+    /// Any other GoTrue error: status, code, message (MFA and rarer cases).
+    #[error("{2}")]
+    Coded(StatusCode, &'static str, String),
     /// An error already in the edge's terms (503 while starting, …).
     #[error("{}", .0.message)]
     Api(Box<ApiError>),
@@ -147,6 +150,7 @@ impl AuthError {
             NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "unexpected_failure"),
             Api(_) => (StatusCode::INTERNAL_SERVER_ERROR, "unexpected_failure"),
+            Coded(status, code, _) => (*status, code),
         }
     }
 

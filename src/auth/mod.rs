@@ -17,6 +17,7 @@
 //! - [`users`]: reading and writing `auth.users` and identities.
 //! - [`signup`], [`token`], [`user`], [`logout`], [`settings`]: the user-facing endpoints.
 //! - [`otp`], [`verify`]: magic links, OTPs, recovery, resend, confirmation links, PKCE.
+//! - [`mfa`]: TOTP factors, AAL2 sessions.
 //! - [`admin`]: the service-role endpoints.
 
 pub mod admin;
@@ -24,6 +25,7 @@ pub mod config;
 pub mod errors;
 pub mod logout;
 pub mod mailer;
+pub mod mfa;
 pub mod otp;
 pub mod password;
 pub mod ratelimit;

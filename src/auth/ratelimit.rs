@@ -33,6 +33,8 @@ pub enum Action {
     Email,
     /// Mails sent, per address and kind (minimum spacing).
     EmailFrequency,
+    /// Failed MFA verifications, per factor.
+    MfaFailure,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +79,16 @@ impl RateLimiter {
         }
         w.count += 1;
         true
+    }
+
+    /// Calls of `action` by `key` counted in the current window, without counting one.
+    pub fn peek(&self, action: Action, key: &str, per: Duration) -> u32 {
+        let now = Instant::now();
+        let Ok(map) = self.windows.lock() else { return 0 };
+        match map.get(&(action, key.to_owned())) {
+            Some(w) if now.duration_since(w.started) < per => w.count,
+            _ => 0,
+        }
     }
 
     /// Counters currently kept.

@@ -194,5 +194,44 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
             .then(|id: String, c: Ctx, b: Bytes| finish(admin::users::delete(c, id, b)));
         g.or(p).unify().or(d).unify().boxed()
     };
-    r.or(with_id(&ctx)).unify().boxed()
+    let factors = {
+        use super::mfa;
+        let enroll = route!(ctx, post(), warp::path!("auth" / "v1" / "factors"), mfa::enroll);
+        let challenge = post()
+            .and(warp::path!("auth" / "v1" / "factors" / String / "challenge"))
+            .and(ctx.clone())
+            .and(body())
+            .then(|id: String, c: Ctx, b: Bytes| finish(mfa::challenge(c, id, b)));
+        let verify = post()
+            .and(warp::path!("auth" / "v1" / "factors" / String / "verify"))
+            .and(ctx.clone())
+            .and(body())
+            .then(|id: String, c: Ctx, b: Bytes| finish(mfa::verify(c, id, b)));
+        let unenroll = delete()
+            .and(warp::path!("auth" / "v1" / "factors" / String))
+            .and(ctx.clone())
+            .and(body())
+            .then(|id: String, c: Ctx, b: Bytes| finish(mfa::unenroll(c, id, b)));
+        let admin_list = get()
+            .and(warp::path!("auth" / "v1" / "admin" / "users" / String / "factors"))
+            .and(ctx.clone())
+            .then(|uid: String, c: Ctx| finish(mfa::admin_list(c, uid)));
+        let admin_delete = delete()
+            .and(warp::path!("auth" / "v1" / "admin" / "users" / String / "factors" / String))
+            .and(ctx.clone())
+            .then(|uid: String, id: String, c: Ctx| finish(mfa::admin_delete(c, uid, id)));
+        enroll
+            .or(challenge)
+            .unify()
+            .or(verify)
+            .unify()
+            .or(unenroll)
+            .unify()
+            .or(admin_list)
+            .unify()
+            .or(admin_delete)
+            .unify()
+            .boxed()
+    };
+    r.or(with_id(&ctx)).unify().or(factors).unify().boxed()
 }

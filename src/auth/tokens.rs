@@ -176,6 +176,51 @@ impl Auth {
         self.session_json(&parts)
     }
 
+    /// Raises a session to AAL2 after a verified factor: records the method,
+    /// issues a fresh refresh token in the same session (revoking the
+    /// others) and answers the new session JSON.
+    pub async fn upgrade_session(&self, session_id: Uuid, user_id: Uuid, factor_id: Uuid, method: &str) -> Result<Value, AuthError> {
+        let mut client = self.db().await?;
+        let tx = client.transaction().await?;
+        let refresh_token = new_refresh_token();
+        let n = tx
+            .execute(
+                "update auth.sessions set aal = 'aal2', factor_id = $2, updated_at = now() where id = $1 and user_id = $3",
+                &[&session_id, &factor_id, &user_id],
+            )
+            .await?;
+        if n == 0 {
+            return Err(AuthError::SessionNotFound);
+        }
+        tx.execute(
+            "insert into auth.mfa_amr_claims (session_id, created_at, updated_at, authentication_method, id)
+             values ($1, now(), now(), $2, gen_random_uuid())
+             on conflict (session_id, authentication_method) do update set updated_at = now(), created_at = now()",
+            &[&session_id, &method],
+        )
+        .await?;
+        let row = tx
+            .query_one(
+                "with r as (update auth.refresh_tokens set revoked = true, updated_at = now()
+                              where session_id = $1 and not revoked returning token),
+                      n as (insert into auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, parent, session_id)
+                            values ('00000000-0000-0000-0000-000000000000'::uuid, $2::text, $3::uuid::text, false, now(), now(),
+                                    (select max(token) from r), $1::uuid)
+                            returning id)
+                 select (select count(*) from n) as n,
+                        (select coalesce(jsonb_agg(jsonb_build_object('method', a.authentication_method,
+                                 'timestamp', extract(epoch from a.created_at)::bigint) order by a.created_at desc), '[]')
+                           from auth.mfa_amr_claims a where a.session_id = $1::uuid) as amr",
+                &[&session_id, &refresh_token, &user_id],
+            )
+            .await?;
+        let amr: Value = row.try_get("amr").map_err(AuthError::internal)?;
+        let user = self.user_json(&tx, user_id).await?.ok_or(AuthError::TokenUserGone)?;
+        tx.commit().await?;
+        let amr = amr.as_array().cloned().unwrap_or_default();
+        self.session_json(&SessionParts { user, session_id, aal: "aal2".into(), amr, refresh_token })
+    }
+
     /// The refresh-token grant: rotation with reuse detection (see the module doc).
     pub async fn refresh(&self, token: &str) -> Result<Value, AuthError> {
         if token.is_empty() || token.len() > 255 {
