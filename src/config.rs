@@ -124,11 +124,22 @@ pub struct EmbeddedConfig {
 }
 
 /// `[jwt]`: the HS256 secret that signs API keys and access tokens.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct JwtConfig {
     /// The secret; empty means generate one on first start and keep it in the data dir.
     pub secret: String,
+    /// Algorithm of access tokens: `HS256` (the secret), `RS256` or `ES256`.
+    pub algorithm: String,
+    /// PEM private keys for RS256/ES256, comma-separated file paths; the
+    /// first signs, all verify. Empty with ES256: one is generated in the data dir.
+    pub signing_keys: String,
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        JwtConfig { secret: String::new(), algorithm: "HS256".into(), signing_keys: String::new() }
+    }
 }
 
 /// `[log]`: what is logged and how.
@@ -292,6 +303,12 @@ impl Config {
         }
         if !self.jwt.secret.is_empty() && self.jwt.secret.len() < 32 {
             return Err(invalid("jwt.secret", &"<hidden>", "at least 32 characters (or empty to generate one)"));
+        }
+        if !["HS256", "RS256", "ES256"].contains(&self.jwt.algorithm.as_str()) {
+            return Err(invalid("jwt.algorithm", &self.jwt.algorithm, "one of HS256, RS256, ES256"));
+        }
+        if self.jwt.algorithm == "RS256" && self.jwt.signing_keys.trim().is_empty() {
+            return Err(invalid("jwt.signing_keys", &"", "at least one PEM file for RS256"));
         }
         if !["auto", "pretty", "json"].contains(&self.log.format.as_str()) {
             return Err(invalid("log.format", &self.log.format, "one of auto, pretty, json"));

@@ -291,3 +291,57 @@ async fn signup_can_be_disabled_and_anonymous_is_off_by_default() {
     assert_eq!((st, e["code"].as_str()), (422, Some("anonymous_provider_disabled")), "{e}");
     s.shutdown().await;
 }
+
+async fn asymmetric_round_trip(s: &TestServer, alg: &str) {
+    let api = Api::new(s);
+    let (st, session) = api.post("/signup", json!({"email": addr(alg), "password": "secret-pass-1"})).await;
+    assert_eq!(st, 200, "{session}");
+    let token = session["access_token"].as_str().expect("at").to_owned();
+    let header = jsonwebtoken::decode_header(&token).expect("header");
+    assert_eq!(format!("{:?}", header.alg), alg);
+    let (st, jwks) = api.call(reqwest::Method::GET, "/.well-known/jwks.json", None, None).await;
+    assert_eq!(st, 200);
+    assert_eq!(jwks["keys"][0]["kid"].as_str(), header.kid.as_deref(), "{jwks}");
+    // Every service verifies it.
+    let caller = fluxbase::http::caller::Caller::resolve(Some(&token), fluxbase::http::apikey::ApiKey::Anon, &s.keys).expect("verifies");
+    assert_eq!(caller.role, "authenticated");
+    let (st, user) = api.call(reqwest::Method::GET, "/user", Some(&token), None).await;
+    assert_eq!(st, 200, "{user}");
+    // An HS256 token with the same claims but forged from the public key material fails.
+    let claims = s.keys.verify(&token).expect("claims");
+    let forged = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(jwks.to_string().as_bytes()),
+    )
+    .expect("sign");
+    let (st, _) = api.call(reqwest::Method::GET, "/user", Some(&forged), None).await;
+    assert_eq!(st, 403);
+}
+
+#[tokio::test]
+async fn es256_access_tokens_and_jwks() {
+    let s = TestServer::start_with(TestDatabase::fresh().await, |c| c.jwt.algorithm = "ES256".into()).await;
+    asymmetric_round_trip(&s, "ES256").await;
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn rs256_access_tokens_from_a_pem_file() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pem = dir.path().join("rsa.pem");
+    let st = std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+        .arg(&pem)
+        .status()
+        .expect("openssl");
+    assert!(st.success());
+    let path = pem.to_string_lossy().into_owned();
+    let s = TestServer::start_with(TestDatabase::fresh().await, |c| {
+        c.jwt.algorithm = "RS256".into();
+        c.jwt.signing_keys = path;
+    })
+    .await;
+    asymmetric_round_trip(&s, "RS256").await;
+    s.shutdown().await;
+}

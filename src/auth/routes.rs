@@ -150,6 +150,8 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(route!(ctx, get(), warp::path!("auth" / "v1" / "settings"), settings::handle))
         .unify()
+        .or(route!(ctx, get(), warp::path!("auth" / "v1" / ".well-known" / "jwks.json"), settings::jwks))
+        .unify()
         .or(route!(ctx, get(), warp::path!("auth" / "v1" / "health"), settings::health))
         .unify()
         .or(route!(ctx, post(), warp::path!("auth" / "v1" / "otp"), otp::otp))

@@ -38,3 +38,11 @@ pub async fn health(_ctx: Ctx, _body: Bytes) -> Result<Response, AuthError> {
         "description": "Fluxbase's GoTrue-compatible auth API",
     })))
 }
+
+/// Handles `GET /.well-known/jwks.json`: the public keys of RS256/ES256
+/// access tokens (empty with HS256, whose secret is never published).
+pub async fn jwks(ctx: Ctx, _body: Bytes) -> Result<Response, AuthError> {
+    let mut res = json(&ctx.auth.state.keys.jwks());
+    res.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("public, max-age=600"));
+    Ok(res)
+}

@@ -17,7 +17,6 @@
 use std::net::IpAddr;
 
 use base64::Engine;
-use jsonwebtoken::{Algorithm, Header};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -109,8 +108,8 @@ impl Auth {
             session_id: parts.session_id.to_string(),
             is_anonymous: u.get("is_anonymous").and_then(Value::as_bool).unwrap_or(false),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.state.keys.encoding_key())
-            .map_err(AuthError::internal)?;
+        let (header, key) = self.state.keys.access_token_signer();
+        let token = jsonwebtoken::encode(&header, &claims, &key).map_err(AuthError::internal)?;
         Ok((token, exp))
     }
 
