@@ -345,3 +345,39 @@ async fn rs256_access_tokens_from_a_pem_file() {
     asymmetric_round_trip(&s, "RS256").await;
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn custom_access_token_hook_adds_claims_or_refuses() {
+    let db = TestDatabase::fresh().await;
+    db.client()
+        .await
+        .batch_execute(
+            "create function public.custom_access_token_hook(event jsonb) returns jsonb language plpgsql as $$
+             begin
+               if event->'claims'->>'email' like 'blocked-%' then
+                 return jsonb_build_object('error', jsonb_build_object('http_code', 403, 'message', 'Blocked by hook'));
+               end if;
+               return jsonb_build_object('claims',
+                 jsonb_set(event->'claims', '{app_metadata,plan}', '\"pro\"') || jsonb_build_object('via', event->>'authentication_method'));
+             end $$;",
+        )
+        .await
+        .expect("hook");
+    let s = TestServer::start_with(db, |c| {
+        c.auth.hook_custom_access_token = "pg-functions://postgres/public/custom_access_token_hook".into();
+    })
+    .await;
+    let api = Api::new(&s);
+    let (st, session) = api.post("/signup", json!({"email": addr("hook"), "password": "secret-pass-1"})).await;
+    assert_eq!(st, 200, "{session}");
+    let claims = s.keys.verify(session["access_token"].as_str().expect("at")).expect("claims");
+    assert_eq!(claims["app_metadata"]["plan"], "pro");
+    assert_eq!(claims["via"], "password");
+    let (_, refreshed) =
+        api.post("/token?grant_type=refresh_token", json!({"refresh_token": session["refresh_token"]})).await;
+    let claims = s.keys.verify(refreshed["access_token"].as_str().expect("at")).expect("claims");
+    assert_eq!(claims["via"], "token_refresh");
+    let (st, e) = api.post("/signup", json!({"email": addr("blocked"), "password": "secret-pass-1"})).await;
+    assert_eq!((st, e["message"].as_str()), (403, Some("Blocked by hook")), "{e}");
+    s.shutdown().await;
+}

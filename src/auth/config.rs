@@ -71,6 +71,9 @@ pub struct AuthConfig {
     pub mfa_challenge_expiry: u64,
     /// Failed MFA verifications per factor per 5 minutes before it locks.
     pub mfa_max_verify_failures: u32,
+    /// Custom access-token hook: a SQL function, as `schema.function` or
+    /// Supabase's `pg-functions://postgres/<schema>/<function>`; empty: none.
+    pub hook_custom_access_token: String,
     /// Concurrent password hashes (0: the number of cores).
     pub password_workers: u32,
     /// Password hashes allowed to wait for a worker before requests get 429.
@@ -107,6 +110,7 @@ impl Default for AuthConfig {
             mfa_max_enrolled_factors: 10,
             mfa_challenge_expiry: 300,
             mfa_max_verify_failures: 5,
+            hook_custom_access_token: String::new(),
             password_workers: 0,
             password_queue: 256,
         }
@@ -148,6 +152,13 @@ impl AuthConfig {
         if !(30..=86_400).contains(&self.mfa_challenge_expiry) {
             return Err(invalid("mfa_challenge_expiry", &self.mfa_challenge_expiry, "seconds from 30 to 86400"));
         }
+        if !self.hook_custom_access_token.is_empty() && self.hook_function().is_none() {
+            return Err(invalid(
+                "hook_custom_access_token",
+                &self.hook_custom_access_token,
+                "schema.function or pg-functions://postgres/<schema>/<function> (lower-case identifiers)",
+            ));
+        }
         if self.password_workers > 1024 {
             return Err(invalid("password_workers", &self.password_workers, "an integer from 0 (cores) to 1024"));
         }
@@ -164,8 +175,52 @@ impl AuthConfig {
         raw.try_into().ok()
     }
 
+    /// The hook function as a quoted `"schema"."function"`, if configured and well-formed.
+    pub fn hook_function(&self) -> Option<String> {
+        let h = self.hook_custom_access_token.trim();
+        if h.is_empty() {
+            return None;
+        }
+        let (schema, function) = match h.strip_prefix("pg-functions://") {
+            Some(rest) => {
+                let mut parts = rest.split('/');
+                let (_db, schema, function) = (parts.next()?, parts.next()?, parts.next()?);
+                if parts.next().is_some() {
+                    return None;
+                }
+                (schema, function)
+            }
+            None => h.split_once('.')?,
+        };
+        let ident = |s: &str| {
+            !s.is_empty() && s.len() <= 63 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        };
+        (ident(schema) && ident(function)).then(|| format!("\"{schema}\".\"{function}\""))
+    }
+
     /// The required character classes.
     pub fn required_classes(&self) -> Vec<&str> {
         self.password_required_characters.split(':').filter(|s| !s.is_empty()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hook_names() {
+        let mut c = AuthConfig::default();
+        assert_eq!(c.hook_function(), None);
+        c.hook_custom_access_token = "pg-functions://postgres/public/my_hook".into();
+        assert_eq!(c.hook_function().as_deref(), Some("\"public\".\"my_hook\""));
+        c.hook_custom_access_token = "auth.hook".into();
+        assert_eq!(c.hook_function().as_deref(), Some("\"auth\".\"hook\""));
+        for bad in ["public.x; drop table y", "nohook", "pg-functions://postgres/a/b/c", "A.B"] {
+            c.hook_custom_access_token = bad.into();
+            assert_eq!(c.hook_function(), None, "{bad}");
+            assert!(c.validate().is_err(), "{bad}");
+        }
+        assert!(AuthConfig::default().validate().is_ok());
     }
 }

@@ -86,13 +86,13 @@ pub struct SessionParts {
 }
 
 impl Auth {
-    /// Signs an access token for `parts`; returns it with its expiry.
-    pub fn mint(&self, parts: &SessionParts) -> Result<(String, i64), AuthError> {
+    /// The claims of an access token for `parts`.
+    pub fn claims(&self, parts: &SessionParts) -> AccessClaims {
         let iat = now_secs();
         let exp = iat + self.config().jwt_exp as i64;
         let u = &parts.user;
         let s = |k: &str| u.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-        let claims = AccessClaims {
+        AccessClaims {
             iss: self.issuer(),
             sub: s("id"),
             aud: if s("aud").is_empty() { "authenticated".into() } else { s("aud") },
@@ -107,20 +107,64 @@ impl Auth {
             amr: parts.amr.clone(),
             session_id: parts.session_id.to_string(),
             is_anonymous: u.get("is_anonymous").and_then(Value::as_bool).unwrap_or(false),
-        };
-        let (header, key) = self.state.keys.access_token_signer();
-        let token = jsonwebtoken::encode(&header, &claims, &key).map_err(AuthError::internal)?;
-        Ok((token, exp))
+        }
     }
 
-    /// The session JSON GoTrue answers sign-ins with.
-    pub fn session_json(&self, parts: &SessionParts) -> Result<Value, AuthError> {
-        let (access_token, expires_at) = self.mint(parts)?;
+    /// Runs the custom access-token hook (`auth.hook_custom_access_token`),
+    /// as Supabase does: the SQL function gets `{user_id, claims,
+    /// authentication_method}` and answers `{claims}` (or `{error:
+    /// {http_code, message}}`). The claims GoTrue requires must survive.
+    async fn run_hook(&self, function: &str, claims: Value, method: &str) -> Result<Value, AuthError> {
+        let event = json!({ "user_id": claims["sub"], "claims": claims, "authentication_method": method });
+        let client = self.db().await?;
+        let sql = format!("select {function}($1::jsonb)");
+        let row = client.query_one(&sql, &[&event]).await?;
+        let out: Option<Value> = row.try_get(0).map_err(AuthError::internal)?;
+        let out = out.unwrap_or(Value::Null);
+        if let Some(err) = out.get("error") {
+            let status = err.get("http_code").and_then(Value::as_u64).and_then(|c| u16::try_from(c).ok());
+            let status = status.and_then(|c| http::StatusCode::from_u16(c).ok()).unwrap_or(http::StatusCode::BAD_REQUEST);
+            let message = err.get("message").and_then(Value::as_str).unwrap_or("Error running hook").to_owned();
+            return Err(AuthError::Coded(status, "hook_error", message));
+        }
+        let new = out.get("claims").cloned().filter(Value::is_object).ok_or_else(|| {
+            AuthError::Coded(http::StatusCode::INTERNAL_SERVER_ERROR, "unexpected_failure", "Output claims do not conform to the expected schema".into())
+        })?;
+        for k in ["iss", "aud", "exp", "iat", "sub", "role", "aal", "session_id", "is_anonymous"] {
+            if new.get(k).is_none() {
+                return Err(AuthError::Coded(
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "unexpected_failure",
+                    format!("Output claims do not conform to the expected schema: missing {k}"),
+                ));
+            }
+        }
+        if !new.get("role").and_then(Value::as_str).is_some_and(|r| crate::http::caller::ALLOWED_ROLES.contains(&r)) {
+            return Err(AuthError::Coded(
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                "unexpected_failure",
+                "Output claims name a role that is not allowed".into(),
+            ));
+        }
+        Ok(new)
+    }
+
+    /// The session JSON GoTrue answers sign-ins with; `method` is what the
+    /// access-token hook is told.
+    pub async fn session_json(&self, parts: &SessionParts, method: &str) -> Result<Value, AuthError> {
+        let claims = self.claims(parts);
+        let exp = claims.exp;
+        let mut claims = serde_json::to_value(&claims).map_err(AuthError::internal)?;
+        if let Some(function) = self.config().hook_function() {
+            claims = self.run_hook(&function, claims, method).await?;
+        }
+        let (header, key) = self.state.keys.access_token_signer();
+        let access_token = jsonwebtoken::encode(&header, &claims, &key).map_err(AuthError::internal)?;
         Ok(json!({
             "access_token": access_token,
             "token_type": "bearer",
             "expires_in": self.config().jwt_exp,
-            "expires_at": expires_at,
+            "expires_at": exp,
             "refresh_token": parts.refresh_token,
             "user": parts.user,
         }))
@@ -172,7 +216,7 @@ impl Auth {
             amr: vec![json!({"method": method, "timestamp": ts})],
             refresh_token,
         };
-        self.session_json(&parts)
+        self.session_json(&parts, method).await
     }
 
     /// Raises a session to AAL2 after a verified factor: records the method,
@@ -217,7 +261,7 @@ impl Auth {
         let user = self.user_json(&tx, user_id).await?.ok_or(AuthError::TokenUserGone)?;
         tx.commit().await?;
         let amr = amr.as_array().cloned().unwrap_or_default();
-        self.session_json(&SessionParts { user, session_id, aal: "aal2".into(), amr, refresh_token })
+        self.session_json(&SessionParts { user, session_id, aal: "aal2".into(), amr, refresh_token }, method).await
     }
 
     /// The refresh-token grant: rotation with reuse detection (see the module doc).
@@ -309,7 +353,7 @@ impl Auth {
         let user = self.user_json(&tx, user_id).await?.ok_or(AuthError::RefreshTokenNotFound)?;
         tx.commit().await?;
         let amr = amr.as_array().cloned().unwrap_or_default();
-        self.session_json(&SessionParts { user, session_id, aal, amr, refresh_token })
+        self.session_json(&SessionParts { user, session_id, aal, amr, refresh_token }, "token_refresh").await
     }
 }
 
