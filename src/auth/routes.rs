@@ -235,5 +235,19 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
             .unify()
             .boxed()
     };
-    r.or(with_id(&ctx)).unify().or(factors).unify().boxed()
+    let identities = delete()
+        .and(warp::path!("auth" / "v1" / "user" / "identities" / String))
+        .and(ctx.clone())
+        .then(|id: String, c: Ctx| finish(super::user::unlink_identity(c, id)));
+    // OAuth/OIDC providers are not built yet: answer as GoTrue does for a
+    // provider that is not enabled.
+    let authorize = get().and(warp::path!("auth" / "v1" / "authorize")).map(|| {
+        ApiError::from(AuthError::Coded(
+            http::StatusCode::BAD_REQUEST,
+            "provider_disabled",
+            "Unsupported provider: provider is not enabled".into(),
+        ))
+        .into_response()
+    });
+    r.or(with_id(&ctx)).unify().or(factors).unify().or(identities).unify().or(authorize).unify().boxed()
 }

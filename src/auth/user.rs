@@ -174,3 +174,35 @@ pub async fn upsert_email_identity(
         .await?;
     Ok(())
 }
+
+/// `DELETE /user/identities/:identity_id`: unlinks an identity; the last
+/// one cannot go (`single_identity_not_deletable`).
+pub async fn unlink_identity(ctx: Ctx, identity_id: String) -> Result<Response, AuthError> {
+    use http::StatusCode;
+    let a = authenticate(&ctx).await?;
+    let not_found = || AuthError::Coded(StatusCode::NOT_FOUND, "identity_not_found", "Identity doesn't exist".into());
+    let iid = Uuid::parse_str(&identity_id).map_err(|_| not_found())?;
+    let mut client = ctx.auth.db().await?;
+    let tx = client.transaction().await?;
+    let rows = tx.query("select id from auth.identities where user_id = $1 for update", &[&a.user_id]).await?;
+    if !rows.iter().any(|r| r.try_get::<_, Uuid>(0).ok() == Some(iid)) {
+        return Err(not_found());
+    }
+    if rows.len() <= 1 {
+        return Err(AuthError::Coded(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "single_identity_not_deletable",
+            "User must have at least 1 identity after unlinking".into(),
+        ));
+    }
+    tx.execute("delete from auth.identities where id = $1", &[&iid]).await?;
+    tx.execute(
+        "update auth.users set raw_app_meta_data = coalesce(raw_app_meta_data, '{}') || jsonb_build_object('providers',
+             (select coalesce(jsonb_agg(distinct provider), '[]') from auth.identities where user_id = $1)), updated_at = now()
+          where id = $1",
+        &[&a.user_id],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(json(&serde_json::json!({})))
+}

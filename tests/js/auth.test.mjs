@@ -418,3 +418,11 @@ test('errors come in the current shape with the API version header, legacy witho
   const json = await fetch(`${url}/auth/v1/signup`, { method: 'POST', headers: { apikey: anonKey }, body: '{not json' });
   assert.equal((await json.json()).error_code, 'bad_json');
 });
+
+test('the last identity cannot be unlinked; OAuth providers are reported disabled', async () => {
+  const { c, user } = await signedUp('idn');
+  const { error } = await c.auth.unlinkIdentity(user.identities[0]);
+  assert.equal(error.code, 'single_identity_not_deletable');
+  const res = await fetch(`${url}/auth/v1/authorize?provider=github`, { redirect: 'manual' });
+  assert.equal(res.status, 400);
+});
