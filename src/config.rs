@@ -84,6 +84,8 @@ pub struct Config {
     /// `[rest]`: the PostgREST-compatible API.
     #[serde(default)]
     pub rest: crate::rest::RestConfig,
+    /// The auth server (`/auth/v1`).
+    pub auth: crate::auth::AuthConfig,
 }
 
 /// `[eventlog]`: where and how long committed changes are kept.
@@ -160,11 +162,22 @@ pub struct EmbeddedConfig {
 }
 
 /// `[jwt]`: the HS256 secret that signs API keys and access tokens.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct JwtConfig {
     /// The secret; empty means generate one on first start and keep it in the data dir.
     pub secret: String,
+    /// Algorithm of access tokens: `HS256` (the secret), `RS256` or `ES256`.
+    pub algorithm: String,
+    /// PEM private keys for RS256/ES256, comma-separated file paths; the
+    /// first signs, all verify. Empty with ES256: one is generated in the data dir.
+    pub signing_keys: String,
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        JwtConfig { secret: String::new(), algorithm: "HS256".into(), signing_keys: String::new() }
+    }
 }
 
 /// `[log]`: what is logged and how.
@@ -191,6 +204,7 @@ impl Default for Config {
             replication: Default::default(),
             eventlog: EventLogConfig::default(),
             rest: crate::rest::RestConfig::default(),
+            auth: crate::auth::AuthConfig::default(),
         }
     }
 }
@@ -358,12 +372,19 @@ impl Config {
         if e.max_age_hours == 0 {
             return Err(invalid("eventlog.max_age_hours", &e.max_age_hours, "a positive number of hours"));
         }
+        if !["HS256", "RS256", "ES256"].contains(&self.jwt.algorithm.as_str()) {
+            return Err(invalid("jwt.algorithm", &self.jwt.algorithm, "one of HS256, RS256, ES256"));
+        }
+        if self.jwt.algorithm == "RS256" && self.jwt.signing_keys.trim().is_empty() {
+            return Err(invalid("jwt.signing_keys", &"", "at least one PEM file for RS256"));
+        }
         if !["auto", "pretty", "json"].contains(&self.log.format.as_str()) {
             return Err(invalid("log.format", &self.log.format, "one of auto, pretty, json"));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(invalid("log.level", &self.log.level, "a tracing filter such as info, debug or fluxbase=debug,warn"));
         }
+        self.auth.validate()?;
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 //! - [`config`]: configuration from TOML, `FLUXBASE_*` variables and flags.
 //! - [`server`]: start-up and shutdown order of one server.
 //! - [`app`]: the state handlers share.
+//! - [`auth`]: the GoTrue-compatible auth server (`/auth/v1`).
 //! - [`http`]: routes, the edge (request ids, CORS, API-key gate, errors), health, metrics.
 //! - [`database`]: the connection pool and checks of an external database.
 //! - [`embedded`]: the private PostgreSQL cluster Fluxbase runs itself.
@@ -25,6 +26,7 @@
 //! `docs/architecture.md` is the map for newcomers.
 
 pub mod app;
+pub mod auth;
 pub mod changes;
 pub mod cli;
 pub mod config;

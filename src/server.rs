@@ -85,7 +85,7 @@ impl RunningServer {
         let config = Arc::new(config);
         let data_dir = DataDir::open(&config.data_dir)?;
         let lock = data_dir.lock()?;
-        let keys = Keys::load(&config.jwt.secret, &data_dir)?;
+        let keys = Keys::load_config(&config.jwt, &data_dir)?;
         let listener = http::server::bind(&config.host, config.port).await?;
         let addr = listener.local_addr().map_err(|e| StartError::Internal(e.to_string()))?;
         let api_url = config.api_url(addr.port());

@@ -14,7 +14,7 @@ pub fn print(config: &Config, json: bool) -> Result<(), String> {
         .read_state()
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no server has run with data directory {} yet", data_dir.path().display()))?;
-    let keys = Keys::load(&config.jwt.secret, &data_dir).map_err(|e| e.to_string())?;
+    let keys = Keys::load_config(&config.jwt, &data_dir).map_err(|e| e.to_string())?;
     let running = data_dir.is_locked();
     if json {
         let out = json!({

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::harness::TestServer;
+use crate::harness::{TestDatabase, TestServer};
 
 #[tokio::test]
 async fn supabase_js_suite() {
@@ -14,7 +14,17 @@ async fn supabase_js_suite() {
         let st = Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir).status().expect("npm runs");
         assert!(st.success(), "npm ci failed in {}", dir.display());
     }
-    let s = TestServer::start().await;
+    // Local-Supabase defaults, plus anonymous sign-ins (off by default, as
+    // in Supabase) and rate limits high enough for a whole suite from one IP.
+    let s = TestServer::start_with(TestDatabase::fresh().await, |c| {
+        c.auth.enable_anonymous_sign_ins = true;
+        c.auth.rate_limit_sign_in_sign_ups = 10_000;
+        c.auth.rate_limit_token_refresh = 10_000;
+        c.auth.rate_limit_token_verifications = 10_000;
+        c.auth.rate_limit_anonymous_users = 10_000;
+        c.auth.rate_limit_email_sent = 10_000;
+    })
+    .await;
     let files: Vec<String> = std::fs::read_dir(&dir)
         .expect("tests/js")
         .filter_map(Result::ok)

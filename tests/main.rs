@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod auth;
 mod changes;
 mod cli;
 mod crash;

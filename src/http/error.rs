@@ -26,12 +26,15 @@ pub struct ApiError {
     pub hint: Option<String>,
     /// Shape to render in regardless of the path (the gate answers as the gateway).
     pub flavor: Option<Flavor>,
+    /// Further top-level fields of the body (GoTrue's `weak_password: {reasons}`),
+    /// merged into the rendered object without replacing its own keys.
+    pub extra: Option<Box<serde_json::Map<String, Value>>>,
 }
 
 impl ApiError {
     /// An error with a status, code and message.
     pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> ApiError {
-        ApiError { status, code: code.into(), message: message.into(), details: None, hint: None, flavor: None }
+        ApiError { status, code: code.into(), message: message.into(), details: None, hint: None, flavor: None, extra: None }
     }
 
     /// Adds details.
@@ -43,6 +46,12 @@ impl ApiError {
     /// Adds a hint.
     pub fn with_hint(mut self, hint: impl Into<String>) -> ApiError {
         self.hint = Some(hint.into());
+        self
+    }
+
+    /// Adds a top-level field to the rendered body.
+    pub fn with_extra(mut self, key: impl Into<String>, value: Value) -> ApiError {
+        self.extra.get_or_insert_with(Default::default).insert(key.into(), value);
         self
     }
 
@@ -141,6 +150,12 @@ pub fn render(err: &ApiError, flavor: Flavor, request_id: &str) -> Response {
             )
         }
     };
+    let mut body = body;
+    if let (Some(extra), Some(obj)) = (&err.extra, body.as_object_mut()) {
+        for (k, v) in extra.iter() {
+            obj.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
     json_response(status, &body, flavor, &err.code)
 }
 
@@ -204,6 +219,10 @@ mod tests {
         assert_eq!(b["error_code"], "invalid_credentials");
         assert_eq!(b["msg"], "Invalid login credentials");
         assert_eq!(b["error_id"], "rid");
+        let weak = e.with_extra("weak_password", json!({"reasons": ["length"]}));
+        let b = body(render(&weak, Flavor::Auth, "rid")).await;
+        assert_eq!(b["weak_password"]["reasons"][0], "length");
+        assert_eq!(b["code"], "invalid_credentials");
     }
 
     #[test]

@@ -77,6 +77,8 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(crate::rest::routes(Arc::clone(&state)))
         .unify()
+        .or(crate::auth::routes(Arc::clone(&state)))
+        .unify()
         .recover(recover)
         .unify()
         .boxed()

@@ -1,0 +1,110 @@
+//! The auth server: GoTrue's `/auth/v1` API (supabase/auth), so that
+//! `@supabase/supabase-js`'s `auth` and `auth.admin` work unchanged.
+//!
+//! State lives in GoTrue's own tables (`auth.users`, `auth.identities`,
+//! `auth.sessions`, `auth.refresh_tokens`, `auth.one_time_tokens`,
+//! `auth.flow_state`, `auth.mfa_*`), so users exported from Supabase sign in
+//! here and the other way round.
+//!
+//! # Layout
+//! - [`config`]: the `[auth]` section.
+//! - [`errors`]: [`errors::AuthError`], GoTrue's error codes.
+//! - [`routes`]: the warp routes and the request context.
+//! - [`tokens`]: access-token claims, sessions, refresh rotation with reuse detection.
+//! - [`password`]: Argon2id on a bounded pool, bcrypt import, strength rules.
+//! - [`ratelimit`]: per-IP and per-address limits.
+//! - [`mailer`]: the captured mailbox (and the mails' text).
+//! - [`users`]: reading and writing `auth.users` and identities.
+//! - [`signup`], [`token`], [`user`], [`logout`], [`settings`]: the user-facing endpoints.
+//! - [`otp`], [`verify`]: magic links, OTPs, recovery, resend, confirmation links, PKCE.
+//! - [`mfa`]: TOTP factors, AAL2 sessions.
+//! - [`admin`]: the service-role endpoints.
+
+pub mod admin;
+pub mod config;
+pub mod errors;
+pub mod logout;
+pub mod mailer;
+pub mod mfa;
+pub mod otp;
+pub mod password;
+pub mod ratelimit;
+pub mod routes;
+pub mod settings;
+pub mod signup;
+pub mod token;
+pub mod tokens;
+pub mod user;
+pub mod users;
+pub mod verify;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::app::AppState;
+pub use config::AuthConfig;
+use errors::AuthError;
+pub use routes::routes;
+
+/// What every auth handler shares: the server state, the password pool and
+/// the rate limiter.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    /// The server.
+    pub state: Arc<AppState>,
+    /// Password hashing.
+    pub passwords: password::PasswordPool,
+    /// Rate limits.
+    pub limits: Arc<ratelimit::RateLimiter>,
+}
+
+impl Auth {
+    /// The auth service of `state`.
+    pub fn new(state: Arc<AppState>) -> Result<Auth, AuthError> {
+        let passwords = password::PasswordPool::new(&state.config.auth)?;
+        Ok(Auth { state, passwords, limits: Arc::new(ratelimit::RateLimiter::default()) })
+    }
+
+    /// The `[auth]` configuration.
+    pub fn config(&self) -> &AuthConfig {
+        &self.state.config.auth
+    }
+
+    /// The public base URL of the API.
+    pub fn api_url(&self) -> String {
+        let c = &self.state.config;
+        if c.server.public_url.is_empty() {
+            c.api_url(c.port)
+        } else {
+            c.server.public_url.trim_end_matches('/').to_owned()
+        }
+    }
+
+    /// `iss` of access tokens.
+    pub fn issuer(&self) -> String {
+        let c = self.config();
+        if c.jwt_issuer.is_empty() {
+            format!("{}/auth/v1", self.api_url())
+        } else {
+            c.jwt_issuer.clone()
+        }
+    }
+
+    /// A pooled connection.
+    pub async fn db(&self) -> Result<deadpool_postgres::Object, AuthError> {
+        let ready = self.state.require_ready()?;
+        Ok(ready.pool.get().await?)
+    }
+
+    /// GoTrue's User JSON for `id`, if the user exists.
+    pub async fn user_json(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+        id: Uuid,
+    ) -> Result<Option<Value>, AuthError> {
+        let row = client.query_one("select fluxbase.auth_user_json($1)", &[&id]).await?;
+        row.try_get::<_, Option<Value>>(0).map_err(AuthError::internal)
+    }
+}

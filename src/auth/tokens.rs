@@ -1,0 +1,371 @@
+//! Access tokens, sessions and refresh tokens.
+//!
+//! An access token is an HS256 JWT (the project secret, so REST, realtime
+//! and storage verify it with [`crate::keys::Keys::verify`]) with GoTrue's
+//! claims. A session is a row of `auth.sessions`; its refresh tokens are
+//! rows of `auth.refresh_tokens` chained by `parent`.
+//!
+//! Invariants of the refresh grant, kept in one transaction that locks the
+//! presented token's row:
+//! - a live token is used once: it is revoked and a child is issued;
+//! - a revoked token presented again within `refresh_token_reuse_interval`
+//!   of its rotation (two tabs racing) gets the session's current token;
+//! - any other reuse is taken as theft: the whole session is deleted (its
+//!   tokens cascade), so both the thief's and the victim's refresh tokens
+//!   and the session's access tokens stop working.
+
+use std::net::IpAddr;
+
+use base64::Engine;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::errors::AuthError;
+use super::Auth;
+
+/// The claims of an access token (GoTrue's `AccessTokenClaims`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AccessClaims {
+    /// Issuer: `<api url>/auth/v1`.
+    pub iss: String,
+    /// The user id.
+    pub sub: String,
+    /// `authenticated`.
+    pub aud: String,
+    /// Expiry (unix seconds).
+    pub exp: i64,
+    /// Issued at (unix seconds).
+    pub iat: i64,
+    /// The user's e-mail.
+    pub email: String,
+    /// The user's phone.
+    pub phone: String,
+    /// `raw_app_meta_data`.
+    pub app_metadata: Value,
+    /// `raw_user_meta_data`.
+    pub user_metadata: Value,
+    /// Database role (`authenticated`).
+    pub role: String,
+    /// Assurance level: `aal1` or `aal2`.
+    pub aal: String,
+    /// How the session was authenticated.
+    pub amr: Vec<Value>,
+    /// The session.
+    pub session_id: String,
+    /// Whether the user signed in anonymously.
+    pub is_anonymous: bool,
+}
+
+/// A new random refresh token: 128 bits, base64url (22 characters).
+pub fn new_refresh_token() -> String {
+    let mut b = [0u8; 16];
+    rand::rng().fill_bytes(&mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+/// Seconds since the epoch.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// What a session response is built from.
+#[derive(Debug, Clone)]
+pub struct SessionParts {
+    /// The user JSON (`fluxbase.auth_user_json`).
+    pub user: Value,
+    /// The session id.
+    pub session_id: Uuid,
+    /// `aal1`/`aal2`.
+    pub aal: String,
+    /// `[{method, timestamp}]`.
+    pub amr: Vec<Value>,
+    /// The refresh token to hand out.
+    pub refresh_token: String,
+}
+
+impl Auth {
+    /// The claims of an access token for `parts`.
+    pub fn claims(&self, parts: &SessionParts) -> AccessClaims {
+        let iat = now_secs();
+        let exp = iat + self.config().jwt_exp as i64;
+        let u = &parts.user;
+        let s = |k: &str| u.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+        AccessClaims {
+            iss: self.issuer(),
+            sub: s("id"),
+            aud: if s("aud").is_empty() { "authenticated".into() } else { s("aud") },
+            exp,
+            iat,
+            email: s("email"),
+            phone: s("phone"),
+            app_metadata: u.get("app_metadata").cloned().unwrap_or_else(|| json!({})),
+            user_metadata: u.get("user_metadata").cloned().unwrap_or_else(|| json!({})),
+            role: if s("role").is_empty() { "authenticated".into() } else { s("role") },
+            aal: parts.aal.clone(),
+            amr: parts.amr.clone(),
+            session_id: parts.session_id.to_string(),
+            is_anonymous: u.get("is_anonymous").and_then(Value::as_bool).unwrap_or(false),
+        }
+    }
+
+    /// Runs the custom access-token hook (`auth.hook_custom_access_token`),
+    /// as Supabase does: the SQL function gets `{user_id, claims,
+    /// authentication_method}` and answers `{claims}` (or `{error:
+    /// {http_code, message}}`). The claims GoTrue requires must survive.
+    async fn run_hook(&self, function: &str, claims: Value, method: &str) -> Result<Value, AuthError> {
+        let event = json!({ "user_id": claims["sub"], "claims": claims, "authentication_method": method });
+        let client = self.db().await?;
+        let sql = format!("select {function}($1::jsonb)");
+        let row = client.query_one(&sql, &[&event]).await?;
+        let out: Option<Value> = row.try_get(0).map_err(AuthError::internal)?;
+        let out = out.unwrap_or(Value::Null);
+        if let Some(err) = out.get("error") {
+            let status = err.get("http_code").and_then(Value::as_u64).and_then(|c| u16::try_from(c).ok());
+            let status = status.and_then(|c| http::StatusCode::from_u16(c).ok()).unwrap_or(http::StatusCode::BAD_REQUEST);
+            let message = err.get("message").and_then(Value::as_str).unwrap_or("Error running hook").to_owned();
+            return Err(AuthError::Coded(status, "hook_error", message));
+        }
+        let new = out.get("claims").cloned().filter(Value::is_object).ok_or_else(|| {
+            AuthError::Coded(http::StatusCode::INTERNAL_SERVER_ERROR, "unexpected_failure", "Output claims do not conform to the expected schema".into())
+        })?;
+        for k in ["iss", "aud", "exp", "iat", "sub", "role", "aal", "session_id", "is_anonymous"] {
+            if new.get(k).is_none() {
+                return Err(AuthError::Coded(
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "unexpected_failure",
+                    format!("Output claims do not conform to the expected schema: missing {k}"),
+                ));
+            }
+        }
+        if !new.get("role").and_then(Value::as_str).is_some_and(|r| crate::http::caller::ALLOWED_ROLES.contains(&r)) {
+            return Err(AuthError::Coded(
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                "unexpected_failure",
+                "Output claims name a role that is not allowed".into(),
+            ));
+        }
+        Ok(new)
+    }
+
+    /// The session JSON GoTrue answers sign-ins with; `method` is what the
+    /// access-token hook is told.
+    pub async fn session_json(&self, parts: &SessionParts, method: &str) -> Result<Value, AuthError> {
+        let claims = self.claims(parts);
+        let exp = claims.exp;
+        let mut claims = serde_json::to_value(&claims).map_err(AuthError::internal)?;
+        if let Some(function) = self.config().hook_function() {
+            claims = self.run_hook(&function, claims, method).await?;
+        }
+        let (header, key) = self.state.keys.access_token_signer();
+        let access_token = jsonwebtoken::encode(&header, &claims, &key).map_err(AuthError::internal)?;
+        Ok(json!({
+            "access_token": access_token,
+            "token_type": "bearer",
+            "expires_in": self.config().jwt_exp,
+            "expires_at": exp,
+            "refresh_token": parts.refresh_token,
+            "user": parts.user,
+        }))
+    }
+
+    /// Starts a session for `user_id` authenticated by `method`, and returns
+    /// the session JSON. Also records the sign-in time.
+    pub async fn start_session(
+        &self,
+        user_id: Uuid,
+        method: &str,
+        ip: Option<IpAddr>,
+        user_agent: Option<&str>,
+    ) -> Result<Value, AuthError> {
+        let client = self.db().await?;
+        let session_id = Uuid::new_v4();
+        let refresh_token = new_refresh_token();
+        let row = client
+            .query_one(
+                "with s as (
+                   insert into auth.sessions (id, user_id, created_at, updated_at, aal, user_agent, ip, refreshed_at)
+                   values ($1::uuid, $2::uuid, now(), now(), 'aal1', $3::text, $4::text::inet, now() at time zone 'utc')
+                   returning id),
+                 rt as (
+                   insert into auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, session_id)
+                   select '00000000-0000-0000-0000-000000000000'::uuid, $5::text, $2::uuid::text, false, now(), now(), id from s
+                   returning id),
+                 amr as (
+                   insert into auth.mfa_amr_claims (session_id, created_at, updated_at, authentication_method, id)
+                   select id, now(), now(), $6::text, gen_random_uuid() from s
+                   returning created_at),
+                 u as (
+                   update auth.users set last_sign_in_at = now() where id = $2::uuid returning id),
+                 i as (
+                   update auth.identities set last_sign_in_at = now()
+                   where user_id = $2::uuid and provider = case when $6::text = 'anonymous' then 'anonymous' else provider end
+                   returning id)
+                 select (select count(*) from rt) + (select count(*) from u) + (select count(*) from i) as n,
+                        extract(epoch from (select created_at from amr))::bigint as ts",
+                &[&session_id, &user_id, &user_agent, &ip.map(|i| i.to_string()), &refresh_token, &method],
+            )
+            .await?;
+        let ts: i64 = row.try_get("ts").map_err(AuthError::internal)?;
+        let user = self.user_json(&client, user_id).await?.ok_or(AuthError::UserNotFound)?;
+        let parts = SessionParts {
+            user,
+            session_id,
+            aal: "aal1".into(),
+            amr: vec![json!({"method": method, "timestamp": ts})],
+            refresh_token,
+        };
+        self.session_json(&parts, method).await
+    }
+
+    /// Raises a session to AAL2 after a verified factor: records the method,
+    /// issues a fresh refresh token in the same session (revoking the
+    /// others) and answers the new session JSON.
+    pub async fn upgrade_session(&self, session_id: Uuid, user_id: Uuid, factor_id: Uuid, method: &str) -> Result<Value, AuthError> {
+        let mut client = self.db().await?;
+        let tx = client.transaction().await?;
+        let refresh_token = new_refresh_token();
+        let n = tx
+            .execute(
+                "update auth.sessions set aal = 'aal2', factor_id = $2, updated_at = now() where id = $1 and user_id = $3",
+                &[&session_id, &factor_id, &user_id],
+            )
+            .await?;
+        if n == 0 {
+            return Err(AuthError::SessionNotFound);
+        }
+        tx.execute(
+            "insert into auth.mfa_amr_claims (session_id, created_at, updated_at, authentication_method, id)
+             values ($1, now(), now(), $2, gen_random_uuid())
+             on conflict (session_id, authentication_method) do update set updated_at = now(), created_at = now()",
+            &[&session_id, &method],
+        )
+        .await?;
+        let row = tx
+            .query_one(
+                "with r as (update auth.refresh_tokens set revoked = true, updated_at = now()
+                              where session_id = $1 and not revoked returning token),
+                      n as (insert into auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, parent, session_id)
+                            values ('00000000-0000-0000-0000-000000000000'::uuid, $2::text, $3::uuid::text, false, now(), now(),
+                                    (select max(token) from r), $1::uuid)
+                            returning id)
+                 select (select count(*) from n) as n,
+                        (select coalesce(jsonb_agg(jsonb_build_object('method', a.authentication_method,
+                                 'timestamp', extract(epoch from a.created_at)::bigint) order by a.created_at desc), '[]')
+                           from auth.mfa_amr_claims a where a.session_id = $1::uuid) as amr",
+                &[&session_id, &refresh_token, &user_id],
+            )
+            .await?;
+        let amr: Value = row.try_get("amr").map_err(AuthError::internal)?;
+        let user = self.user_json(&tx, user_id).await?.ok_or(AuthError::TokenUserGone)?;
+        tx.commit().await?;
+        let amr = amr.as_array().cloned().unwrap_or_default();
+        self.session_json(&SessionParts { user, session_id, aal: "aal2".into(), amr, refresh_token }, method).await
+    }
+
+    /// The refresh-token grant: rotation with reuse detection (see the module doc).
+    pub async fn refresh(&self, token: &str) -> Result<Value, AuthError> {
+        if token.is_empty() || token.len() > 255 {
+            return Err(AuthError::RefreshTokenNotFound);
+        }
+        let mut client = self.db().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_opt(
+                "select rt.id, rt.revoked, rt.session_id, u.id as user_id,
+                        extract(epoch from (now() - rt.updated_at))::float8 as revoked_for,
+                        s.id is not null as has_session, coalesce(s.aal::text, 'aal1') as aal,
+                        (s.not_after is not null and s.not_after < now()) as past_not_after,
+                        extract(epoch from (now() - s.created_at))::float8 as session_age,
+                        extract(epoch from (now() at time zone 'utc' - coalesce(s.refreshed_at, s.updated_at at time zone 'utc')))::float8 as idle,
+                        (u.banned_until is not null and u.banned_until > now()) as banned,
+                        u.deleted_at is not null as deleted,
+                        (select c.token from auth.refresh_tokens c
+                          where c.session_id = rt.session_id and not c.revoked order by c.id desc limit 1) as current,
+                        (select coalesce(jsonb_agg(jsonb_build_object('method', a.authentication_method,
+                                 'timestamp', extract(epoch from a.created_at)::bigint) order by a.created_at desc), '[]')
+                           from auth.mfa_amr_claims a where a.session_id = rt.session_id) as amr
+                   from auth.refresh_tokens rt
+                   left join auth.sessions s on s.id = rt.session_id
+                   join auth.users u on u.id::text = rt.user_id
+                  where rt.token = $1
+                  for update of rt",
+                &[&token],
+            )
+            .await?;
+        let Some(row) = row else { return Err(AuthError::RefreshTokenNotFound) };
+        let get_b = |k: &str| row.try_get::<_, Option<bool>>(k).ok().flatten().unwrap_or(false);
+        let get_f = |k: &str| row.try_get::<_, Option<f64>>(k).ok().flatten().unwrap_or(0.0);
+        let session_id: Option<Uuid> = row.try_get("session_id").map_err(AuthError::internal)?;
+        let user_id: Uuid = row.try_get("user_id").map_err(AuthError::internal)?;
+        let (Some(session_id), true) = (session_id, get_b("has_session")) else {
+            return Err(AuthError::RefreshTokenNotFound);
+        };
+        if get_b("banned") || get_b("deleted") {
+            return Err(AuthError::RefreshTokenNotFound);
+        }
+        let cfg = self.config();
+        let timebox = cfg.sessions_timebox > 0 && get_f("session_age") > cfg.sessions_timebox as f64;
+        let idle = cfg.sessions_inactivity_timeout > 0 && get_f("idle") > cfg.sessions_inactivity_timeout as f64;
+        if timebox || idle || get_b("past_not_after") {
+            tx.execute("delete from auth.sessions where id = $1", &[&session_id]).await?;
+            tx.commit().await?;
+            return Err(AuthError::SessionExpired);
+        }
+        let rt_id: i64 = row.try_get("id").map_err(AuthError::internal)?;
+        let current: Option<String> = row.try_get("current").map_err(AuthError::internal)?;
+        let amr: Value = row.try_get("amr").map_err(AuthError::internal)?;
+        let aal: String = row.try_get("aal").map_err(AuthError::internal)?;
+        let refresh_token = if get_b("revoked") {
+            let within = get_f("revoked_for") <= cfg.refresh_token_reuse_interval as f64;
+            match current {
+                Some(c) if within => c,
+                _ => {
+                    // Reuse of a rotated token: revoke the whole session.
+                    tracing::warn!(%session_id, %user_id, "refresh token reused; session revoked");
+                    tx.execute("delete from auth.sessions where id = $1", &[&session_id]).await?;
+                    tx.commit().await?;
+                    return Err(AuthError::RefreshTokenAlreadyUsed);
+                }
+            }
+        } else if cfg.refresh_token_rotation {
+            let next = new_refresh_token();
+            tx.execute(
+                "with r as (update auth.refresh_tokens set revoked = true, updated_at = now() where id = $1 returning token),
+                      n as (insert into auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, parent, session_id)
+                            select '00000000-0000-0000-0000-000000000000'::uuid, $2::text, $3::uuid::text, false, now(), now(), r.token, $4::uuid from r
+                            returning id)
+                 update auth.sessions set refreshed_at = now() at time zone 'utc', updated_at = now()
+                  where id = $4::uuid and exists (select 1 from n)",
+                &[&rt_id, &next, &user_id, &session_id],
+            )
+            .await?;
+            next
+        } else {
+            tx.execute(
+                "update auth.sessions set refreshed_at = now() at time zone 'utc', updated_at = now() where id = $1",
+                &[&session_id],
+            )
+            .await?;
+            token.to_owned()
+        };
+        let user = self.user_json(&tx, user_id).await?.ok_or(AuthError::RefreshTokenNotFound)?;
+        tx.commit().await?;
+        let amr = amr.as_array().cloned().unwrap_or_default();
+        self.session_json(&SessionParts { user, session_id, aal, amr, refresh_token }, "token_refresh").await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_tokens_are_random_and_url_safe() {
+        let a = new_refresh_token();
+        assert_eq!(a.len(), 22);
+        assert_ne!(a, new_refresh_token());
+        assert!(a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    }
+}

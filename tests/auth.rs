@@ -1,0 +1,383 @@
+//! The auth server under non-default configurations (the supabase-js suite
+//! in `tests/js/auth.test.mjs` covers the defaults): confirmation mails,
+//! refresh-token reuse detection, rate limits, the password pool under a
+//! burst, imported bcrypt users, reauthentication, secure e-mail change.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::harness::{TestDatabase, TestServer};
+
+struct Api<'a> {
+    s: &'a TestServer,
+    http: reqwest::Client,
+}
+
+impl<'a> Api<'a> {
+    fn new(s: &'a TestServer) -> Api<'a> {
+        Api { s, http: s.http() }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let mut r = self
+            .http
+            .request(method, format!("{}/auth/v1{path}", self.s.url))
+            .header("apikey", &self.s.keys.anon)
+            .header("x-supabase-api-version", "2024-01-01");
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let res = r.send().await.expect("request");
+        let status = res.status().as_u16();
+        let text = res.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, None, Some(body)).await
+    }
+
+    async fn mail(&self, to: &str) -> Value {
+        let res = self
+            .http
+            .get(format!("{}/auth/v1/admin/mail?email={to}", self.s.url))
+            .header("apikey", &self.s.keys.service_role)
+            .bearer_auth(&self.s.keys.service_role)
+            .send()
+            .await
+            .expect("mail");
+        let mails: Value = res.json().await.expect("json");
+        mails[0].clone()
+    }
+}
+
+fn addr(tag: &str) -> String {
+    format!("{tag}-{}@example.com", uuid::Uuid::new_v4().simple())
+}
+
+#[tokio::test]
+async fn confirmation_required_signup_and_no_enumeration() {
+    let s = TestServer::start_with(TestDatabase::fresh().await, |c| c.auth.mailer_autoconfirm = false).await;
+    let api = Api::new(&s);
+    let email = addr("conf");
+    let (st, user) = api.post("/signup", json!({"email": email, "password": "secret-pass-1"})).await;
+    assert_eq!(st, 200, "{user}");
+    assert!(user.get("access_token").is_none(), "no session before confirmation: {user}");
+    assert_eq!(user["email"], email.as_str());
+    assert!(user.get("email_confirmed_at").is_none());
+    assert!(user.get("confirmation_sent_at").is_some());
+
+    let (st, e) = api.post("/token?grant_type=password", json!({"email": email, "password": "secret-pass-1"})).await;
+    assert_eq!((st, e["code"].as_str()), (400, Some("email_not_confirmed")), "{e}");
+
+    let mail = api.mail(&email).await;
+    assert_eq!(mail["kind"], "signup");
+    let link = mail["data"]["action_link"].as_str().expect("link").to_owned();
+    let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let res = no_redirect.get(&link).send().await.expect("follow link");
+    assert_eq!(res.status(), 303);
+    let location = res.headers()["location"].to_str().expect("ascii").to_owned();
+    assert!(location.starts_with("http://localhost:3000#access_token="), "{location}");
+    // The link works once.
+    let res = no_redirect.get(&link).send().await.expect("follow link");
+    let location = res.headers()["location"].to_str().expect("ascii").to_owned();
+    assert!(location.contains("error_code=otp_expired"), "{location}");
+
+    let (st, session) = api.post("/token?grant_type=password", json!({"email": email, "password": "secret-pass-1"})).await;
+    assert_eq!(st, 200, "{session}");
+    assert!(session["user"]["email_confirmed_at"].is_string());
+
+    // Signing up again with a confirmed address looks like a new sign-up.
+    let (st, fake) = api.post("/signup", json!({"email": email, "password": "other-pass-2"})).await;
+    assert_eq!(st, 200, "{fake}");
+    assert_ne!(fake["id"], session["user"]["id"]);
+    assert_eq!(fake["identities"], json!([]));
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn refresh_token_reuse_revokes_the_session() {
+    let s = TestServer::start_with(TestDatabase::fresh().await, |c| c.auth.refresh_token_reuse_interval = 0).await;
+    let api = Api::new(&s);
+    let email = addr("reuse");
+    let (_, first) = api.post("/signup", json!({"email": email, "password": "secret-pass-1"})).await;
+    let a = first["refresh_token"].as_str().expect("rt").to_owned();
+    let (st, second) = api.post("/token?grant_type=refresh_token", json!({"refresh_token": a})).await;
+    assert_eq!(st, 200, "{second}");
+    let b = second["refresh_token"].as_str().expect("rt").to_owned();
+    assert_ne!(a, b);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The thief replays the rotated token: the whole session goes.
+    let (st, e) = api.post("/token?grant_type=refresh_token", json!({"refresh_token": a})).await;
+    assert_eq!((st, e["code"].as_str()), (400, Some("refresh_token_already_used")), "{e}");
+    let (st, e) = api.post("/token?grant_type=refresh_token", json!({"refresh_token": b})).await;
+    assert_eq!((st, e["code"].as_str()), (400, Some("refresh_token_not_found")), "{e}");
+    let token = second["access_token"].as_str().expect("at");
+    let (st, e) = api.call(reqwest::Method::GET, "/user", Some(token), None).await;
+    assert_eq!((st, e["code"].as_str()), (403, Some("session_not_found")), "{e}");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn access_tokens_verify_for_the_other_services() {
+    let s = TestServer::start().await;
+    let api = Api::new(&s);
+    let (_, session) = api.post("/signup", json!({"email": addr("svc"), "password": "secret-pass-1"})).await;
+    let token = session["access_token"].as_str().expect("at");
+    let caller = fluxbase::http::caller::Caller::resolve(Some(token), fluxbase::http::apikey::ApiKey::Anon, &s.keys).expect("verifies");
+    assert_eq!(caller.role, "authenticated");
+    assert_eq!(caller.user_id(), session["user"]["id"].as_str());
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn sign_in_rate_limit_gives_429() {
+    let s = TestServer::start_with(TestDatabase::fresh().await, |c| c.auth.rate_limit_sign_in_sign_ups = 3).await;
+    let api = Api::new(&s);
+    let mut codes = Vec::new();
+    for _ in 0..5 {
+        let (st, e) = api.post("/token?grant_type=password", json!({"email": addr("rl"), "password": "guess-123"})).await;
+        codes.push((st, e["code"].as_str().unwrap_or("").to_owned()));
+    }
+    assert_eq!(codes[..3].iter().filter(|(st, _)| *st == 400).count(), 3, "{codes:?}");
+    assert_eq!(codes[3], (429, "over_request_rate_limit".to_owned()), "{codes:?}");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_burst_of_sign_ins_queues_then_gets_429_and_other_requests_stay_fast() {
+    let s = TestServer::start_with(TestDatabase::fresh().await, |c| {
+        c.auth.password_workers = 1;
+        c.auth.password_queue = 2;
+        c.auth.rate_limit_sign_in_sign_ups = 0;
+    })
+    .await;
+    let t0 = std::time::Instant::now();
+    let r = s.http().get(format!("{}/auth/v1/settings", s.url)).header("apikey", &s.keys.anon).send().await.expect("settings");
+    assert_eq!(r.status(), 200);
+    eprintln!("settings before burst: {:?}", t0.elapsed());
+    let mut burst = Vec::new();
+    for i in 0..12 {
+        let http = s.http();
+        let url = format!("{}/auth/v1/token?grant_type=password", s.url);
+        let key = s.keys.anon.clone();
+        burst.push(tokio::spawn(async move {
+            let r = http
+                .post(url)
+                .header("apikey", key)
+                .json(&json!({"email": format!("burst{i}@example.com"), "password": "guess-123"}))
+                .send()
+                .await
+                .expect("request");
+            r.status().as_u16()
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let started = std::time::Instant::now();
+    let r = s.http().get(format!("{}/auth/v1/settings", s.url)).header("apikey", &s.keys.anon).send().await.expect("settings");
+    assert_eq!(r.status(), 200);
+    let settings_ms = started.elapsed().as_millis();
+    eprintln!("settings during burst: {settings_ms} ms");
+    let mut statuses = Vec::new();
+    for h in burst {
+        statuses.push(h.await.expect("task"));
+    }
+    assert!(statuses.iter().all(|s| *s == 400 || *s == 429), "{statuses:?}");
+    assert!(statuses.contains(&429), "the queue overflowed: {statuses:?}");
+    assert!(statuses.contains(&400), "some were served: {statuses:?}");
+    assert!(settings_ms < 1000, "other requests are not starved ({settings_ms} ms)");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn imported_bcrypt_users_sign_in_and_are_upgraded() {
+    let s = TestServer::start().await;
+    let api = Api::new(&s);
+    let email = addr("bcrypt");
+    let hash = bcrypt::hash("imported-pass", 6).expect("bcrypt");
+    let db = s.db.client().await;
+    // As a Supabase pg_dump would bring it in.
+    db.execute(
+        "insert into auth.users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
+             raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+         values ('00000000-0000-0000-0000-000000000000', gen_random_uuid(), 'authenticated', 'authenticated', $1, $2, now(),
+             '{\"provider\":\"email\",\"providers\":[\"email\"]}', '{}', now(), now())",
+        &[&email, &hash],
+    )
+    .await
+    .expect("import");
+    let (st, e) = api.post("/token?grant_type=password", json!({"email": email, "password": "wrong"})).await;
+    assert_eq!(st, 400, "{e}");
+    let (st, session) = api.post("/token?grant_type=password", json!({"email": email, "password": "imported-pass"})).await;
+    assert_eq!(st, 200, "{session}");
+    let row = db.query_one("select encrypted_password from auth.users where email = $1", &[&email]).await.expect("row");
+    let stored: String = row.get(0);
+    assert!(stored.starts_with("$argon2id$"), "upgraded: {stored}");
+    let (st, _) = api.post("/token?grant_type=password", json!({"email": email, "password": "imported-pass"})).await;
+    assert_eq!(st, 200);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn password_change_needs_a_nonce_when_configured() {
+    let s = TestServer::start_with(TestDatabase::fresh().await, |c| c.auth.secure_password_change = true).await;
+    let api = Api::new(&s);
+    let email = addr("nonce");
+    let (_, session) = api.post("/signup", json!({"email": email, "password": "secret-pass-1"})).await;
+    let token = session["access_token"].as_str().expect("at");
+    let (st, e) = api.call(reqwest::Method::PUT, "/user", Some(token), Some(json!({"password": "new-pass-22"}))).await;
+    assert_eq!((st, e["code"].as_str()), (400, Some("reauthentication_needed")), "{e}");
+    let (st, _) = api.call(reqwest::Method::GET, "/reauthenticate", Some(token), None).await;
+    assert_eq!(st, 200);
+    let nonce = api.mail(&email).await["data"]["otp"].as_str().expect("otp").to_owned();
+    let (st, e) =
+        api.call(reqwest::Method::PUT, "/user", Some(token), Some(json!({"password": "new-pass-22", "nonce": "000000"}))).await;
+    assert_eq!((st, e["code"].as_str()), (400, Some("reauthentication_not_valid")), "{e}");
+    let (st, u) =
+        api.call(reqwest::Method::PUT, "/user", Some(token), Some(json!({"password": "new-pass-22", "nonce": nonce}))).await;
+    assert_eq!(st, 200, "{u}");
+    let (st, _) = api.post("/token?grant_type=password", json!({"email": email, "password": "new-pass-22"})).await;
+    assert_eq!(st, 200);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn secure_email_change_needs_both_addresses() {
+    let s = TestServer::start_with(TestDatabase::fresh().await, |c| c.auth.mailer_autoconfirm = false).await;
+    let api = Api::new(&s);
+    // An admin-confirmed user, so no sign-up mail is in the way.
+    let old = addr("old");
+    let new = addr("new");
+    let res = api
+        .http
+        .post(format!("{}/auth/v1/admin/users", s.url))
+        .header("apikey", &s.keys.service_role)
+        .bearer_auth(&s.keys.service_role)
+        .json(&json!({"email": old, "password": "secret-pass-1", "email_confirm": true}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(res.status(), 200);
+    let (_, session) = api.post("/token?grant_type=password", json!({"email": old, "password": "secret-pass-1"})).await;
+    let token = session["access_token"].as_str().expect("at");
+    let (st, u) = api.call(reqwest::Method::PUT, "/user", Some(token), Some(json!({"email": new}))).await;
+    assert_eq!(st, 200, "{u}");
+    assert_eq!(u["new_email"], new.as_str());
+    assert_eq!(u["email"], old.as_str());
+    let to_new = api.mail(&new).await;
+    let to_old = api.mail(&old).await;
+    let (st, m) = api.post("/verify", json!({"type": "email_change", "token_hash": to_new["data"]["token_hash"]})).await;
+    assert_eq!(st, 200, "{m}");
+    assert!(m["msg"].as_str().unwrap_or("").starts_with("Confirmation link accepted"), "{m}");
+    let (st, done) = api.post("/verify", json!({"type": "email_change", "token_hash": to_old["data"]["token_hash"]})).await;
+    assert_eq!(st, 200, "{done}");
+    assert_eq!(done["user"]["email"], new.as_str());
+    let (st, _) = api.post("/token?grant_type=password", json!({"email": new, "password": "secret-pass-1"})).await;
+    assert_eq!(st, 200);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn signup_can_be_disabled_and_anonymous_is_off_by_default() {
+    let s = TestServer::start_with(TestDatabase::fresh().await, |c| c.auth.enable_signup = false).await;
+    let api = Api::new(&s);
+    let (st, e) = api.post("/signup", json!({"email": addr("off"), "password": "secret-pass-1"})).await;
+    assert_eq!((st, e["code"].as_str()), (422, Some("signup_disabled")), "{e}");
+    let (st, e) = api.post("/signup", json!({"data": {}})).await;
+    assert_eq!((st, e["code"].as_str()), (422, Some("anonymous_provider_disabled")), "{e}");
+    s.shutdown().await;
+}
+
+async fn asymmetric_round_trip(s: &TestServer, alg: &str) {
+    let api = Api::new(s);
+    let (st, session) = api.post("/signup", json!({"email": addr(alg), "password": "secret-pass-1"})).await;
+    assert_eq!(st, 200, "{session}");
+    let token = session["access_token"].as_str().expect("at").to_owned();
+    let header = jsonwebtoken::decode_header(&token).expect("header");
+    assert_eq!(format!("{:?}", header.alg), alg);
+    let (st, jwks) = api.call(reqwest::Method::GET, "/.well-known/jwks.json", None, None).await;
+    assert_eq!(st, 200);
+    assert_eq!(jwks["keys"][0]["kid"].as_str(), header.kid.as_deref(), "{jwks}");
+    // Every service verifies it.
+    let caller = fluxbase::http::caller::Caller::resolve(Some(&token), fluxbase::http::apikey::ApiKey::Anon, &s.keys).expect("verifies");
+    assert_eq!(caller.role, "authenticated");
+    let (st, user) = api.call(reqwest::Method::GET, "/user", Some(&token), None).await;
+    assert_eq!(st, 200, "{user}");
+    // An HS256 token with the same claims but forged from the public key material fails.
+    let claims = s.keys.verify(&token).expect("claims");
+    let forged = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(jwks.to_string().as_bytes()),
+    )
+    .expect("sign");
+    let (st, _) = api.call(reqwest::Method::GET, "/user", Some(&forged), None).await;
+    assert_eq!(st, 403);
+}
+
+#[tokio::test]
+async fn es256_access_tokens_and_jwks() {
+    let s = TestServer::start_with(TestDatabase::fresh().await, |c| c.jwt.algorithm = "ES256".into()).await;
+    asymmetric_round_trip(&s, "ES256").await;
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn rs256_access_tokens_from_a_pem_file() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pem = dir.path().join("rsa.pem");
+    let st = std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+        .arg(&pem)
+        .status()
+        .expect("openssl");
+    assert!(st.success());
+    let path = pem.to_string_lossy().into_owned();
+    let s = TestServer::start_with(TestDatabase::fresh().await, |c| {
+        c.jwt.algorithm = "RS256".into();
+        c.jwt.signing_keys = path;
+    })
+    .await;
+    asymmetric_round_trip(&s, "RS256").await;
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn custom_access_token_hook_adds_claims_or_refuses() {
+    let db = TestDatabase::fresh().await;
+    db.client()
+        .await
+        .batch_execute(
+            "create function public.custom_access_token_hook(event jsonb) returns jsonb language plpgsql as $$
+             begin
+               if event->'claims'->>'email' like 'blocked-%' then
+                 return jsonb_build_object('error', jsonb_build_object('http_code', 403, 'message', 'Blocked by hook'));
+               end if;
+               return jsonb_build_object('claims',
+                 jsonb_set(event->'claims', '{app_metadata,plan}', '\"pro\"') || jsonb_build_object('via', event->>'authentication_method'));
+             end $$;",
+        )
+        .await
+        .expect("hook");
+    let s = TestServer::start_with(db, |c| {
+        c.auth.hook_custom_access_token = "pg-functions://postgres/public/custom_access_token_hook".into();
+    })
+    .await;
+    let api = Api::new(&s);
+    let (st, session) = api.post("/signup", json!({"email": addr("hook"), "password": "secret-pass-1"})).await;
+    assert_eq!(st, 200, "{session}");
+    let claims = s.keys.verify(session["access_token"].as_str().expect("at")).expect("claims");
+    assert_eq!(claims["app_metadata"]["plan"], "pro");
+    assert_eq!(claims["via"], "password");
+    let (_, refreshed) =
+        api.post("/token?grant_type=refresh_token", json!({"refresh_token": session["refresh_token"]})).await;
+    let claims = s.keys.verify(refreshed["access_token"].as_str().expect("at")).expect("claims");
+    assert_eq!(claims["via"], "token_refresh");
+    let (st, e) = api.post("/signup", json!({"email": addr("blocked"), "password": "secret-pass-1"})).await;
+    assert_eq!((st, e["message"].as_str()), (403, Some("Blocked by hook")), "{e}");
+    s.shutdown().await;
+}
