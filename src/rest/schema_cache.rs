@@ -2,7 +2,7 @@
 //! foreign keys, and functions with their arguments, for the exposed
 //! schemas.
 //!
-//! Loaded in four catalog queries, pipelined in one round trip, whatever
+//! Loaded in five catalog queries, pipelined in one round trip, whatever
 //! the number of tables. Reloaded when PostgreSQL says the schema changed:
 //! the event triggers of `migrations/0100_rest_schema_reload.sql` send
 //! `NOTIFY pgrst, 'reload schema'` after every DDL command, as PostgREST's
@@ -196,6 +196,24 @@ join pg_class ct on ct.oid = con.confrelid
 join pg_namespace nt on nt.oid = ct.relnamespace
 where con.contype = 'f' and (ns.nspname = any($1) or nt.nspname = any($1))";
 
+/// Base-table columns each view (or materialized view) in the exposed
+/// schemas reads, where the view has a column of the same name: enough to
+/// carry foreign keys over to views, as PostgREST infers them.
+const VIEW_COLUMNS: &str = "
+select vn.nspname::text, v.relname::text, tn.nspname::text, t.relname::text,
+  array_agg(distinct a.attname::text)
+from pg_rewrite r
+join pg_class v on v.oid = r.ev_class and v.relkind in ('v', 'm')
+join pg_namespace vn on vn.oid = v.relnamespace
+join pg_depend d on d.classid = 'pg_rewrite'::regclass and d.objid = r.oid
+  and d.refclassid = 'pg_class'::regclass and d.refobjsubid > 0
+join pg_class t on t.oid = d.refobjid and t.oid <> v.oid
+join pg_namespace tn on tn.oid = t.relnamespace
+join pg_attribute a on a.attrelid = t.oid and a.attnum = d.refobjsubid
+join pg_attribute va on va.attrelid = v.oid and va.attname = a.attname and va.attnum > 0 and not va.attisdropped
+where vn.nspname = any($1)
+group by 1, 2, 3, 4";
+
 const FUNCTIONS: &str = "
 select n.nspname::text, p.proname::text, p.provolatile::text, p.proretset,
   coalesce(p.proargnames, '{}')::text[], coalesce(p.proargmodes::text[], '{}'),
@@ -209,13 +227,14 @@ join pg_namespace n on n.oid = p.pronamespace
 join pg_type rt on rt.oid = p.prorettype
 where n.nspname = any($1) and p.prokind = 'f'";
 
-/// Loads the cache for `schemas` (four queries, one round trip).
+/// Loads the cache for `schemas` (five queries, one round trip).
 pub async fn load(client: &Client, schemas: &[String]) -> Result<SchemaCache, tokio_postgres::Error> {
-    let (tables, pks, fks, funcs) = futures_util::future::try_join4(
+    let (tables, pks, fks, funcs, views) = futures_util::future::try_join5(
         client.query(TABLES, &[&schemas]),
         client.query(PKS, &[&schemas]),
         client.query(FKS, &[&schemas]),
         client.query(FUNCTIONS, &[&schemas]),
+        client.query(VIEW_COLUMNS, &[&schemas]),
     )
     .await?;
     let mut cache = SchemaCache::default();
@@ -240,6 +259,14 @@ pub async fn load(client: &Client, schemas: &[String]) -> Result<SchemaCache, to
             ref_columns: r.try_get(6)?,
         });
     }
+    let mut view_cols = Vec::new();
+    for r in views {
+        let view: (String, String) = (r.try_get(0)?, r.try_get(1)?);
+        let base: (String, String) = (r.try_get(2)?, r.try_get(3)?);
+        let cols: Vec<String> = r.try_get(4)?;
+        view_cols.push((view, base, cols));
+    }
+    cache.foreign_keys = with_view_keys(std::mem::take(&mut cache.foreign_keys), &view_cols);
     for r in funcs {
         let schema: String = r.try_get(0)?;
         let name: String = r.try_get(1)?;
@@ -286,6 +313,30 @@ pub async fn load(client: &Client, schemas: &[String]) -> Result<SchemaCache, to
         cache.functions.entry((schema, name)).or_default().push(f);
     }
     Ok(cache)
+}
+
+/// A view over base table columns: (view, base table, shared column names).
+type ViewColumns = ((String, String), (String, String), Vec<String>);
+
+/// Adds, for every view that exposes all columns of a foreign key under
+/// the same names, the same key with the view in place of the table
+/// (referencing side first, then referenced side, so view-to-view keys
+/// exist too).
+fn with_view_keys(fks: Vec<ForeignKey>, views: &[ViewColumns]) -> Vec<ForeignKey> {
+    let covers = |cols: &[String], shared: &[String]| cols.iter().all(|c| shared.contains(c));
+    let mut out = fks.clone();
+    for (view, base, shared) in views {
+        for fk in fks.iter().filter(|f| &f.table == base && covers(&f.columns, shared)) {
+            out.push(ForeignKey { table: view.clone(), ..fk.clone() });
+        }
+    }
+    let with_children = out.clone();
+    for (view, base, shared) in views {
+        for fk in with_children.iter().filter(|f| &f.ref_table == base && covers(&f.ref_columns, shared)) {
+            out.push(ForeignKey { ref_table: view.clone(), ..fk.clone() });
+        }
+    }
+    out
 }
 
 /// Listens on channel `pgrst` on its own connection and calls `reload`

@@ -197,6 +197,28 @@ async fn embedding_every_direction() {
 }
 
 #[tokio::test]
+async fn embedding_through_views() {
+    let s = server().await;
+    s.db.client()
+        .await
+        .batch_execute(
+            "create view public.published_posts as select id, author_id, title from public.posts where published;
+             create view public.people as select id, name from public.users;
+             grant select on public.published_posts, public.people to anon;",
+        )
+        .await
+        .expect("views");
+    wait_for(&s, "/people").await;
+    let r = get(&s, "/published_posts?select=title,users(name)&order=id").await;
+    assert_eq!(r.json(), json!([{"title": "Hello", "users": {"name": "alice"}}, {"title": "Chess", "users": {"name": "bob"}}]), "{}", r.text);
+    let r = get(&s, "/users?select=name,published_posts(title)&id=eq.1").await;
+    assert_eq!(r.json(), json!([{"name": "alice", "published_posts": [{"title": "Hello"}]}]), "{}", r.text);
+    let r = get(&s, "/published_posts?select=title,people(name)&id=eq.3").await;
+    assert_eq!(r.json(), json!([{"title": "Chess", "people": {"name": "bob"}}]), "view to view: {}", r.text);
+    s.shutdown().await;
+}
+
+#[tokio::test]
 async fn aggregates() {
     let s = server().await;
     let r = get(&s, "/users?select=count()").await;
