@@ -112,6 +112,10 @@ pub struct Function {
     pub returns: Returns,
     /// `i`, `s` or `v`.
     pub volatility: char,
+    /// The table whose row type the first argument is, if it is one.
+    pub first_arg_table: Option<(String, String)>,
+    /// The table whose row type is returned, if it is one.
+    pub returns_table: Option<(String, String)>,
 }
 
 /// The cache as of one load.
@@ -221,10 +225,16 @@ select n.nspname::text, p.proname::text, p.provolatile::text, p.proretset,
   p.pronargdefaults::int4,
   case when p.prorettype = 'void'::regtype then 'v'
        when p.prorettype = 'record'::regtype or rt.typtype = 'c' then 'c'
-       else 's' end
+       else 's' end,
+  an.nspname::text, ac.relname::text, rn.nspname::text, rc.relname::text
 from pg_proc p
 join pg_namespace n on n.oid = p.pronamespace
 join pg_type rt on rt.oid = p.prorettype
+left join pg_class rc on rc.oid = rt.typrelid and rc.relkind in ('r', 'p', 'v', 'm', 'f')
+left join pg_namespace rn on rn.oid = rc.relnamespace
+left join pg_type at on at.oid = p.proargtypes[0]
+left join pg_class ac on ac.oid = at.typrelid and ac.relkind in ('r', 'p', 'v', 'm', 'f')
+left join pg_namespace an on an.oid = ac.relnamespace
 where n.nspname = any($1) and p.prokind = 'f'";
 
 /// Loads the cache for `schemas` (five queries, one round trip).
@@ -277,6 +287,9 @@ pub async fn load(client: &Client, schemas: &[String]) -> Result<SchemaCache, to
         let types: Vec<String> = r.try_get(6)?;
         let ndefaults: i32 = r.try_get(7)?;
         let ret: String = r.try_get(8)?;
+        let pair = |a: Option<String>, b: Option<String>| a.zip(b);
+        let first_arg_table = pair(r.try_get(9)?, r.try_get(10)?);
+        let returns_table = pair(r.try_get(11)?, r.try_get(12)?);
         let input_names: Vec<String> = if modes.is_empty() {
             (0..types.len()).map(|i| names.get(i).cloned().unwrap_or_default()).collect()
         } else {
@@ -309,6 +322,8 @@ pub async fn load(client: &Client, schemas: &[String]) -> Result<SchemaCache, to
             returns_set,
             returns,
             volatility: volatility.chars().next().unwrap_or('v'),
+            first_arg_table,
+            returns_table,
         };
         cache.functions.entry((schema, name)).or_default().push(f);
     }

@@ -213,6 +213,30 @@ async fn embedding_through_views() {
     assert_eq!(r.json(), json!([{"title": "Hello", "users": {"name": "alice"}}, {"title": "Chess", "users": {"name": "bob"}}]), "{}", r.text);
     let r = get(&s, "/users?select=name,published_posts(title)&id=eq.1").await;
     assert_eq!(r.json(), json!([{"name": "alice", "published_posts": [{"title": "Hello"}]}]), "{}", r.text);
+    s.db.client()
+        .await
+        .batch_execute(
+            "create function public.recent_posts(public.users) returns setof public.posts language sql stable
+               as $$ select * from public.posts where author_id = $1.id order by id desc $$;
+             create function public.first_post(public.users) returns public.posts language sql stable
+               as $$ select * from public.posts where author_id = $1.id order by id limit 1 $$;",
+        )
+        .await
+        .expect("computed");
+    let mut r = get(&s, "/users?select=name,recent_posts(title),first_post(id)&id=eq.1").await;
+    for _ in 0..100 {
+        if r.status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        r = get(&s, "/users?select=name,recent_posts(title),first_post(id)&id=eq.1").await;
+    }
+    assert_eq!(
+        r.json(),
+        json!([{"name": "alice", "recent_posts": [{"title": "Again"}, {"title": "Hello"}], "first_post": {"id": 1}}]),
+        "computed relationships: {}",
+        r.text
+    );
     let r = get(&s, "/published_posts?select=title,people(name)&id=eq.3").await;
     assert_eq!(r.json(), json!([{"title": "Chess", "people": {"name": "bob"}}]), "view to view: {}", r.text);
     s.shutdown().await;
