@@ -8,5 +8,5 @@ const H = { headers: headers(USER_TOKEN, { Prefer: 'resolution=merge-duplicates'
 export default function () {
   const id = 1 + Math.floor(Math.random() * 10000);
   const r = http.post(`${BASE}/bench_items`, JSON.stringify({ id, owner: USER, owner_ref: 2, payload: 'up' }), H);
-  check(r, { 2xx: (x) => x.status === 200 || x.status === 201 });
+  check(r, { '2xx': (x) => x.status === 200 || x.status === 201 });
 }

@@ -97,6 +97,13 @@ pub enum Rel {
         /// Yields at most one row (many-to-one, or one-to-one).
         to_one: bool,
     },
+    /// A computed relationship: a function taking the parent's row.
+    Computed {
+        /// The function (schema, name).
+        function: (String, String),
+        /// It returns one row rather than a set.
+        to_one: bool,
+    },
     /// Through a junction table.
     Junction {
         /// The junction table (schema, name).
@@ -111,7 +118,7 @@ pub enum Rel {
 impl Rel {
     /// Whether the embed is an object rather than an array.
     pub fn to_one(&self) -> bool {
-        matches!(self, Rel::Direct { to_one: true, .. })
+        matches!(self, Rel::Direct { to_one: true, .. } | Rel::Computed { to_one: true, .. })
     }
 }
 
@@ -309,6 +316,15 @@ fn relationship(cache: &SchemaCache, parent: &Table, embed: &Embed) -> Result<(T
                         candidates.push((t.clone(), Rel::Direct { pairs, to_one: true }, format!("many-to-one using {}", fk.name)));
                     }
                 }
+            }
+        }
+    }
+    // Computed relationships: `fn(parent_row) returns [setof] table`, named by the function.
+    if let Some(overloads) = cache.functions.get(&(parent.schema.clone(), embed.name.clone())) {
+        for f in overloads.iter().filter(|f| f.args.len() == 1 && f.first_arg_table.as_ref() == Some(&pkey)) {
+            if let Some(t) = f.returns_table.as_ref().and_then(|(s, n)| cache.table(s, n)) {
+                let rel = Rel::Computed { function: (f.schema.clone(), f.name.clone()), to_one: !f.returns_set };
+                candidates.push((t.clone(), rel, format!("computed relationship {}.{}", f.schema, f.name)));
             }
         }
     }

@@ -99,6 +99,8 @@ fn function(returns: Returns, set: bool) -> Function {
         returns_set: set,
         returns,
         volatility: 's',
+        first_arg_table: None,
+        returns_table: None,
     }
 }
 

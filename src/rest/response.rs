@@ -252,7 +252,7 @@ pub fn build(outcome: &Outcome, shape: Shape) -> Result<Response, RestError> {
         if n == 0 {
             format!("*/{total}")
         } else {
-            format!("{}-{}/{total}", shape.offset, shape.offset + n - 1)
+            format!("{}-{}/{total}", shape.offset, shape.offset.saturating_add(n - 1))
         }
     };
     let mut status = shape.status;

@@ -2,7 +2,7 @@
 //! foreign keys, and functions with their arguments, for the exposed
 //! schemas.
 //!
-//! Loaded in four catalog queries, pipelined in one round trip, whatever
+//! Loaded in five catalog queries, pipelined in one round trip, whatever
 //! the number of tables. Reloaded when PostgreSQL says the schema changed:
 //! the event triggers of `migrations/0100_rest_schema_reload.sql` send
 //! `NOTIFY pgrst, 'reload schema'` after every DDL command, as PostgREST's
@@ -112,6 +112,10 @@ pub struct Function {
     pub returns: Returns,
     /// `i`, `s` or `v`.
     pub volatility: char,
+    /// The table whose row type the first argument is, if it is one.
+    pub first_arg_table: Option<(String, String)>,
+    /// The table whose row type is returned, if it is one.
+    pub returns_table: Option<(String, String)>,
 }
 
 /// The cache as of one load.
@@ -196,6 +200,24 @@ join pg_class ct on ct.oid = con.confrelid
 join pg_namespace nt on nt.oid = ct.relnamespace
 where con.contype = 'f' and (ns.nspname = any($1) or nt.nspname = any($1))";
 
+/// Base-table columns each view (or materialized view) in the exposed
+/// schemas reads, where the view has a column of the same name: enough to
+/// carry foreign keys over to views, as PostgREST infers them.
+const VIEW_COLUMNS: &str = "
+select vn.nspname::text, v.relname::text, tn.nspname::text, t.relname::text,
+  array_agg(distinct a.attname::text)
+from pg_rewrite r
+join pg_class v on v.oid = r.ev_class and v.relkind in ('v', 'm')
+join pg_namespace vn on vn.oid = v.relnamespace
+join pg_depend d on d.classid = 'pg_rewrite'::regclass and d.objid = r.oid
+  and d.refclassid = 'pg_class'::regclass and d.refobjsubid > 0
+join pg_class t on t.oid = d.refobjid and t.oid <> v.oid
+join pg_namespace tn on tn.oid = t.relnamespace
+join pg_attribute a on a.attrelid = t.oid and a.attnum = d.refobjsubid
+join pg_attribute va on va.attrelid = v.oid and va.attname = a.attname and va.attnum > 0 and not va.attisdropped
+where vn.nspname = any($1)
+group by 1, 2, 3, 4";
+
 const FUNCTIONS: &str = "
 select n.nspname::text, p.proname::text, p.provolatile::text, p.proretset,
   coalesce(p.proargnames, '{}')::text[], coalesce(p.proargmodes::text[], '{}'),
@@ -203,19 +225,26 @@ select n.nspname::text, p.proname::text, p.provolatile::text, p.proretset,
   p.pronargdefaults::int4,
   case when p.prorettype = 'void'::regtype then 'v'
        when p.prorettype = 'record'::regtype or rt.typtype = 'c' then 'c'
-       else 's' end
+       else 's' end,
+  an.nspname::text, ac.relname::text, rn.nspname::text, rc.relname::text
 from pg_proc p
 join pg_namespace n on n.oid = p.pronamespace
 join pg_type rt on rt.oid = p.prorettype
+left join pg_class rc on rc.oid = rt.typrelid and rc.relkind in ('r', 'p', 'v', 'm', 'f')
+left join pg_namespace rn on rn.oid = rc.relnamespace
+left join pg_type at on at.oid = p.proargtypes[0]
+left join pg_class ac on ac.oid = at.typrelid and ac.relkind in ('r', 'p', 'v', 'm', 'f')
+left join pg_namespace an on an.oid = ac.relnamespace
 where n.nspname = any($1) and p.prokind = 'f'";
 
-/// Loads the cache for `schemas` (four queries, one round trip).
+/// Loads the cache for `schemas` (five queries, one round trip).
 pub async fn load(client: &Client, schemas: &[String]) -> Result<SchemaCache, tokio_postgres::Error> {
-    let (tables, pks, fks, funcs) = futures_util::future::try_join4(
+    let (tables, pks, fks, funcs, views) = futures_util::future::try_join5(
         client.query(TABLES, &[&schemas]),
         client.query(PKS, &[&schemas]),
         client.query(FKS, &[&schemas]),
         client.query(FUNCTIONS, &[&schemas]),
+        client.query(VIEW_COLUMNS, &[&schemas]),
     )
     .await?;
     let mut cache = SchemaCache::default();
@@ -240,6 +269,14 @@ pub async fn load(client: &Client, schemas: &[String]) -> Result<SchemaCache, to
             ref_columns: r.try_get(6)?,
         });
     }
+    let mut view_cols = Vec::new();
+    for r in views {
+        let view: (String, String) = (r.try_get(0)?, r.try_get(1)?);
+        let base: (String, String) = (r.try_get(2)?, r.try_get(3)?);
+        let cols: Vec<String> = r.try_get(4)?;
+        view_cols.push((view, base, cols));
+    }
+    cache.foreign_keys = with_view_keys(std::mem::take(&mut cache.foreign_keys), &view_cols);
     for r in funcs {
         let schema: String = r.try_get(0)?;
         let name: String = r.try_get(1)?;
@@ -250,6 +287,9 @@ pub async fn load(client: &Client, schemas: &[String]) -> Result<SchemaCache, to
         let types: Vec<String> = r.try_get(6)?;
         let ndefaults: i32 = r.try_get(7)?;
         let ret: String = r.try_get(8)?;
+        let pair = |a: Option<String>, b: Option<String>| a.zip(b);
+        let first_arg_table = pair(r.try_get(9)?, r.try_get(10)?);
+        let returns_table = pair(r.try_get(11)?, r.try_get(12)?);
         let input_names: Vec<String> = if modes.is_empty() {
             (0..types.len()).map(|i| names.get(i).cloned().unwrap_or_default()).collect()
         } else {
@@ -282,10 +322,36 @@ pub async fn load(client: &Client, schemas: &[String]) -> Result<SchemaCache, to
             returns_set,
             returns,
             volatility: volatility.chars().next().unwrap_or('v'),
+            first_arg_table,
+            returns_table,
         };
         cache.functions.entry((schema, name)).or_default().push(f);
     }
     Ok(cache)
+}
+
+/// A view over base table columns: (view, base table, shared column names).
+type ViewColumns = ((String, String), (String, String), Vec<String>);
+
+/// Adds, for every view that exposes all columns of a foreign key under
+/// the same names, the same key with the view in place of the table
+/// (referencing side first, then referenced side, so view-to-view keys
+/// exist too).
+fn with_view_keys(fks: Vec<ForeignKey>, views: &[ViewColumns]) -> Vec<ForeignKey> {
+    let covers = |cols: &[String], shared: &[String]| cols.iter().all(|c| shared.contains(c));
+    let mut out = fks.clone();
+    for (view, base, shared) in views {
+        for fk in fks.iter().filter(|f| &f.table == base && covers(&f.columns, shared)) {
+            out.push(ForeignKey { table: view.clone(), ..fk.clone() });
+        }
+    }
+    let with_children = out.clone();
+    for (view, base, shared) in views {
+        for fk in with_children.iter().filter(|f| &f.ref_table == base && covers(&f.ref_columns, shared)) {
+            out.push(ForeignKey { ref_table: view.clone(), ..fk.clone() });
+        }
+    }
+    out
 }
 
 /// Listens on channel `pgrst` on its own connection and calls `reload`

@@ -131,7 +131,7 @@ fn apply_range_header(req: &Request, range: &mut super::query::Range) -> Result<
         range.offset = Some(from);
     }
     if let Some(t) = to {
-        let n = t - from + 1;
+        let n = t.saturating_sub(from).saturating_add(1);
         range.limit = Some(range.limit.map_or(n, |l| l.min(n)));
     }
     Ok(())

@@ -122,6 +122,10 @@ async fn order_limit_offset_range_and_counts() {
         let total: i64 = r.header("content-range").and_then(|h| h.split('/').nth(1).and_then(|t| t.parse().ok())).expect("numeric total");
         assert!(total >= 1, "{c}: {total}");
     }
+    let r = send(&s, "GET", "/users?select=id&order=id", None, &[("range", "0-9223372036854775807")], None).await;
+    assert_eq!(ids(&r.json()), vec![1, 2, 3, 4], "huge ranges do not overflow");
+    let r = get(&s, "/users?select=id&offset=9223372036854775807&limit=9223372036854775807").await;
+    assert_eq!((r.status, r.text.as_str()), (200, "[]"));
     let r = send(&s, "GET", "/users?offset=10", None, &[("prefer", "count=exact")], None).await;
     assert_eq!(r.status, 416);
     assert_eq!(r.json()["code"], "PGRST103");
@@ -189,6 +193,52 @@ async fn embedding_every_direction() {
     assert_eq!(r.json()["code"], "PGRST119");
     let r = get(&s, "/users?posts.id=eq.1").await;
     assert_eq!((r.status, r.json()["code"].as_str()), (400, Some("PGRST108")));
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn embedding_through_views() {
+    let s = server().await;
+    s.db.client()
+        .await
+        .batch_execute(
+            "create view public.published_posts as select id, author_id, title from public.posts where published;
+             create view public.people as select id, name from public.users;
+             grant select on public.published_posts, public.people to anon;",
+        )
+        .await
+        .expect("views");
+    wait_for(&s, "/people").await;
+    let r = get(&s, "/published_posts?select=title,users(name)&order=id").await;
+    assert_eq!(r.json(), json!([{"title": "Hello", "users": {"name": "alice"}}, {"title": "Chess", "users": {"name": "bob"}}]), "{}", r.text);
+    let r = get(&s, "/users?select=name,published_posts(title)&id=eq.1").await;
+    assert_eq!(r.json(), json!([{"name": "alice", "published_posts": [{"title": "Hello"}]}]), "{}", r.text);
+    s.db.client()
+        .await
+        .batch_execute(
+            "create function public.recent_posts(public.users) returns setof public.posts language sql stable
+               as $$ select * from public.posts where author_id = $1.id order by id desc $$;
+             create function public.first_post(public.users) returns public.posts language sql stable
+               as $$ select * from public.posts where author_id = $1.id order by id limit 1 $$;",
+        )
+        .await
+        .expect("computed");
+    let mut r = get(&s, "/users?select=name,recent_posts(title),first_post(id)&id=eq.1").await;
+    for _ in 0..100 {
+        if r.status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        r = get(&s, "/users?select=name,recent_posts(title),first_post(id)&id=eq.1").await;
+    }
+    assert_eq!(
+        r.json(),
+        json!([{"name": "alice", "recent_posts": [{"title": "Again"}, {"title": "Hello"}], "first_post": {"id": 1}}]),
+        "computed relationships: {}",
+        r.text
+    );
+    let r = get(&s, "/published_posts?select=title,people(name)&id=eq.3").await;
+    assert_eq!(r.json(), json!([{"title": "Chess", "people": {"name": "bob"}}]), "view to view: {}", r.text);
     s.shutdown().await;
 }
 

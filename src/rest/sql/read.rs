@@ -146,6 +146,7 @@ pub fn parts(b: &mut Sql, node: &Node, alias: &str, join: Option<String>) -> Par
 
 fn join_condition(b: &mut Sql, rel: &Rel, parent: &str, child: &str) -> String {
     match rel {
+        Rel::Computed { .. } => "true".to_owned(),
         Rel::Direct { pairs, .. } => pairs
             .iter()
             .map(|(pc, tc)| format!("{child}.{} = {parent}.{}", ident(tc), ident(pc)))
@@ -162,7 +163,11 @@ fn join_condition(b: &mut Sql, rel: &Rel, parent: &str, child: &str) -> String {
 }
 
 fn embed(b: &mut Sql, e: &EmbedNode, parent: &str, p: &mut Parts) {
-    let from = qualified(&e.node.schema, &e.node.name);
+    let from = match &e.rel {
+        // The parent's whole row is the function's argument.
+        Rel::Computed { function, .. } => format!("{}({parent})", qualified(&function.0, &function.1)),
+        _ => qualified(&e.node.schema, &e.node.name),
+    };
     if e.inner {
         let ia = b.alias();
         let jc = join_condition(b, &e.rel, parent, &ia);
