@@ -287,8 +287,8 @@ impl Auth {
                                  'timestamp', extract(epoch from a.created_at)::bigint) order by a.created_at desc), '[]')
                            from auth.mfa_amr_claims a where a.session_id = rt.session_id) as amr
                    from auth.refresh_tokens rt
-                   left join auth.sessions s on s.id = rt.session_id
-                   join auth.users u on u.id::text = rt.user_id
+                   join auth.sessions s on s.id = rt.session_id
+                   join auth.users u on u.id = s.user_id
                   where rt.token = $1
                   for update of rt",
                 &[&token],
