@@ -77,6 +77,8 @@ pub struct Config {
     pub jwt: JwtConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Object storage (`/storage/v1`).
+    pub storage: crate::storage::StorageConfig,
 }
 
 /// `[server]`: HTTP limits and behaviour.
@@ -150,6 +152,7 @@ impl Default for Config {
             embedded: EmbeddedConfig::default(),
             jwt: JwtConfig::default(),
             log: LogConfig::default(),
+            storage: crate::storage::StorageConfig::default(),
         }
     }
 }
@@ -289,6 +292,9 @@ impl Config {
         }
         if !self.jwt.secret.is_empty() && self.jwt.secret.len() < 32 {
             return Err(invalid("jwt.secret", &"<hidden>", "at least 32 characters (or empty to generate one)"));
+        }
+        if let Err((key, value, allowed)) = self.storage.check() {
+            return Err(ConfigError::Invalid { key, value, allowed });
         }
         if !["auto", "pretty", "json"].contains(&self.log.format.as_str()) {
             return Err(invalid("log.format", &self.log.format, "one of auto, pretty, json"));

@@ -90,23 +90,18 @@ pub fn scan(path: &Path, repair: bool) -> Result<SegmentMeta, LogError> {
     }
     let mut offset = MAGIC.len();
     let mut next_index = 0u64;
-    loop {
-        match record::decode(&bytes[offset..]) {
-            Decoded::Record(payload, n) => {
-                let Some(lsn) = payload_lsn(payload) else { break };
-                if meta.last.is_some_and(|l| lsn <= l) {
-                    break;
-                }
-                if offset as u64 >= next_index {
-                    meta.index.push((lsn, offset as u64));
-                    next_index = offset as u64 + INDEX_EVERY;
-                }
-                meta.last = Some(lsn);
-                meta.txns += 1;
-                offset += n;
-            }
-            Decoded::Incomplete | Decoded::Invalid => break,
+    while let Decoded::Record(payload, n) = record::decode(&bytes[offset..]) {
+        let Some(lsn) = payload_lsn(payload) else { break };
+        if meta.last.is_some_and(|l| lsn <= l) {
+            break;
         }
+        if offset as u64 >= next_index {
+            meta.index.push((lsn, offset as u64));
+            next_index = offset as u64 + INDEX_EVERY;
+        }
+        meta.last = Some(lsn);
+        meta.txns += 1;
+        offset += n;
     }
     meta.len = offset as u64;
     if offset < bytes.len() {
@@ -175,7 +170,7 @@ pub fn read_from(meta: &SegmentMeta, from: Lsn, max: usize) -> Result<Vec<Txn>, 
         len.copy_from_slice(&header[..4]);
         let len = u32::from_le_bytes(len) as usize;
         let corrupt = |message: &str| LogError::Corrupt { path: meta.path.clone(), offset, message: message.into() };
-        if len < 8 || len > record::MAX_PAYLOAD {
+        if !(8..=record::MAX_PAYLOAD).contains(&len) {
             return Err(corrupt("bad length"));
         }
         let mut payload = vec![0u8; len];

@@ -66,7 +66,8 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     let root = warp::path::end().and(warp::get()).map(|| {
         warp::reply::json(&serde_json::json!({"name": "fluxbase", "version": crate::VERSION})).into_response()
     });
-    health.or(metrics).unify().or(root).unify().recover(recover).unify().boxed()
+    let storage = crate::storage::routes(Arc::clone(&state));
+    health.or(metrics).unify().or(root).unify().or(storage).unify().recover(recover).unify().boxed()
 }
 
 fn refresh_pool_gauges(state: &AppState) {
