@@ -10,3 +10,4 @@ mod embedded;
 mod gate;
 mod js;
 mod migrations;
+mod storage;

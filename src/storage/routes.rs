@@ -102,8 +102,8 @@ fn caller(s: &Storage, req: &Req) -> StorageResult<Caller> {
         let (scheme, token) = v.trim().split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
     });
-    // A bearer that is the API key itself (supabase-js without a session) is not a user JWT.
-    let bearer = bearer.filter(|b| *b != s.app.keys.anon && *b != s.app.keys.service_role && !b.starts_with("sb_"));
+    // Opaque `sb_…` keys sent as bearer (supabase-js without a session) are API keys, not JWTs.
+    let bearer = bearer.filter(|b| !b.starts_with("sb_"));
     Caller::resolve(bearer, req.key.unwrap_or(ApiKey::Anon), &s.app.keys).map_err(|e| {
         let mut e = e.with_details("Unauthorized");
         e.status = StatusCode::FORBIDDEN;

@@ -12,6 +12,7 @@
 
 pub mod cluster;
 pub mod database;
+pub mod s3;
 pub mod server;
 
 pub use database::TestDatabase;

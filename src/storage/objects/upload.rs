@@ -258,6 +258,9 @@ pub(crate) async fn commit_row(
 ) -> StorageResult<(uuid::Uuid, Option<String>)> {
     let mut client = db::connect(s).await?;
     let tx = client.transaction().await?;
+    // Writers of one name queue here, so each learns the version the
+    // previous one committed (and deletes its bytes once replaced).
+    tx.execute("select pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))", &[&bucket, &name]).await?;
     let old: Option<String> = if spec.upsert {
         tx.query_opt("select version from storage.objects where bucket_id = $1 and name = $2 for update", &[&bucket, &name])
             .await?
