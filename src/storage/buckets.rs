@@ -69,10 +69,21 @@ pub struct BucketBody {
     id: Option<String>,
     name: Option<String>,
     public: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
     file_size_limit: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
     allowed_mime_types: Option<Option<Vec<String>>>,
     #[serde(rename = "type")]
     kind: Option<String>,
+}
+
+/// A field that is present (even as `null`) deserializes to `Some`; an absent one stays `None`.
+fn present<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 /// `Some(None)` clears the limit; `None` leaves it.
