@@ -14,7 +14,8 @@
 //! - [`buckets`]: bucket CRUD and empty.
 //! - [`objects`]: upload, download, list, copy/move, remove, info.
 //! - [`signed`]: signed download and upload URLs (HS256 JWTs).
-//! - [`sweep`]: removes bytes no row refers to.
+//! - [`tus`]: TUS resumable uploads at `/upload/resumable`.
+//! - [`sweep`]: removes bytes no row refers to, and stale resumable uploads.
 //! - [`routes`]: the URL table.
 //!
 //! # Consistency invariant
@@ -36,6 +37,7 @@ pub mod objects;
 pub mod routes;
 pub mod signed;
 pub mod sweep;
+pub mod tus;
 
 use std::sync::Arc;
 

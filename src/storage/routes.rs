@@ -18,7 +18,7 @@ use super::errors::{StorageError, StorageResult};
 use super::objects::download::{self, Access};
 use super::objects::upload::{self, UploadSpec};
 use super::objects::{copy_move, info, list, remove};
-use super::{backend, buckets, keys, signed, sweep, Storage};
+use super::{backend, buckets, keys, signed, sweep, tus, Storage};
 use crate::app::AppState;
 use crate::http::apikey::ApiKey;
 use crate::http::caller::Caller;
@@ -133,6 +133,7 @@ async fn dispatch(s: &Storage, req: Req) -> StorageResult<Response> {
     match first {
         "bucket" => bucket_routes(s, req, rest).await,
         "object" => object_routes(s, req, rest).await,
+        "upload" => upload_routes(s, req, rest).await,
         _ => Err(not_found()),
     }
 }
@@ -150,6 +151,18 @@ async fn bucket_routes(s: &Storage, req: Req, rest: &str) -> StorageResult<Respo
         (&Method::PUT, [id]) => buckets::update(s, &c, &decode(id)?, body::json(req.body).await?).await,
         (&Method::DELETE, [id]) => buckets::delete(s, &c, &decode(id)?).await,
         (&Method::POST, [id, "empty"]) => buckets::empty(s, &c, &decode(id)?).await,
+        _ => Err(not_found()),
+    }
+}
+
+async fn upload_routes(s: &Storage, req: Req, rest: &str) -> StorageResult<Response> {
+    let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+    let c = caller(s, &req)?;
+    match (&req.method, parts.as_slice()) {
+        (&Method::POST, ["resumable"]) => tus::create(s, &c, &req.headers).await,
+        (&Method::HEAD, ["resumable", id]) => tus::head(s, &c, id).await,
+        (&Method::PATCH, ["resumable", id]) => tus::patch(s, &c, id, &req.headers, req.body).await,
+        (&Method::DELETE, ["resumable", id]) => tus::terminate(s, &c, id).await,
         _ => Err(not_found()),
     }
 }
