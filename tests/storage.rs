@@ -526,3 +526,36 @@ async fn tus_resumable_upload_s3_backend() {
     assert_eq!(listing.matches("<Key>").count(), 1, "{listing}");
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn sweep_removes_only_unreferenced_bytes() {
+    use reqwest::Method as M;
+    let root = tempfile::tempdir().expect("root");
+    let r = root.path().to_string_lossy().into_owned();
+    let s = TestServer::start_with(TestDatabase::fresh().await, |c| c.storage.file_root = r).await;
+    let api = Api::service(&s);
+    assert_eq!(api.json(M::POST, "/bucket", json!({"name": "swept"})).await.0, 200);
+    assert_eq!(api.upload("swept/keep.txt", b"kept", "text/plain", false).await.0, 200);
+    // Bytes of an upload whose row never committed, and a part of a vanished resumable upload.
+    let orphan = uuid::Uuid::new_v4().to_string();
+    let dir = root.path().join("objects").join(&orphan[..2]);
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join(&orphan), b"orphan").expect("orphan");
+    let part = root.path().join("tus").join(uuid::Uuid::new_v4().to_string());
+    std::fs::create_dir_all(&part).expect("dir");
+    std::fs::write(part.join("00000000000000000000"), b"part").expect("part");
+    assert_eq!(stored_files(root.path()), 2);
+
+    let state = std::sync::Arc::clone(s.server.as_ref().expect("server").state());
+    let store = fluxbase::storage::backend::build(&state.config).expect("store");
+    let storage = fluxbase::storage::Storage { app: state, store };
+    // With an hour's grace nothing this fresh is touched.
+    let n = fluxbase::storage::sweep::sweep_once(&storage, Duration::from_secs(3600)).await.expect("sweep");
+    assert_eq!(n, 0);
+    let n = fluxbase::storage::sweep::sweep_once(&storage, Duration::ZERO).await.expect("sweep");
+    assert_eq!(n, 2);
+    assert_eq!(stored_files(root.path()), 1);
+    assert_eq!(count_files(&root.path().join("tus")), 0);
+    assert_eq!(api.get("swept/keep.txt").await.text().await.expect("kept"), "kept");
+    s.shutdown().await;
+}

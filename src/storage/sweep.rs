@@ -1,5 +1,7 @@
 //! The orphan sweep: deletes object bytes that no `storage.objects` row
-//! names, once they are older than `[storage] orphan_grace_secs`.
+//! names, once they are older than `[storage] orphan_grace_secs`, and
+//! resumable uploads left unfinished for [`RESUMABLE_TTL`] (their rows and
+//! parts, and parts whose upload row is gone).
 //!
 //! Orphans arise when an upload's bytes were written but its row never
 //! committed (crash, lost connection), or when deleting replaced bytes
@@ -17,6 +19,8 @@ use crate::app::AppState;
 
 /// Candidates checked against the database per query.
 const BATCH: usize = 500;
+/// How long an unfinished resumable upload is kept.
+pub const RESUMABLE_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// One pass; returns how many orphans were deleted.
 pub async fn sweep_once(s: &Storage, grace: Duration) -> StorageResult<usize> {
@@ -39,7 +43,42 @@ pub async fn sweep_once(s: &Storage, grace: Duration) -> StorageResult<usize> {
     if !batch.is_empty() {
         deleted += delete_unreferenced(s, batch).await?;
     }
+    deleted += sweep_resumable(s, grace).await?;
     Ok(deleted)
+}
+
+/// Expires old resumable uploads, then deletes parts (older than `grace`)
+/// whose upload row no longer exists.
+async fn sweep_resumable(s: &Storage, grace: Duration) -> StorageResult<usize> {
+    let client = super::db::connect(s).await?;
+    let ttl = i64::try_from(RESUMABLE_TTL.as_secs()).unwrap_or(86_400) as f64;
+    client
+        .execute("delete from storage.fluxbase_resumable_uploads where created_at < now() - make_interval(secs => $1)", &[&ttl])
+        .await?;
+    let live: std::collections::HashSet<String> = client
+        .query("select id::text from storage.fluxbase_resumable_uploads", &[])
+        .await?
+        .iter()
+        .filter_map(|r| r.try_get::<_, String>(0).ok())
+        .collect();
+    drop(client);
+    let cutoff = chrono_cutoff(grace);
+    let mut listing = s.store.list(Some(&object_store::path::Path::from("tus")));
+    let mut stale = Vec::new();
+    while let Some(meta) = listing.next().await {
+        let meta = meta?;
+        let upload = meta.location.parts().nth(1).map(|p| p.as_ref().to_owned()).unwrap_or_default();
+        if meta.last_modified.timestamp() <= cutoff && !live.contains(&upload) {
+            stale.push(meta.location);
+        }
+    }
+    drop(listing);
+    for p in &stale {
+        if let Err(e) = s.store.delete(p).await {
+            tracing::warn!(path = %p, error = %e, "deleting a stale upload part failed");
+        }
+    }
+    Ok(stale.len())
 }
 
 fn chrono_cutoff(grace: Duration) -> i64 {
