@@ -26,7 +26,7 @@ pub struct StorageConfig {
     pub file_size_limit: u64,
     /// Lifetime of signed upload URLs, in seconds.
     pub upload_url_expiry_secs: u64,
-    /// Minutes after which unreferenced bytes are removed by the sweep.
+    /// Seconds after which unreferenced bytes are removed by the sweep.
     pub orphan_grace_secs: u64,
 }
 
