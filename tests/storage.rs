@@ -290,6 +290,9 @@ async fn rls_policies_decide_by_caller() {
     let r = reqwest::Client::new().put(format!("{}{url}", ua.base)).header("apikey", &s.keys.anon).body("via token").send().await.expect("put");
     assert_eq!(r.status(), 200);
     assert_eq!(ua.get(&format!("private/{a}/signed.txt")).await.text().await.expect("signed upload"), "via token");
+    let token = body["token"].as_str().expect("token");
+    let r = reqwest::get(format!("{}/object/sign/private/{a}/signed.txt?token={token}", ua.base)).await.expect("get");
+    assert_eq!(r.status(), 400, "an upload token does not grant downloads");
     let (st, _) = ua.json(M::POST, &format!("/object/upload/sign/private/{b}/signed.txt"), json!({})).await;
     assert_eq!(st, 400, "A cannot sign uploads into B's folder");
     s.shutdown().await;

@@ -134,6 +134,8 @@ async fn dispatch(s: &Storage, req: Req) -> StorageResult<Response> {
         "bucket" => bucket_routes(s, req, rest).await,
         "object" => object_routes(s, req, rest).await,
         "upload" => upload_routes(s, req, rest).await,
+        // Supabase's CDN cache purge: there is no CDN in front of Fluxbase.
+        "cdn" if req.method == Method::DELETE => Ok(body::message("success")),
         _ => Err(not_found()),
     }
 }
@@ -195,7 +197,7 @@ async fn object_routes(s: &Storage, req: Req, rest: &str) -> StorageResult<Respo
             }
             Method::PUT => {
                 let name = keys::object_name(&name)?;
-                let claims = signed::verify(s, req.query.get("token").map(String::as_str), &bucket, &name)?;
+                let claims = signed::verify(s, req.query.get("token").map(String::as_str), &bucket, &name, true)?;
                 let spec = UploadSpec {
                     caller: super::db::service_caller(),
                     owner: claims.owner,
@@ -221,7 +223,7 @@ async fn object_routes(s: &Storage, req: Req, rest: &str) -> StorageResult<Respo
             }
             Method::GET | Method::HEAD => {
                 let name = keys::object_name(&name)?;
-                signed::verify(s, req.query.get("token").map(String::as_str), &bucket, &name)?;
+                signed::verify(s, req.query.get("token").map(String::as_str), &bucket, &name, false)?;
                 download::download(s, Access::Signed, &bucket, &name, &req.headers, download_param, head).await
             }
             _ => Err(not_found()),

@@ -48,8 +48,9 @@ fn encode(s: &Storage, claims: &SignedClaims) -> StorageResult<String> {
         .map_err(|e| StorageError::InvalidRequest(format!("cannot sign: {e}")))
 }
 
-/// Verifies `token` for `<bucket>/<name>`.
-pub fn verify(s: &Storage, token: Option<&str>, bucket: &str, name: &str) -> StorageResult<SignedClaims> {
+/// Verifies `token` for `<bucket>/<name>`: a download token when `upload`
+/// is false, an upload token (one carrying `upsert`) when it is true.
+pub fn verify(s: &Storage, token: Option<&str>, bucket: &str, name: &str, upload: bool) -> StorageResult<SignedClaims> {
     let token = token.filter(|t| !t.is_empty()).ok_or_else(|| StorageError::InvalidSignature("querystring must have required property 'token'".into()))?;
     let mut v = Validation::new(Algorithm::HS256);
     v.leeway = 0;
@@ -59,7 +60,7 @@ pub fn verify(s: &Storage, token: Option<&str>, bucket: &str, name: &str) -> Sto
         jsonwebtoken::errors::ErrorKind::ExpiredSignature => StorageError::InvalidSignature("jwt expired".into()),
         _ => StorageError::InvalidSignature("Invalid signature".into()),
     })?;
-    if data.claims.url != format!("{bucket}/{name}") {
+    if data.claims.url != format!("{bucket}/{name}") || data.claims.upsert.is_some() != upload {
         return Err(StorageError::InvalidSignature("Invalid signature".into()));
     }
     Ok(data.claims)
