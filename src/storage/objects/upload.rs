@@ -77,7 +77,7 @@ pub async fn upload(
     precheck(s, &spec, &bucket.id, &name).await?;
 
     let content_type = header(headers, "content-type").unwrap_or_default();
-    let (id, attrs) = if content_type.to_ascii_lowercase().starts_with("multipart/form-data") {
+    let id = if content_type.to_ascii_lowercase().starts_with("multipart/form-data") {
         let boundary = multer::parse_boundary(&content_type).map_err(|e| StorageError::InvalidRequest(e.to_string()))?;
         let mut form = multer::Multipart::new(body, boundary);
         let mut attrs = Attributes { content_type: String::new(), cache_control: cache_control(None), user_metadata: None };
@@ -90,11 +90,10 @@ pub async fn upload(
                     attrs.content_type =
                         field.content_type().map(|m| m.to_string()).unwrap_or_else(|| "application/octet-stream".into());
                 }
-                let id = store(s, &spec, &bucket, &name, limit, attrs.clone(), field).await?;
-                break (id, attrs);
+                break store(s, &spec, &bucket, &name, limit, attrs, field).await?;
             }
             let fname = field.name().unwrap_or_default().to_owned();
-            let text = field.text().await.map_err(|e| StorageError::Body(e.to_string()))?;
+            let text = small_field(field).await?;
             match fname.as_str() {
                 "cacheControl" => attrs.cache_control = cache_control(Some(&text)),
                 "contentType" => attrs.content_type = text,
@@ -126,10 +125,24 @@ pub async fn upload(
             cache_control: cache_control(header(headers, "cache-control").as_deref()),
             user_metadata,
         };
-        (store(s, &spec, &bucket, &name, limit, attrs.clone(), body).await?, attrs)
+        store(s, &spec, &bucket, &name, limit, attrs, body).await?
     };
-    let _ = attrs;
     Ok(json_reply(StatusCode::OK, &json!({ "Id": id, "Key": format!("{}/{}", bucket.id, name) })))
+}
+
+/// Largest non-file form field read (they are buffered).
+const MAX_FIELD_BYTES: usize = 64 * 1024;
+
+/// Reads a non-file form field of at most [`MAX_FIELD_BYTES`].
+async fn small_field(mut field: multer::Field<'_>) -> StorageResult<String> {
+    let mut buf = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(|e| StorageError::Body(e.to_string()))? {
+        if buf.len() + chunk.len() > MAX_FIELD_BYTES {
+            return Err(StorageError::InvalidRequest("form field too large".into()));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    String::from_utf8(buf).map_err(|_| StorageError::InvalidRequest("form field is not UTF-8".into()))
 }
 
 /// The limit for one object in `bucket`.
