@@ -147,6 +147,14 @@ async fn round_trip(s: &TestServer) {
     let got = api.get("docs/big.bin").await.bytes().await.expect("big download");
     assert!(got.len() == big.len() && got == big, "big object round-trips");
 
+    // Cut off past the single-PUT size, so a multipart upload is under way:
+    // nothing becomes visible (and the final checks find no stray bytes).
+    let cut: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..12).map(|_| Ok(vec![3u8; 1 << 20])).chain(std::iter::once(Err(std::io::Error::other("gone")))).collect();
+    let _ = api.req(M::POST, "/object/docs/cut.bin").body(reqwest::Body::wrap_stream(futures_util::stream::iter(cut))).send().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(api.get("docs/cut.bin").await.status(), 400);
+
     // List: folders then files, prefix, search.
     let (st, b) = api.json(M::POST, "/object/list/docs", json!({"prefix": "", "limit": 100, "offset": 0, "sortBy": {"column": "name", "order": "asc"}})).await;
     assert_eq!(st, 200, "{b}");
@@ -334,6 +342,18 @@ async fn limits_keys_and_failed_uploads_leave_nothing() {
     assert_error(st, &body, "400", "InvalidKey");
     let (st, body) = api.upload("nope/x.png", b"x", "image/png", false).await;
     assert_error(st, &body, "404", "NoSuchBucket");
+    // An upload cut off mid-body leaves no row and no bytes.
+    let (st, _) = api.json(M::PUT, "/bucket/img", json!({"file_size_limit": null, "allowed_mime_types": null})).await;
+    assert_eq!(st, 200);
+    let cut: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..10).map(|_| Ok(vec![1u8; 100 << 10])).chain(std::iter::once(Err(std::io::Error::other("gone")))).collect();
+    let _ = api.req(M::POST, "/object/img/cut.bin").body(reqwest::Body::wrap_stream(futures_util::stream::iter(cut))).send().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(api.get("img/cut.bin").await.status(), 400);
+    // A forged token is refused before anything happens.
+    let forged = Api::with(&s, "not.a.jwt".into());
+    let (st, body) = forged.upload("img/forged.png", b"x", "image/png", false).await;
+    assert_error(st, &body, "403", "InvalidJWT");
     // Only the one accepted object has a row and bytes.
     let rows: i64 = s.db.client().await.query_one("select count(*) from storage.objects", &[]).await.expect("count").get(0);
     assert_eq!(rows, 1);
