@@ -181,6 +181,13 @@ async fn object_routes(s: &Storage, req: Req, rest: &str) -> StorageResult<Respo
         let c = caller(s, &req)?;
         return copy_move::copy_object(s, &c, &req.headers, body::json(req.body).await?).await;
     }
+    if let Some(b) = rest.strip_prefix("list-v2/") {
+        if req.method != Method::POST {
+            return Err(not_found());
+        }
+        let c = caller(s, &req)?;
+        return list::list_v2(s, &c, &decode(b.trim_end_matches('/'))?, body::json(req.body).await?).await;
+    }
     if let Some(b) = rest.strip_prefix("list/") {
         if req.method != Method::POST {
             return Err(not_found());

@@ -114,7 +114,9 @@ pub async fn create(s: &Storage, caller: &Caller, headers: &HeaderMap) -> Storag
         )
         .await?;
     let mut res = empty(StatusCode::CREATED);
-    let location = format!("{}/storage/v1/upload/resumable/{id}", origin(headers));
+    let public = s.app.config.server.public_url.trim_end_matches('/');
+    let base = if public.is_empty() { origin(headers) } else { public.to_owned() };
+    let location = format!("{base}/storage/v1/upload/resumable/{id}");
     if let Ok(v) = HeaderValue::from_str(&location) {
         res.headers_mut().insert("location", v);
     }
@@ -122,7 +124,7 @@ pub async fn create(s: &Storage, caller: &Caller, headers: &HeaderMap) -> Storag
     Ok(res)
 }
 
-/// `scheme://host` the client used.
+/// `scheme://host` the client used (when `server.public_url` is not set).
 fn origin(headers: &HeaderMap) -> String {
     let host = header(headers, "x-forwarded-host").or(header(headers, "host")).unwrap_or("localhost");
     let proto = header(headers, "x-forwarded-proto").unwrap_or("http");

@@ -124,6 +124,23 @@ test('objects: upload forms, download, info, exists, list, move, copy, remove', 
   r = await f.list('folder', { sortBy: { column: 'created_at', order: 'desc' } });
   assert.equal(r.data.length, 3);
 
+  // listV2: keyset pages, flat or by folder.
+  r = await f.listV2({ prefix: 'folder/', limit: 2 });
+  assert.equal(r.error, null, JSON.stringify(r.error));
+  assert.deepEqual(r.data.objects.map((o) => o.key), ['folder/blob.txt', 'folder/buffer.bin']);
+  assert.equal(r.data.hasNext, true);
+  const page2 = await f.listV2({ prefix: 'folder/', limit: 2, cursor: r.data.nextCursor });
+  assert.deepEqual(page2.data.objects.map((o) => o.name), ['string.txt']);
+  assert.equal(page2.data.hasNext, false);
+  r = await f.listV2({ with_delimiter: true });
+  assert.deepEqual(r.data.folders, [{ name: 'folder', key: 'folder/' }]);
+  assert.deepEqual(r.data.objects, []);
+  r = await f.listV2({ prefix: 'folder/', sortBy: { column: 'created_at', order: 'desc' }, limit: 1 });
+  assert.equal(r.data.objects.length, 1);
+  const rest = await f.listV2({ prefix: 'folder/', sortBy: { column: 'created_at', order: 'desc' }, limit: 5, cursor: r.data.nextCursor });
+  assert.equal(rest.data.objects.length, 2);
+  assert.ok(!rest.data.objects.some((o) => o.key === r.data.objects[0].key));
+
   r = await f.copy('folder/blob.txt', 'copies/blob.txt');
   assert.equal(r.error, null, JSON.stringify(r.error));
   assert.equal(r.data.path, `${id}/copies/blob.txt`);
