@@ -1,5 +1,7 @@
 //! `POST /object/list/<bucket>`: the direct children of a prefix, through
-//! `storage.search` run as the caller (so RLS filters what is listed).
+//! `storage.search` run as the caller (so RLS filters what is listed); and
+//! `POST /object/list-v2/<bucket>`: keyset-paginated listing (flat, or
+//! folders and files with `with_delimiter`), also as the caller.
 
 use http::StatusCode;
 use serde::Deserialize;
