@@ -286,6 +286,20 @@ async fn rls_policies_decide_by_caller() {
     assert_eq!(st, 400);
     let (st, body) = ub.json(M::POST, &format!("/object/sign/private/{a}/x.txt"), json!({"expiresIn": 60})).await;
     assert_error(st, &body, "404", "NoSuchKey");
+    // A row made outside the API that copies A's version (and metadata, tag
+    // included) does not reach A's bytes.
+    s.db.client()
+        .await
+        .execute(
+            "insert into storage.objects (bucket_id, name, version, metadata)
+             select bucket_id, $2 || '/forged.txt', version, metadata from storage.objects where name = $1",
+            &[&format!("{a}/x.txt"), &b],
+        )
+        .await
+        .expect("forged row");
+    let r = ub.get(&format!("private/{b}/forged.txt")).await;
+    let st = r.status().as_u16();
+    assert_error(st, &r.json().await.expect("json"), "404", "NoSuchKey");
     let anon = Api::with(&s, s.keys.anon.clone());
     let (st, body) = anon.upload(&format!("private/{a}/y.txt"), b"anon", "text/plain", false).await;
     assert_error(st, &body, "403", "AccessDenied");
@@ -571,7 +585,7 @@ async fn sweep_removes_only_unreferenced_bytes() {
 
     let state = std::sync::Arc::clone(s.server.as_ref().expect("server").state());
     let store = fluxbase::storage::backend::build(&state.config).expect("store");
-    let storage = fluxbase::storage::Storage { app: state, store };
+    let storage = fluxbase::storage::Storage::new(state, store);
     // With an hour's grace nothing this fresh is touched.
     let n = fluxbase::storage::sweep::sweep_once(&storage, Duration::from_secs(3600)).await.expect("sweep");
     assert_eq!(n, 0);

@@ -14,6 +14,7 @@
 //! - [`buckets`]: bucket CRUD and empty.
 //! - [`objects`]: upload, download, list, copy/move, remove, info.
 //! - [`signed`]: signed download and upload URLs (HS256 JWTs).
+//! - [`tag`]: seals each row's `(id, version)` so bytes are served only for rows Fluxbase wrote.
 //! - [`tus`]: TUS resumable uploads at `/upload/resumable`.
 //! - [`sweep`]: removes bytes no row refers to, and stale resumable uploads.
 //! - [`routes`]: the URL table.
@@ -37,6 +38,7 @@ pub mod objects;
 pub mod routes;
 pub mod signed;
 pub mod sweep;
+pub mod tag;
 pub mod tus;
 
 use std::sync::Arc;
@@ -55,9 +57,16 @@ pub struct Storage {
     pub app: Arc<AppState>,
     /// Where bytes live.
     pub store: Arc<dyn ObjectStore>,
+    /// The [`tag`] key, loaded from the database on first use.
+    pub tag_key: tokio::sync::OnceCell<Vec<u8>>,
 }
 
 impl Storage {
+    /// A storage service on `store`.
+    pub fn new(app: Arc<AppState>, store: Arc<dyn ObjectStore>) -> Storage {
+        Storage { app, store, tag_key: tokio::sync::OnceCell::new() }
+    }
+
     /// The `[storage]` configuration.
     pub fn config(&self) -> &StorageConfig {
         &self.app.config.storage

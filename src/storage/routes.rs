@@ -45,7 +45,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
             if tokio::runtime::Handle::try_current().is_ok() {
                 sweep::spawn(Arc::downgrade(&state), Arc::clone(&store), SWEEP_EVERY);
             }
-            Some(Arc::new(Storage { app: Arc::clone(&state), store }))
+            Some(Arc::new(Storage::new(Arc::clone(&state), store)))
         }
         Err(e) => {
             tracing::error!(error = %e, "storage backend unavailable; /storage/v1 will answer 500");

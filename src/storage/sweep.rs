@@ -113,7 +113,7 @@ pub fn spawn(app: Weak<AppState>, store: Arc<dyn object_store::ObjectStore>, eve
                 continue;
             }
             let grace = Duration::from_secs(app.config.storage.orphan_grace_secs);
-            let s = Storage { app, store: Arc::clone(&store) };
+            let s = Storage::new(app, Arc::clone(&store));
             if let Err(e) = sweep_once(&s, grace).await {
                 tracing::warn!(error = %e, "storage sweep failed");
             }

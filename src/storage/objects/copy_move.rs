@@ -60,7 +60,7 @@ pub async fn copy_object(s: &Storage, caller: &Caller, headers: &HeaderMap, body
         tx.commit().await?;
         row
     };
-    let src_version = source.version.clone().ok_or(StorageError::NoSuchKey)?;
+    let src_version = crate::storage::tag::checked_version(s, &source).await?;
     {
         let mut client = db::connect(s).await?;
         let tx = db::begin(&mut client, &db::service_caller(), "storage.object.copy").await?;
@@ -74,6 +74,7 @@ pub async fn copy_object(s: &Storage, caller: &Caller, headers: &HeaderMap, body
     s.store.copy(&keys::data_path(&src_version), &keys::data_path(&version)).await?;
     let mut metadata = source.metadata.clone();
     if let Some(m) = metadata.as_object_mut() {
+        m.remove(crate::storage::tag::FIELD);
         let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
         m.insert("lastModified".into(), Value::String(now));
     }

@@ -53,7 +53,7 @@ pub async fn download(
 ) -> StorageResult<Response> {
     let name = keys::object_name(raw_name)?;
     let row = find(s, &access, bucket, &name).await?;
-    let version = row.version.clone().ok_or(StorageError::NoSuchKey)?;
+    let version = crate::storage::tag::checked_version(s, &row).await?;
     let size = row.size();
     let etag = row.meta_str("eTag").map(str::to_owned);
 

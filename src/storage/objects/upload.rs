@@ -186,16 +186,17 @@ fn header(h: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// The row write, as SQL: `$1` bucket, `$2` name, `$3` owner uuid, `$4`
-/// owner_id, `$5` version, `$6` metadata, `$7` user_metadata.
+/// owner_id, `$5` version, `$6` metadata, `$7` user_metadata, `$8` id (kept
+/// by an upsert that replaces an existing row).
 fn write_sql(upsert: bool) -> &'static str {
     if upsert {
-        "insert into storage.objects (bucket_id, name, owner, owner_id, version, metadata, user_metadata) \
-         values ($1, $2, $3, $4, $5, $6, $7) on conflict (bucket_id, name) do update set \
+        "insert into storage.objects (bucket_id, name, owner, owner_id, version, metadata, user_metadata, id) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict (bucket_id, name) do update set \
          owner = excluded.owner, owner_id = excluded.owner_id, version = excluded.version, metadata = excluded.metadata, \
          user_metadata = excluded.user_metadata, last_accessed_at = now() returning id"
     } else {
-        "insert into storage.objects (bucket_id, name, owner, owner_id, version, metadata, user_metadata) \
-         values ($1, $2, $3, $4, $5, $6, $7) returning id"
+        "insert into storage.objects (bucket_id, name, owner, owner_id, version, metadata, user_metadata, id) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8) returning id"
     }
 }
 
@@ -210,7 +211,8 @@ pub(crate) async fn precheck(s: &Storage, spec: &UploadSpec, bucket: &str, name:
     let meta = json!({});
     let none: Option<Value> = None;
     let version = "precheck";
-    tx.query_one(write_sql(spec.upsert), &[&bucket, &name, &owner_uuid(&spec.owner), &spec.owner, &version, &meta, &none])
+    let id = uuid::Uuid::new_v4();
+    tx.query_one(write_sql(spec.upsert), &[&bucket, &name, &owner_uuid(&spec.owner), &spec.owner, &version, &meta, &none, &id])
         .await?;
     tx.rollback().await?;
     Ok(())
@@ -274,23 +276,35 @@ pub(crate) async fn commit_row(
     // Writers of one name queue here, so each learns the version the
     // previous one committed (and deletes its bytes once replaced).
     tx.execute("select pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))", &[&bucket, &name]).await?;
-    let old: Option<String> = if spec.upsert {
-        tx.query_opt("select version from storage.objects where bucket_id = $1 and name = $2 for update", &[&bucket, &name])
-            .await?
-            .and_then(|r| r.try_get::<_, Option<String>>(0).ok().flatten())
-    } else {
-        None
+    let current = tx
+        .query_opt("select id, version from storage.objects where bucket_id = $1 and name = $2 for update", &[&bucket, &name])
+        .await?;
+    let (id, old): (uuid::Uuid, Option<String>) = match current {
+        Some(r) => (r.try_get(0)?, r.try_get(1)?),
+        None => (uuid::Uuid::new_v4(), None),
     };
+    // Seal (id, version) so the bytes are served only through this row.
+    let mut metadata = metadata.clone();
+    if let Some(m) = metadata.as_object_mut() {
+        let tag = crate::storage::tag::compute(crate::storage::tag::key(s).await?, &id, version);
+        m.insert(crate::storage::tag::FIELD.into(), Value::String(tag));
+    }
     db::act_as(&tx, &spec.caller, spec.operation).await?;
     let row = tx
         .query_one(
             write_sql(spec.upsert),
-            &[&bucket, &name, &owner_uuid(&spec.owner), &spec.owner, &version, metadata, user_metadata],
+            &[&bucket, &name, &owner_uuid(&spec.owner), &spec.owner, &version, &metadata, user_metadata, &id],
         )
         .await?;
-    let id: uuid::Uuid = row.try_get(0)?;
+    let written: uuid::Uuid = row.try_get(0)?;
+    if written != id {
+        // A row appeared by other means between the lock and the write; its
+        // id differs, so the tag would not hold. Refuse rather than store
+        // bytes nobody can read.
+        return Err(StorageError::Duplicate);
+    }
     tx.commit().await?;
-    Ok((id, old))
+    Ok((id, if spec.upsert { old } else { None }))
 }
 
 /// Step 2: streams `source` to `path`, refusing more than `limit` bytes.
