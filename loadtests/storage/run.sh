@@ -29,11 +29,11 @@ SERVER=$!
 cleanup() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 for _ in $(seq 1 600); do curl -fs "$URL/health" >/dev/null 2>&1 && break; sleep 0.1; done
-KEY=$("$BIN" status --data-dir "$WORK/data" --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["service_role_key"])')
+KEY=$(FLUXBASE_JWT_SECRET=$SECRET "$BIN" status --data-dir "$WORK/data" --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["service_role_key"])')
 H=(-H "apikey: $KEY" -H "Authorization: Bearer $KEY")
 curl -fsS "${H[@]}" -H 'content-type: application/json' -d '{"name":"bench"}' "$URL/storage/v1/bucket" >/dev/null
 
-mbps() { python3 -c "print(f'{$1/1048576/$2:.0f}')"; }
+mbps() { python3 -c "print(f'{$1/1048576/($2):.0f}')"; }
 secs() { python3 -c "import time;print(time.time())"; }
 
 dd if=/dev/urandom of="$WORK/src.bin" bs=1M count="$SIZE_MB" status=none

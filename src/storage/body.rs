@@ -57,6 +57,57 @@ impl Stream for ChannelStream {
     }
 }
 
+/// Chunk size for reading local files (object_store's own stream reads 8 KiB at a time).
+const FILE_CHUNK: usize = 1 << 20;
+
+/// Streams a `get` result: local files are read in 1 MiB chunks on the
+/// blocking pool; other stores' streams are pumped as they come.
+pub fn pump_get(got: object_store::GetResult) -> ChannelStream {
+    match got.payload {
+        object_store::GetResultPayload::File(file, _) => {
+            let (tx, rx) = mpsc::channel(4);
+            let range = got.range;
+            tokio::task::spawn_blocking(move || read_file(file, range, &tx));
+            ChannelStream(rx)
+        }
+        object_store::GetResultPayload::Stream(s) => pump(s),
+    }
+}
+
+fn read_file(
+    mut file: std::fs::File,
+    range: std::ops::Range<u64>,
+    tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+) {
+    use std::io::{Read, Seek, SeekFrom};
+    if let Err(e) = file.seek(SeekFrom::Start(range.start)) {
+        let _ = tx.blocking_send(Err(e));
+        return;
+    }
+    let mut left = range.end.saturating_sub(range.start);
+    while left > 0 {
+        let want = usize::try_from(left).unwrap_or(FILE_CHUNK).min(FILE_CHUNK);
+        let mut buf = BytesMut::zeroed(want);
+        match file.read(&mut buf) {
+            Ok(0) => {
+                let _ = tx.blocking_send(Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "object shorter than recorded")));
+                return;
+            }
+            Ok(n) => {
+                buf.truncate(n);
+                left -= n as u64;
+                if tx.blocking_send(Ok(buf.freeze())).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        }
+    }
+}
+
 /// Pumps `source` into a [`ChannelStream`] from a task; the task stops when
 /// the client goes away.
 pub fn pump<S>(mut source: S) -> ChannelStream

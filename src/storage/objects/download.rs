@@ -9,7 +9,7 @@ use object_store::{GetOptions, GetRange};
 use warp::reply::Response;
 
 use crate::http::caller::Caller;
-use crate::storage::body::pump;
+use crate::storage::body::pump_get;
 use crate::storage::db::{self, ObjectRow};
 use crate::storage::errors::{StorageError, StorageResult};
 use crate::storage::{keys, Storage};
@@ -94,7 +94,7 @@ pub async fn download(
     }
     let opts = GetOptions { range: range.map(|(a, b)| GetRange::Bounded(a..b)), ..GetOptions::default() };
     let got = s.store.get_opts(&keys::data_path(&version), opts).await?;
-    let stream = pump(got.into_stream());
+    let stream = pump_get(got);
     let (_, body) = warp::Reply::into_response(warp::reply::stream(stream)).into_parts();
     let (parts, _) = res.into_parts();
     Ok(Response::from_parts(parts, body))
