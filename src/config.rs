@@ -86,6 +86,8 @@ pub struct Config {
     pub rest: crate::rest::RestConfig,
     /// The auth server (`/auth/v1`).
     pub auth: crate::auth::AuthConfig,
+    /// Object storage (`/storage/v1`).
+    pub storage: crate::storage::StorageConfig,
 }
 
 /// `[eventlog]`: where and how long committed changes are kept.
@@ -205,6 +207,7 @@ impl Default for Config {
             eventlog: EventLogConfig::default(),
             rest: crate::rest::RestConfig::default(),
             auth: crate::auth::AuthConfig::default(),
+            storage: crate::storage::StorageConfig::default(),
         }
     }
 }
@@ -377,6 +380,9 @@ impl Config {
         }
         if self.jwt.algorithm == "RS256" && self.jwt.signing_keys.trim().is_empty() {
             return Err(invalid("jwt.signing_keys", &"", "at least one PEM file for RS256"));
+        }
+        if let Err((key, value, allowed)) = self.storage.check() {
+            return Err(ConfigError::Invalid { key, value, allowed });
         }
         if !["auto", "pretty", "json"].contains(&self.log.format.as_str()) {
             return Err(invalid("log.format", &self.log.format, "one of auto, pretty, json"));

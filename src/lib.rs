@@ -21,6 +21,7 @@
 //! - [`keys`]: the JWT secret and the anon/service_role keys.
 //! - [`datadir`]: files in the data directory.
 //! - [`status`]: `fluxbase status`.
+//! - [`storage`]: the Supabase-compatible storage API at `/storage/v1`.
 //! - [`logging`]: tracing setup.
 //!
 //! `docs/architecture.md` is the map for newcomers.
@@ -45,6 +46,7 @@ pub mod rest;
 pub mod rls;
 pub mod server;
 pub mod status;
+pub mod storage;
 
 /// This build's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

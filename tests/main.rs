@@ -16,3 +16,4 @@ mod migrations;
 mod rest;
 mod rls_diff;
 mod sdk;
+mod storage;

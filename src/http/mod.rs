@@ -79,6 +79,8 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(crate::auth::routes(Arc::clone(&state)))
         .unify()
+        .or(crate::storage::routes(Arc::clone(&state)))
+        .unify()
         .recover(recover)
         .unify()
         .boxed()
