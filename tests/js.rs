@@ -3,17 +3,13 @@
 //! (`npm ci`) when `tests/js/node_modules` is missing.
 
 use std::path::Path;
-use std::process::Command;
 
 use crate::harness::{TestDatabase, TestServer};
 
 #[tokio::test]
 async fn supabase_js_suite() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
-    if !dir.join("node_modules/@supabase/supabase-js").is_dir() {
-        let st = Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir).status().expect("npm runs");
-        assert!(st.success(), "npm ci failed in {}", dir.display());
-    }
+    crate::harness::node::npm_ci_if_missing(&dir, "@supabase/supabase-js");
     // Local-Supabase defaults, plus anonymous sign-ins (off by default, as
     // in Supabase) and rate limits high enough for a whole suite from one IP.
     let s = TestServer::start_with(TestDatabase::fresh().await, |c| {
@@ -25,31 +21,7 @@ async fn supabase_js_suite() {
         c.auth.rate_limit_email_sent = 10_000;
     })
     .await;
-    let files: Vec<String> = std::fs::read_dir(&dir)
-        .expect("tests/js")
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".test.mjs"))
-        .collect();
-    assert!(!files.is_empty(), "no JS tests found");
-    let out = tokio::process::Command::new("node")
-        .arg("--test")
-        .arg("--test-reporter=spec")
-        .args(&files)
-        .current_dir(&dir)
-        .env("FLUXBASE_URL", &s.url)
-        .env("FLUXBASE_ANON_KEY", &s.keys.anon)
-        .env("FLUXBASE_SERVICE_KEY", &s.keys.service_role)
-        .env("FLUXBASE_JWT_SECRET", s.keys.secret())
-        .env("FLUXBASE_DB_URL", &s.db.url)
-        .output()
-        .await
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    // Show the node report in cargo's output.
-    println!("{stdout}");
-    eprintln!("{stderr}");
-    assert!(out.status.success(), "JS suite failed");
+    let files = crate::harness::node::test_files(&dir, "");
+    crate::harness::node::run_suite(&dir, &files, &s, "the supabase-js suite").await;
     s.shutdown().await;
 }

@@ -35,32 +35,8 @@ fn built_sdk() -> PathBuf {
 async fn sdk_ts_suite() {
     let dir = built_sdk();
     let s = TestServer::start().await;
-    let mut files: Vec<String> = std::fs::read_dir(dir.join("test"))
-        .expect("sdk-ts/test")
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".test.mjs"))
-        .map(|n| format!("test/{n}"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no SDK tests found");
-    let out = tokio::process::Command::new("node")
-        .arg("--test")
-        .arg("--test-reporter=spec")
-        .args(&files)
-        .current_dir(&dir)
-        .env("FLUXBASE_URL", &s.url)
-        .env("FLUXBASE_ANON_KEY", &s.keys.anon)
-        .env("FLUXBASE_SERVICE_KEY", &s.keys.service_role)
-        .env("FLUXBASE_JWT_SECRET", s.keys.secret())
-        .env("FLUXBASE_DB_URL", &s.db.url)
-        .output()
-        .await
-        .expect("node runs");
-    // Show the node report in cargo's output.
-    println!("{}", String::from_utf8_lossy(&out.stdout));
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "SDK suite failed");
+    let files = crate::harness::node::test_files(&dir.join("test"), "test/");
+    crate::harness::node::run_suite(&dir, &files, &s, "the SDK suite").await;
     s.shutdown().await;
 }
 

@@ -601,26 +601,10 @@ async fn sweep_removes_only_unreferenced_bytes() {
 #[tokio::test]
 async fn supabase_js_storage_suite_on_s3() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
-    if !dir.join("node_modules/@supabase/supabase-js").is_dir() {
-        let st = std::process::Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir).status().expect("npm runs");
-        assert!(st.success(), "npm ci failed in {}", dir.display());
-    }
+    crate::harness::node::npm_ci_if_missing(&dir, "@supabase/supabase-js");
     let m = moto();
     let bucket = m.bucket().await;
     let s = TestServer::start_with(TestDatabase::fresh().await, |c| m.apply(c, &bucket)).await;
-    let out = tokio::process::Command::new("node")
-        .args(["--test", "--test-reporter=spec", "storage.test.mjs"])
-        .current_dir(&dir)
-        .env("FLUXBASE_URL", &s.url)
-        .env("FLUXBASE_ANON_KEY", &s.keys.anon)
-        .env("FLUXBASE_SERVICE_KEY", &s.keys.service_role)
-        .env("FLUXBASE_JWT_SECRET", s.keys.secret())
-        .env("FLUXBASE_DB_URL", &s.db.url)
-        .output()
-        .await
-        .expect("node runs");
-    println!("{}", String::from_utf8_lossy(&out.stdout));
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "supabase-js storage suite failed on S3");
+    crate::harness::node::run_suite(&dir, &["storage.test.mjs".to_owned()], &s, "the supabase-js storage suite on S3").await;
     s.shutdown().await;
 }

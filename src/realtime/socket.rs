@@ -64,11 +64,7 @@ pub async fn serve(rt: Arc<Realtime>, ws: WebSocket, vsn: Vsn, key: ApiKey) {
                 // The channel's token expired: tell the client and close the channel.
                 if channels.get(&topic).is_some_and(|c| c.join_ref == join_ref) {
                     send_system_error(&out, &topic, "Token has expired").await;
-                    if let Some(ch) = channels.remove(&topic) {
-                        let close = Msg::new(ch.join_ref.as_deref(), ch.join_ref.as_deref(), &topic, "phx_close", json!({}));
-                        leave_channel(&rt, conn, &topic, ch);
-                        let _ = out.send(close).await;
-                    }
+                    close_channel(&rt, conn, &out, &mut channels, &topic).await;
                 }
                 continue;
             }
@@ -117,6 +113,15 @@ pub async fn serve(rt: Arc<Realtime>, ws: WebSocket, vsn: Vsn, key: ApiKey) {
 async fn send_system_error(out: &mpsc::Sender<Msg>, topic: &str, message: &str) {
     let payload = json!({"extension": "system", "status": "error", "message": message, "channel": topic.strip_prefix("realtime:").unwrap_or(topic)});
     let _ = out.send(Msg::new(None, None, topic, "system", payload)).await;
+}
+
+/// Ends a channel from the server's side: `phx_close` with the join ref, as Phoenix does.
+async fn close_channel(rt: &Realtime, conn: u64, out: &mpsc::Sender<Msg>, channels: &mut HashMap<String, Channel>, topic: &str) {
+    if let Some(ch) = channels.remove(topic) {
+        let close = Msg::new(ch.join_ref.as_deref(), ch.join_ref.as_deref(), topic, "phx_close", json!({}));
+        leave_channel(rt, conn, topic, ch);
+        let _ = out.send(close).await;
+    }
 }
 
 fn leave_channel(rt: &Realtime, conn: u64, topic: &str, ch: Channel) {
@@ -169,11 +174,7 @@ async fn handle(
         "phx_join" => join(rt, conn, key, out, expired, channels, msg).await,
         "phx_leave" => {
             let _ = out.send(msg.reply("ok", json!({}))).await;
-            if let Some(ch) = channels.remove(&msg.topic) {
-                let close = Msg::new(ch.join_ref.as_deref(), ch.join_ref.as_deref(), &msg.topic, "phx_close", json!({}));
-                leave_channel(rt, conn, &msg.topic, ch);
-                let _ = out.send(close).await;
-            }
+            close_channel(rt, conn, out, channels, &msg.topic).await;
         }
         "access_token" => {
             let Some(ch) = channels.get_mut(&msg.topic) else { return };
@@ -191,11 +192,7 @@ async fn handle(
                 }
                 Err(e) => {
                     send_system_error(out, &msg.topic, &format!("Invalid token: {}", e.message)).await;
-                    if let Some(ch) = channels.remove(&msg.topic) {
-                        let close = Msg::new(ch.join_ref.as_deref(), ch.join_ref.as_deref(), &msg.topic, "phx_close", json!({}));
-                        leave_channel(rt, conn, &msg.topic, ch);
-                        let _ = out.send(close).await;
-                    }
+                    close_channel(rt, conn, out, channels, &msg.topic).await;
                 }
             }
         }

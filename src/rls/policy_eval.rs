@@ -127,6 +127,11 @@ impl PolicyEvaluator {
         if let Some(c) = &check.compiled {
             return Ok(if c.visible(row, &caller.claims) { Verdict::Visible } else { Verdict::Hidden });
         }
+        self.in_postgres(&check, caller, schema, table, row).await
+    }
+
+    /// Runs a table's check statement as the caller over the row image.
+    async fn in_postgres(&self, check: &Check, caller: &Caller, schema: &str, table: &str, row: &Map<String, Value>) -> Result<Verdict, DatabaseError> {
         let mut client = self.pool.get().await.map_err(|e| DatabaseError::Pool(e.to_string()))?;
         let tx = client.transaction().await?;
         let (role, claims) = caller.apply_params();
@@ -272,17 +277,7 @@ impl PolicyEvaluator {
     /// The verdict PostgreSQL gives, bypassing compiled predicates (for differential tests).
     pub async fn verdict_in_postgres(&self, caller: &Caller, schema: &str, table: &str, row: &Map<String, Value>) -> Result<Verdict, DatabaseError> {
         let check = self.check(caller, schema, table).await?;
-        let mut client = self.pool.get().await.map_err(|e| DatabaseError::Pool(e.to_string()))?;
-        let tx = client.transaction().await?;
-        let (role, claims) = caller.apply_params();
-        tx.execute(Caller::apply_sql(), &[&role, &claims]).await?;
-        let row = Value::Object(row.clone());
-        let visible = match tx.query_opt(check.sql.as_str(), &[&row]).await {
-            Ok(Some(r)) => r.get::<_, Option<bool>>(0).unwrap_or(false),
-            _ => false,
-        };
-        let _ = tx.rollback().await;
-        Ok(if visible { Verdict::Visible } else { Verdict::Hidden })
+        self.in_postgres(&check, caller, schema, table, row).await
     }
 }
 

@@ -13,6 +13,7 @@
 
 pub mod cluster;
 pub mod database;
+pub mod node;
 pub mod s3;
 pub mod server;
 pub mod sse;

@@ -1,0 +1,51 @@
+//! Running a `node --test` suite against a harness server.
+
+use std::path::Path;
+
+use super::TestServer;
+
+/// Installs a package's pinned npm dependencies (`npm ci`) when `marker` is missing.
+pub fn npm_ci_if_missing(dir: &Path, marker: &str) {
+    if !dir.join("node_modules").join(marker).exists() {
+        let st = std::process::Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(dir).status().expect("npm runs");
+        assert!(st.success(), "npm ci failed in {}", dir.display());
+    }
+}
+
+/// Runs `node --test` on `files` in `dir`, with the server's URL, keys and
+/// database URL in the environment; asserts that every test passed and
+/// prints the node report into cargo's output.
+pub async fn run_suite(dir: &Path, files: &[String], s: &TestServer, what: &str) {
+    assert!(!files.is_empty(), "no tests for {what}");
+    let out = tokio::process::Command::new("node")
+        .arg("--test")
+        .arg("--test-reporter=spec")
+        .args(files)
+        .current_dir(dir)
+        .env("FLUXBASE_URL", &s.url)
+        .env("FLUXBASE_ANON_KEY", &s.keys.anon)
+        .env("FLUXBASE_SERVICE_KEY", &s.keys.service_role)
+        .env("FLUXBASE_JWT_SECRET", s.keys.secret())
+        .env("FLUXBASE_DB_URL", &s.db.url)
+        .output()
+        .await
+        .expect("node runs");
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{what} failed");
+}
+
+/// The `*.test.mjs` files of `dir` (sorted), each prefixed with `prefix`.
+pub fn test_files(dir: &Path, prefix: &str) -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".test.mjs"))
+                .map(|n| format!("{prefix}{n}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
