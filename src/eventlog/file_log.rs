@@ -215,9 +215,10 @@ impl FileLog {
         drop(writer);
         // Durable: publish to the tail and the bounds.
         let last_pos = txns.last().map(|t| t.position(t.changes.len().saturating_sub(1)));
+        // Decoded JSON values take several times their encoded size in memory.
+        let sizes: Vec<usize> = encoded.iter().map(|(_, b)| b.len().saturating_mul(4)).collect();
         if let Ok(mut tail) = inner.tail.write() {
-            for t in txns {
-                let size = approx_size(&t);
+            for (t, size) in txns.into_iter().zip(sizes) {
                 tail.bytes += size;
                 tail.txns.push_back((Arc::new(t), size));
             }
@@ -319,10 +320,6 @@ impl FileLog {
         }
         Ok(out)
     }
-}
-
-fn approx_size(t: &Txn) -> usize {
-    256 + t.changes.len() * 256
 }
 
 fn read_horizon(dir: &Path) -> Lsn {
