@@ -4,9 +4,8 @@
 //! waiting on a pipe from this process) stops the cluster and deletes its
 //! directory when the test process exits, even on panic, abort or SIGKILL.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Mutex, OnceLock};
 
 use fluxbase::embedded::binaries::Binaries;
@@ -79,7 +78,8 @@ fn as_cluster_user(program: &Path, args: &[&str]) -> Command {
     }
 }
 
-fn free_port() -> u16 {
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
@@ -122,20 +122,7 @@ fn start() -> Result<Cluster, String> {
     );
     let stop = if is_root() { format!("runuser -u postgres -- {stop}") } else { stop };
     let script = format!("cat >/dev/null; {stop}; rm -rf {}", path(&dir));
-    let mut reaper = {
-        use std::os::unix::process::CommandExt;
-        Command::new("sh")
-            .args(["-c", &script])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .map_err(|e| e.to_string())?
-    };
-    if let Some(stdin) = reaper.stdin.as_mut() {
-        let _ = stdin.write_all(b"");
-    }
+    let reaper = super::reaper::spawn(&script, &[])?;
     let out = as_cluster_user(&pg_ctl, &["-D", path(&data), "-l", path(&dir.join("log")), "-w", "-o", &opts, "start"])
         .output()
         .map_err(|e| e.to_string())?;

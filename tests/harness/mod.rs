@@ -14,6 +14,7 @@
 pub mod cluster;
 pub mod database;
 pub mod node;
+pub mod reaper;
 pub mod s3;
 pub mod server;
 pub mod sse;

@@ -3,9 +3,8 @@
 //! loopback. A reaper shell (in its own process group, waiting on a pipe
 //! from this process) kills it when the test process exits however it ends.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -71,24 +70,10 @@ fn install(venv: &Path) -> Result<PathBuf, String> {
 
 fn start() -> Result<Moto, String> {
     let bin = install(&venv())?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).map_err(|e| e.to_string())?;
+    let port = super::cluster::free_port();
     let script = r#""$0" -H 127.0.0.1 -p "$1" >/dev/null 2>&1 & m=$!; cat >/dev/null; kill $m"#;
-    let mut reaper = {
-        use std::os::unix::process::CommandExt;
-        Command::new("sh")
-            .args(["-c", script])
-            .arg(&bin)
-            .arg(port.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .map_err(|e| e.to_string())?
-    };
-    if let Some(stdin) = reaper.stdin.as_mut() {
-        let _ = stdin.write_all(b"");
-    }
+    let port_arg = port.to_string();
+    let reaper = super::reaper::spawn(script, &[bin.as_os_str(), port_arg.as_ref()])?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         if Instant::now() > deadline {
