@@ -192,3 +192,144 @@ async fn nothing_lost_or_duplicated_through_crashes() {
     server.signal(Signal::SIGTERM);
     server.wait_exit(Duration::from_secs(60)).await;
 }
+
+/// Bytes of the event log's segment files.
+fn log_bytes(data: &Path) -> u64 {
+    std::fs::read_dir(data.join("eventlog"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// The log's head LSN from `/changes/v1/status`.
+async fn log_head(url: &str, key: &str) -> Option<fluxbase::eventlog::Lsn> {
+    let st: Value = reqwest::Client::new()
+        .get(format!("{url}/changes/v1/status"))
+        .header("apikey", key)
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    st["log"]["durable_lsn"].as_str()?.parse().ok()
+}
+
+/// Commits one transaction of `rows` rows numbered from `from`; returns an LSN at or after its commit.
+async fn big_insert(db_url: &str, from: i64, rows: i64) -> fluxbase::eventlog::Lsn {
+    let c = fluxbase::database::connect_one(db_url, "crash-big")
+        .await
+        .expect("connect");
+    c.execute(
+        "insert into public.big (n, pad) select g, repeat('x', 100) from generate_series($1::bigint, $2::bigint) g",
+        &[&from, &(from + rows - 1)],
+    )
+    .await
+    .expect("big insert");
+    let row = c
+        .query_one("select pg_current_wal_insert_lsn()::text", &[])
+        .await
+        .expect("lsn");
+    row.get::<_, String>(0).parse().expect("lsn")
+}
+
+/// Large transactions go to the log in parts; a crash while the parts are
+/// being written (kill -9 of Fluxbase, then a PostgreSQL crash) loses and
+/// duplicates nothing: the transaction is received again whole.
+#[tokio::test]
+async fn crashes_in_the_middle_of_a_large_transaction() {
+    const ROWS: i64 = 60_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let data = dir.path().join("fb");
+    let mut server = TestProcess::spawn(&data, &[], &[]);
+    server.wait_healthy(Duration::from_secs(90)).await;
+    let st = status(&data);
+    let db_url = st["db_url"].as_str().expect("db_url").to_owned();
+    let key = st["service_role_key"].as_str().expect("key").to_owned();
+    let setup = fluxbase::database::connect_one(&db_url, "crash-setup")
+        .await
+        .expect("connect");
+    setup
+        .batch_execute("create table public.big (n bigint primary key, pad text not null)")
+        .await
+        .expect("ddl");
+    drop(setup);
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(data.join("cluster.json")).expect("cluster.json"))
+            .expect("json");
+    let pgdata = PathBuf::from(record["base"].as_str().expect("base")).join("pg");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // (a) kill -9 while the first big transaction's parts are being written.
+    let before = log_bytes(&data);
+    let first_commit = big_insert(&db_url, 1, ROWS).await;
+    wait_for("parts written", Duration::from_secs(120), || {
+        log_bytes(&data) > before + (256 << 10)
+    })
+    .await;
+    let head = log_head(&server.url, &key).await;
+    server.signal(Signal::SIGKILL);
+    server.wait_exit(Duration::from_secs(10)).await;
+    let mid_a = head.is_some_and(|h| h < first_commit);
+    let port: u16 = server
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let mut server = TestProcess::spawn_on(port, &data, &[], &[]);
+    server.wait_healthy(Duration::from_secs(90)).await;
+
+    // (b) a PostgreSQL crash while the second one's parts are being written.
+    let mut durable_first = false;
+    for _ in 0..3000 {
+        if log_head(&server.url, &key)
+            .await
+            .is_some_and(|h| h >= first_commit)
+        {
+            durable_first = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        durable_first,
+        "the first big transaction became durable after the restart"
+    );
+    let before = log_bytes(&data);
+    let second_commit = big_insert(&db_url, ROWS + 1, ROWS).await;
+    wait_for("parts written", Duration::from_secs(120), || {
+        log_bytes(&data) > before + (256 << 10)
+    })
+    .await;
+    let head = log_head(&server.url, &key).await;
+    pg_ctl_immediate_stop(&pgdata);
+    let mid_b = head.is_some_and(|h| h < second_commit);
+
+    // Every row once, in order, read from the start.
+    let stream_url = format!(
+        "{}/changes/v1/stream?tables=public.big&from=start",
+        server.url
+    );
+    let mut sse = SseClient::open_retrying(&stream_url, &key, None).await;
+    let mut next = 1i64;
+    while next <= 2 * ROWS {
+        let Some(e) = sse.next(Duration::from_secs(120)).await else {
+            panic!("stream ended at row {next}")
+        };
+        if e.event != "change" {
+            continue;
+        }
+        let n = e.json()["record"]["n"].as_i64().unwrap_or(-1);
+        assert_eq!(n, next, "rows arrive exactly once, in order");
+        next += 1;
+    }
+    eprintln!("crash inside the parts: kill -9 {mid_a}, PostgreSQL crash {mid_b}");
+    server.signal(Signal::SIGTERM);
+    server.wait_exit(Duration::from_secs(60)).await;
+}

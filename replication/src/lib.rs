@@ -61,10 +61,13 @@ pub mod walsender;
 mod test_fixtures;
 
 pub use client::{
-    ClientError, ConnectParams, CreatedSlot, PgOutputOptions, ReplicationClient, SlotInfo, SlotOptions, SystemIdentity,
+    ClientError, ConnectParams, CreatedSlot, PgOutputOptions, ReplicationClient, SlotInfo,
+    SlotOptions, SystemIdentity,
 };
 pub use codec::DecodeError;
 pub use lsn::Lsn;
-pub use stream::{AckHandle, ReplicationStream, StreamConfig, StreamError, StreamEvent, StreamStats};
+pub use stream::{
+    AckHandle, ReplicationStream, StreamConfig, StreamError, StreamEvent, StreamStats,
+};
 pub use timestamp::PgTimestamp;
-pub use txn::{Change, ChangeOp, RelationInfo, Transaction};
+pub use txn::{Change, ChangeOp, PartLimits, RelationInfo, Transaction, TransactionPart};

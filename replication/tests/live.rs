@@ -20,8 +20,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fluxbase_replication::ack::FeedbackPolicy;
-use fluxbase_replication::client::{ClientError, ConnectParams, Host, PgOutputOptions, ReplicationClient, SlotOptions};
-use fluxbase_replication::{Change, Lsn, ReplicationStream, StreamConfig, StreamEvent, Transaction};
+use fluxbase_replication::client::{
+    ClientError, ConnectParams, Host, PgOutputOptions, ReplicationClient, SlotOptions,
+};
+use fluxbase_replication::{
+    Change, Lsn, ReplicationStream, StreamConfig, StreamEvent, Transaction,
+};
 
 const PASSWORD: &str = "s3cret pw";
 
@@ -46,11 +50,18 @@ fn find_bin() -> Result<PathBuf, String> {
         })
         .collect();
     found.sort();
-    found.pop().map(|(_, b)| b).ok_or_else(|| "no /usr/lib/postgresql/*/bin/initdb".to_owned())
+    found
+        .pop()
+        .map(|(_, b)| b)
+        .ok_or_else(|| "no /usr/lib/postgresql/*/bin/initdb".to_owned())
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
 }
 
 impl Cluster {
@@ -66,11 +77,18 @@ impl Cluster {
     }
 
     fn run(&self, mut c: Command, what: &str) -> Result<(), String> {
-        let out = c.stdin(Stdio::null()).output().map_err(|e| format!("{what}: {e}"))?;
+        let out = c
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("{what}: {e}"))?;
         if out.status.success() {
             Ok(())
         } else {
-            Err(format!("{what} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+            Err(format!(
+                "{what} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
         }
     }
 
@@ -78,18 +96,34 @@ impl Cluster {
     fn start() -> Result<Cluster, String> {
         let bin = find_bin()?;
         let as_root = is_root();
-        if as_root && Command::new("id").arg("postgres").output().map(|o| !o.status.success()).unwrap_or(true) {
-            return Err("running as root but there is no `postgres` user to run the cluster as".into());
+        if as_root
+            && Command::new("id")
+                .arg("postgres")
+                .output()
+                .map(|o| !o.status.success())
+                .unwrap_or(true)
+        {
+            return Err(
+                "running as root but there is no `postgres` user to run the cluster as".into(),
+            );
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("picking a port: {e}"))?
             .port();
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-        let dir = std::env::temp_dir().join(format!("fluxbase-repl-live-{}-{nanos}", std::process::id()));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir =
+            std::env::temp_dir().join(format!("fluxbase-repl-live-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         // From here on the guard cleans up.
-        let cluster = Cluster { dir, bin, port, as_root };
+        let cluster = Cluster {
+            dir,
+            bin,
+            port,
+            as_root,
+        };
         let pwfile = cluster.dir.join("pwfile");
         std::fs::write(&pwfile, format!("{PASSWORD}\n")).map_err(|e| e.to_string())?;
         if as_root {
@@ -99,7 +133,10 @@ impl Cluster {
         }
         let data = cluster.dir.join("data");
         let mut c = cluster.cmd("initdb");
-        c.arg("-D").arg(&data).args(["-A", "scram-sha-256", "-U", "postgres", "-N", "--pwfile"]).arg(&pwfile);
+        c.arg("-D")
+            .arg(&data)
+            .args(["-A", "scram-sha-256", "-U", "postgres", "-N", "--pwfile"])
+            .arg(&pwfile);
         cluster.run(c, "initdb")?;
         // Trust over the Unix socket, passwords over TCP.
         let hba = "local all all trust\n\
@@ -114,7 +151,11 @@ impl Cluster {
             cluster.dir.display()
         );
         let mut c = cluster.cmd("pg_ctl");
-        c.arg("-D").arg(&data).arg("-l").arg(cluster.dir.join("log")).args(["-w", "-o", &opts, "start"]);
+        c.arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(cluster.dir.join("log"))
+            .args(["-w", "-o", &opts, "start"]);
         cluster.run(c, "pg_ctl start")?;
         Ok(cluster)
     }
@@ -132,7 +173,11 @@ impl Cluster {
     }
 
     fn tcp_url(&self, user: &str, password: &str) -> String {
-        format!("postgres://{user}:{}@127.0.0.1:{}/postgres?application_name=live-test", percent(password), self.port)
+        format!(
+            "postgres://{user}:{}@127.0.0.1:{}/postgres?application_name=live-test",
+            percent(password),
+            self.port
+        )
     }
 
     fn log(&self) -> String {
@@ -145,7 +190,9 @@ impl Drop for Cluster {
         let data = self.dir.join("data");
         if data.join("postmaster.pid").exists() {
             let mut c = self.cmd("pg_ctl");
-            c.arg("-D").arg(&data).args(["-m", "immediate", "-w", "stop"]);
+            c.arg("-D")
+                .arg(&data)
+                .args(["-m", "immediate", "-w", "stop"]);
             let _ = c.stdout(Stdio::null()).stderr(Stdio::null()).status();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -154,17 +201,30 @@ impl Drop for Cluster {
 
 fn percent(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
 async fn sql(c: &mut ReplicationClient, q: &str) -> Vec<Vec<Option<String>>> {
-    let r = c.simple_query(q).await.unwrap_or_else(|e| panic!("{q}: {e}"));
+    let r = c
+        .simple_query(q)
+        .await
+        .unwrap_or_else(|e| panic!("{q}: {e}"));
     r.into_iter().flat_map(|r| r.rows).collect()
 }
 
 async fn confirmed_flush(admin: &mut ReplicationClient, slot: &str) -> Lsn {
-    let rows = sql(admin, &format!("select confirmed_flush_lsn from pg_replication_slots where slot_name = '{slot}'")).await;
+    let rows = sql(
+        admin,
+        &format!("select confirmed_flush_lsn from pg_replication_slots where slot_name = '{slot}'"),
+    )
+    .await;
     rows.first()
         .and_then(|r| r.first().cloned().flatten())
         .and_then(|s| s.parse().ok())
@@ -175,10 +235,12 @@ async fn next_txn(stream: &mut ReplicationStream) -> Transaction {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let ev = tokio::time::timeout(left, stream.recv()).await.expect("a transaction within 10 s");
+        let ev = tokio::time::timeout(left, stream.recv())
+            .await
+            .expect("a transaction within 10 s");
         match ev.expect("stream ok").expect("stream open") {
             StreamEvent::Transaction(t) => return t,
-            StreamEvent::Message(_) | StreamEvent::Idle { .. } => {}
+            StreamEvent::Message(_) | StreamEvent::Idle { .. } | StreamEvent::Part(_) => {}
         }
     }
 }
@@ -188,7 +250,10 @@ fn inserted_names(t: &Transaction) -> Vec<String> {
         .iter()
         .filter_map(|c| match c {
             Change::Insert { relation, new } => {
-                assert_eq!((relation.schema.as_str(), relation.table.as_str()), ("public", "items"));
+                assert_eq!(
+                    (relation.schema.as_str(), relation.table.as_str()),
+                    ("public", "items")
+                );
                 new.columns[1].as_text().map(str::to_owned)
             }
             _ => None,
@@ -199,10 +264,14 @@ fn inserted_names(t: &Transaction) -> Vec<String> {
 fn stream_config(start: Lsn) -> StreamConfig {
     StreamConfig {
         start_lsn: start,
-        feedback: FeedbackPolicy { status_interval: Duration::from_millis(500), min_interval: Duration::from_millis(10) },
+        feedback: FeedbackPolicy {
+            status_interval: Duration::from_millis(500),
+            min_interval: Duration::from_millis(10),
+        },
         channel_capacity: 16,
         idle_ack: true,
         receive_timeout: Some(Duration::from_secs(10)),
+        parts: None,
     }
 }
 
@@ -234,7 +303,9 @@ async fn live_walsender_client() {
 
 async fn scenario(cluster: &Cluster) {
     // Trust over the Unix socket.
-    let mut admin = ReplicationClient::connect(&cluster.unix()).await.expect("trust over the Unix socket");
+    let mut admin = ReplicationClient::connect(&cluster.unix())
+        .await
+        .expect("trust over the Unix socket");
     assert!(admin.server_version_num().expect("server_version") >= 100_000);
     sql(
         &mut admin,
@@ -249,17 +320,43 @@ async fn scenario(cluster: &Cluster) {
 
     // Password methods over TCP.
     let scram: ConnectParams = cluster.tcp_url("postgres", PASSWORD).parse().expect("url");
-    ReplicationClient::connect(&scram).await.expect("SCRAM").close().await.expect("close");
+    ReplicationClient::connect(&scram)
+        .await
+        .expect("SCRAM")
+        .close()
+        .await
+        .expect("close");
     let md5: ConnectParams = cluster.tcp_url("md5_user", "md5 pw").parse().expect("url");
-    ReplicationClient::connect(&md5).await.expect("MD5").close().await.expect("close");
-    let clear: ConnectParams = cluster.tcp_url("clear_user", "clear pw").parse().expect("url");
-    ReplicationClient::connect(&clear).await.expect("cleartext").close().await.expect("close");
+    ReplicationClient::connect(&md5)
+        .await
+        .expect("MD5")
+        .close()
+        .await
+        .expect("close");
+    let clear: ConnectParams = cluster
+        .tcp_url("clear_user", "clear pw")
+        .parse()
+        .expect("url");
+    ReplicationClient::connect(&clear)
+        .await
+        .expect("cleartext")
+        .close()
+        .await
+        .expect("close");
     let wrong: ConnectParams = cluster.tcp_url("postgres", "nope").parse().expect("url");
-    let err = ReplicationClient::connect(&wrong).await.expect_err("wrong password");
+    let err = ReplicationClient::connect(&wrong)
+        .await
+        .expect_err("wrong password");
     assert_eq!(err.sqlstate(), Some("28P01"), "{err}");
     assert!(!err.is_retryable());
-    let no_pw = ConnectParams { password: None, ..scram.clone() };
-    assert!(matches!(ReplicationClient::connect(&no_pw).await, Err(ClientError::Auth(_))));
+    let no_pw = ConnectParams {
+        password: None,
+        ..scram.clone()
+    };
+    assert!(matches!(
+        ReplicationClient::connect(&no_pw).await,
+        Err(ClientError::Auth(_))
+    ));
 
     // Replication commands.
     let mut client = ReplicationClient::connect(&scram).await.expect("SCRAM");
@@ -268,16 +365,32 @@ async fn scenario(cluster: &Cluster) {
     assert!(id.xlogpos > Lsn::ZERO);
     assert_eq!(id.dbname.as_deref(), Some("postgres"));
     assert!(!id.system_id.is_empty());
-    assert_eq!(client.wal_sender_timeout().await.expect("SHOW"), Duration::from_secs(60));
-    let slot = client.create_slot("live_slot", &SlotOptions::default()).await.expect("create slot");
+    assert_eq!(
+        client.wal_sender_timeout().await.expect("SHOW"),
+        Duration::from_secs(60)
+    );
+    let slot = client
+        .create_slot("live_slot", &SlotOptions::default())
+        .await
+        .expect("create slot");
     assert_eq!(slot.slot_name, "live_slot");
     assert!(slot.consistent_point >= id.xlogpos);
-    let info = client.slot_info("live_slot").await.expect("slot info").expect("slot exists");
-    assert_eq!((info.plugin.as_deref(), info.slot_type.as_str(), info.active), (Some("pgoutput"), "logical", false));
+    let info = client
+        .slot_info("live_slot")
+        .await
+        .expect("slot info")
+        .expect("slot exists");
+    assert_eq!(
+        (info.plugin.as_deref(), info.slot_type.as_str(), info.active),
+        (Some("pgoutput"), "logical", false)
+    );
     assert_eq!(info.confirmed_flush_lsn, Some(slot.consistent_point));
     assert!(!info.is_lost());
     assert_eq!(client.slot_info("other").await.expect("query"), None);
-    let dup = client.create_slot("live_slot", &SlotOptions::default()).await.expect_err("duplicate");
+    let dup = client
+        .create_slot("live_slot", &SlotOptions::default())
+        .await
+        .expect_err("duplicate");
     assert_eq!(dup.sqlstate(), Some("42710"), "{dup}");
     let missing = ReplicationClient::connect(&scram)
         .await
@@ -289,13 +402,29 @@ async fn scenario(cluster: &Cluster) {
 
     // Stream: a committed transaction arrives with resolved names.
     let opts = PgOutputOptions::new(["pub"]);
-    let mut stream = ReplicationStream::start(client, "live_slot", &opts, stream_config(Lsn::ZERO)).await.expect("start");
-    sql(&mut admin, "insert into items values (1, 'one'), (2, 'two')").await;
-    sql(&mut admin, "select pg_logical_emit_message(false, 'hb', 'ping')").await;
+    let mut stream = ReplicationStream::start(client, "live_slot", &opts, stream_config(Lsn::ZERO))
+        .await
+        .expect("start");
+    sql(
+        &mut admin,
+        "insert into items values (1, 'one'), (2, 'two')",
+    )
+    .await;
+    sql(
+        &mut admin,
+        "select pg_logical_emit_message(false, 'hb', 'ping')",
+    )
+    .await;
     let t1 = next_txn(&mut stream).await;
     assert_eq!(inserted_names(&t1), ["one", "two"]);
     let rel = t1.changes[0].relation().expect("insert");
-    assert_eq!(rel.columns.iter().map(|c| (c.name.as_str(), c.type_oid, c.is_key)).collect::<Vec<_>>(), [("id", 23, true), ("name", 25, false)]);
+    assert_eq!(
+        rel.columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.type_oid, c.is_key))
+            .collect::<Vec<_>>(),
+        [("id", 23, true), ("name", 25, false)]
+    );
     let msg = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             if let Ok(Some(StreamEvent::Message(m))) = stream.recv().await {
@@ -305,14 +434,21 @@ async fn scenario(cluster: &Cluster) {
     })
     .await
     .expect("the non-transactional message");
-    assert_eq!((msg.prefix.as_str(), &msg.content[..]), ("hb", &b"ping"[..]));
+    assert_eq!(
+        (msg.prefix.as_str(), &msg.content[..]),
+        ("hb", &b"ping"[..])
+    );
 
     // Nothing acknowledged before it is durable.
     let before = confirmed_flush(&mut admin, "live_slot").await;
     assert!(before < t1.end_lsn, "{before} < {}", t1.end_lsn);
     stream.report_durable(msg.lsn.max(t1.end_lsn));
     let after = wait_flush_at_least(&mut admin, "live_slot", t1.end_lsn).await;
-    assert!(after >= t1.end_lsn, "confirmed_flush_lsn {after} reached {}", t1.end_lsn);
+    assert!(
+        after >= t1.end_lsn,
+        "confirmed_flush_lsn {after} reached {}",
+        t1.end_lsn
+    );
     let durable = stream.ack_handle().durable();
 
     // A second transaction, delivered but never reported durable.
@@ -321,7 +457,11 @@ async fn scenario(cluster: &Cluster) {
     assert_eq!(inserted_names(&t2), ["three"]);
     tokio::time::sleep(Duration::from_millis(1_200)).await; // two heartbeats
     let held = confirmed_flush(&mut admin, "live_slot").await;
-    assert!(held < t2.end_lsn, "confirmed_flush_lsn {held} must stay below the undurable {}", t2.end_lsn);
+    assert!(
+        held < t2.end_lsn,
+        "confirmed_flush_lsn {held} must stay below the undurable {}",
+        t2.end_lsn
+    );
 
     // The slot is busy while the stream runs.
     let busy = ReplicationClient::connect(&scram)
@@ -332,13 +472,19 @@ async fn scenario(cluster: &Cluster) {
         .expect_err("slot in use");
     assert_eq!(busy.sqlstate(), Some("55006"), "{busy}");
     assert!(busy.is_retryable());
-    let info = admin.slot_info("live_slot").await.expect("slot info").expect("slot");
+    let info = admin
+        .slot_info("live_slot")
+        .await
+        .expect("slot info")
+        .expect("slot");
     assert!(info.active && info.active_pid.is_some());
     stream.shutdown().await.expect("shutdown");
 
     // Reconnect from the durable position: t2 comes again, t1 does not.
     let client = ReplicationClient::connect(&scram).await.expect("reconnect");
-    let mut stream = ReplicationStream::start(client, "live_slot", &opts, stream_config(durable)).await.expect("restart");
+    let mut stream = ReplicationStream::start(client, "live_slot", &opts, stream_config(durable))
+        .await
+        .expect("restart");
     let again = next_txn(&mut stream).await;
     assert_eq!(again.end_lsn, t2.end_lsn);
     assert_eq!(inserted_names(&again), ["three"]);
@@ -351,8 +497,13 @@ async fn scenario(cluster: &Cluster) {
 
     // Drop the slot (WAIT: the previous walsender may still be exiting).
     let mut client = ReplicationClient::connect(&scram).await.expect("connect");
-    client.drop_slot("live_slot", true).await.expect("drop slot");
+    client
+        .drop_slot("live_slot", true)
+        .await
+        .expect("drop slot");
     client.close().await.expect("close");
-    assert!(sql(&mut admin, "select 1 from pg_replication_slots").await.is_empty());
+    assert!(sql(&mut admin, "select 1 from pg_replication_slots")
+        .await
+        .is_empty());
     admin.close().await.expect("close");
 }

@@ -10,12 +10,19 @@ use serde_json::{Map, Value};
 use super::position::Position;
 use fluxbase_replication::Lsn;
 
-/// A committed transaction.
+/// A committed transaction, or a run of its changes: a large transaction
+/// is stored and read in parts, each a `Txn` whose `first` says where its
+/// changes start within the transaction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Txn {
-    /// The commit's end LSN (the transaction's position in the log).
-    #[serde(with = "lsn_text")]
+    /// The commit's end LSN (the transaction's position in the log); kept
+    /// in the record header, not the JSON.
+    #[serde(skip)]
     pub lsn: Lsn,
+    /// Index within the transaction of `changes[0]` (0 unless this is a
+    /// later part of a large transaction); kept in the record header.
+    #[serde(skip)]
+    pub first: u32,
     /// Transaction id.
     pub xid: u32,
     /// Commit time, microseconds since the Unix epoch.
@@ -105,9 +112,18 @@ pub struct LogicalMessage {
 }
 
 impl Txn {
-    /// Position of change `i`.
+    /// Position of change `i` (of this `Txn`'s changes).
     pub fn position(&self, i: usize) -> Position {
-        Position::new(self.lsn, u32::try_from(i).unwrap_or(u32::MAX))
+        Position::new(
+            self.lsn,
+            self.first
+                .saturating_add(u32::try_from(i).unwrap_or(u32::MAX)),
+        )
+    }
+
+    /// Position of the last change here (of the first index when empty).
+    pub fn last_position(&self) -> Position {
+        self.position(self.changes.len().saturating_sub(1))
     }
 
     /// The relation of a change.
@@ -117,55 +133,95 @@ impl Txn {
 
     /// The change as a client sees it: one self-contained JSON object.
     pub fn change_json(&self, i: usize) -> Option<Value> {
+        serde_json::to_value(self.change_view(i, false)?).ok()
+    }
+
+    /// Writes change `i` as a client sees it (the same object as
+    /// [`Txn::change_json`]) straight to `out`, without building a value
+    /// tree; with `left_view` the new row is left out and `left_view: true`
+    /// says the row moved out of the reader's view.
+    pub fn write_change_json(&self, i: usize, left_view: bool, out: &mut Vec<u8>) -> bool {
+        match self.change_view(i, left_view) {
+            Some(view) => serde_json::to_writer(out, &view).is_ok(),
+            None => false,
+        }
+    }
+
+    fn change_view(&self, i: usize, left_view: bool) -> Option<ChangeView<'_>> {
         let c = self.changes.get(i)?;
-        let mut o = Map::new();
-        o.insert("position".into(), Value::String(self.position(i).to_string()));
-        o.insert("lsn".into(), Value::String(self.lsn.to_string()));
-        o.insert("xid".into(), Value::from(self.xid));
-        o.insert("commit_timestamp".into(), Value::String(format_timestamp(self.commit_time_us)));
-        o.insert("type".into(), serde_json::to_value(c.op).unwrap_or(Value::Null));
-        if let Some(rel) = self.relation(c) {
-            o.insert("schema".into(), Value::String(rel.schema.clone()));
-            o.insert("table".into(), Value::String(rel.table.clone()));
-            o.insert(
-                "columns".into(),
-                Value::Array(
-                    rel.columns
-                        .iter()
-                        .map(|col| serde_json::json!({"name": col.name, "type": col.type_name}))
-                        .collect(),
-                ),
-            );
-        }
-        if let Some(r) = &c.record {
-            o.insert("record".into(), Value::Object(r.clone()));
-        }
-        if let Some(r) = &c.old_record {
-            o.insert("old_record".into(), Value::Object(r.clone()));
-        }
-        if !c.unchanged_toast.is_empty() {
-            o.insert("unchanged_toast".into(), serde_json::json!(c.unchanged_toast));
-        }
-        if let Some(m) = &c.message {
-            o.insert("message".into(), serde_json::to_value(m).unwrap_or(Value::Null));
-        }
-        Some(Value::Object(o))
+        let rel = self.relation(c);
+        Some(ChangeView {
+            position: self.position(i),
+            lsn: self.lsn,
+            xid: self.xid,
+            commit_timestamp: format_timestamp(self.commit_time_us),
+            op: c.op,
+            schema: rel.map(|r| r.schema.as_str()),
+            table: rel.map(|r| r.table.as_str()),
+            columns: rel.map(|r| ColumnsView(&r.columns)),
+            record: if left_view { None } else { c.record.as_ref() },
+            old_record: c.old_record.as_ref(),
+            unchanged_toast: &c.unchanged_toast,
+            message: c.message.as_ref(),
+            left_view: left_view.then_some(true),
+        })
     }
 }
 
-/// LSNs stored in their `X/X` text form.
-mod lsn_text {
-    use fluxbase_replication::Lsn;
-    use serde::{Deserialize, Deserializer, Serializer};
+/// A change as sent to clients, borrowing from the stored transaction.
+#[derive(Serialize)]
+struct ChangeView<'a> {
+    #[serde(serialize_with = "display")]
+    position: Position,
+    #[serde(serialize_with = "display")]
+    lsn: Lsn,
+    xid: u32,
+    commit_timestamp: String,
+    #[serde(rename = "type")]
+    op: Op,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    table: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    columns: Option<ColumnsView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record: Option<&'a Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    old_record: Option<&'a Map<String, Value>>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    unchanged_toast: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a LogicalMessage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    left_view: Option<bool>,
+}
 
-    pub fn serialize<S: Serializer>(lsn: &Lsn, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(lsn)
-    }
+/// `[{name, type}]` of a relation's columns.
+struct ColumnsView<'a>(&'a [ColumnInfo]);
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Lsn, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
+impl Serialize for ColumnsView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        struct Col<'a>(&'a ColumnInfo);
+        impl Serialize for Col<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("name", &self.0.name)?;
+                m.serialize_entry("type", &self.0.type_name)?;
+                m.end()
+            }
+        }
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for c in self.0 {
+            seq.serialize_element(&Col(c))?;
+        }
+        seq.end()
     }
+}
+
+fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
 }
 
 /// RFC 3339 with microseconds and `Z`, as Supabase's `commit_timestamp`.
@@ -173,7 +229,10 @@ pub fn format_timestamp(us: i64) -> String {
     let nanos = i128::from(us) * 1000;
     time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -187,14 +246,27 @@ mod tests {
         rec.insert("id".into(), Value::from(1));
         let t = Txn {
             lsn: Lsn(0x10),
+            first: 0,
             xid: 7,
             commit_time_us: 1_700_000_000_123_456,
             relations: vec![RelationInfo {
                 schema: "public".into(),
                 table: "todos".into(),
-                columns: vec![ColumnInfo { name: "id".into(), type_name: "int8".into(), type_oid: 20, key: true }],
+                columns: vec![ColumnInfo {
+                    name: "id".into(),
+                    type_name: "int8".into(),
+                    type_oid: 20,
+                    key: true,
+                }],
             }],
-            changes: vec![Change { op: Op::Insert, rel: Some(0), record: Some(rec), old_record: None, unchanged_toast: vec![], message: None }],
+            changes: vec![Change {
+                op: Op::Insert,
+                rel: Some(0),
+                record: Some(rec),
+                old_record: None,
+                unchanged_toast: vec![],
+                message: None,
+            }],
         };
         let j = t.change_json(0).expect("change");
         assert_eq!(j["position"], "0/10:0");
@@ -202,7 +274,9 @@ mod tests {
         assert_eq!(j["type"], "INSERT");
         assert_eq!(j["record"]["id"], 1);
         assert_eq!(j["commit_timestamp"], "2023-11-14T22:13:20.123456Z");
-        let back: Txn = serde_json::from_value(serde_json::to_value(&t).expect("ser")).expect("de");
+        let mut back: Txn =
+            serde_json::from_value(serde_json::to_value(&t).expect("ser")).expect("de");
+        back.lsn = t.lsn;
         assert_eq!(back, t);
     }
 }

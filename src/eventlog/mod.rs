@@ -71,6 +71,12 @@ pub enum LogError {
     /// The log's writer has stopped.
     #[error("the event log is closed")]
     Closed,
+    /// A transaction is being written in parts and this append does not close it.
+    #[error("transaction {xid} is being written in parts; only its own parts or its closing append may follow")]
+    OpenTransaction {
+        /// The open transaction.
+        xid: u32,
+    },
 }
 
 /// What the log holds right now.
@@ -87,16 +93,47 @@ pub struct Bounds {
 /// A durable, ordered log of committed transactions.
 pub trait EventLog: Send + Sync + 'static {
     /// Appends transactions (in commit order, each after the head) and
-    /// returns once they are durable, with the new durable LSN.
+    /// returns once they are durable, with the new durable LSN. When parts
+    /// of a transaction were appended ([`EventLog::append_part`]), the first
+    /// transaction must be that one's remaining changes (same `xid`, its
+    /// commit LSN): it makes the whole transaction durable and visible.
     fn append(&self, txns: Vec<Txn>) -> BoxFuture<'_, Result<Lsn, LogError>>;
+
+    /// Stores a leading part of a large transaction still being received,
+    /// with Begin's LSN as `lsn`: not durable, not visible, not counted in
+    /// the bounds until the closing [`EventLog::append`]. Parts of one
+    /// transaction come in order; the log numbers their changes.
+    fn append_part(&self, part: Txn) -> BoxFuture<'_, Result<(), LogError>>;
+
+    /// Drops the parts of a transaction that will not be closed (the
+    /// replication session ended; the server sends it again whole).
+    fn discard_parts(&self) -> BoxFuture<'_, Result<(), LogError>>;
 
     /// Records that everything up to `lsn` is durable although no
     /// transaction ends there (an idle keepalive position); never moves back.
     fn mark_durable(&self, lsn: Lsn);
 
-    /// Transactions containing changes after `after`, oldest first, at most
-    /// `max_txns`; `Expired` when `after` is older than retention.
-    fn read_after(&self, after: Position, max_txns: usize) -> BoxFuture<'_, Result<Vec<Arc<Txn>>, LogError>>;
+    /// Transactions (or parts of large ones) containing changes after
+    /// `after`, oldest first, stopping once they hold `max_changes` changes
+    /// (at least one is returned when there is one); `Expired` when `after`
+    /// is older than retention. A returned `Txn` may start before `after`:
+    /// skip its changes at or before it.
+    fn read_after(
+        &self,
+        after: Position,
+        max_changes: usize,
+    ) -> BoxFuture<'_, Result<Vec<Arc<Txn>>, LogError>>;
+
+    /// `Expired` when `after` is older than retention, without reading.
+    fn check_position(&self, after: Position) -> Result<(), LogError> {
+        match self.bounds().oldest {
+            Some(oldest) if !oldest.lsn.is_zero() && after < oldest => Err(LogError::Expired {
+                requested: after,
+                oldest,
+            }),
+            _ => Ok(()),
+        }
+    }
 
     /// The current bounds.
     fn bounds(&self) -> Bounds;

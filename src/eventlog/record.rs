@@ -1,6 +1,7 @@
 //! On-disk record framing: `[len: u32 LE][crc32c of payload: u32 LE][payload]`.
 //!
-//! A record is one committed transaction, JSON-encoded. The checksum makes a
+//! A record is one committed transaction or one part of it (see
+//! [`super::segment`] for the payload). The checksum makes a
 //! torn or corrupted tail detectable: scanning stops at the first record
 //! whose length or checksum does not hold.
 
@@ -17,6 +18,15 @@ pub fn encode(payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(payload);
 }
 
+/// The length and checksum in a record's header.
+pub fn parse_header(header: &[u8; HEADER]) -> (usize, u32) {
+    let [l0, l1, l2, l3, c0, c1, c2, c3] = *header;
+    (
+        u32::from_le_bytes([l0, l1, l2, l3]) as usize,
+        u32::from_le_bytes([c0, c1, c2, c3]),
+    )
+}
+
 /// What [`decode`] found at the start of a buffer.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decoded<'a> {
@@ -30,17 +40,20 @@ pub enum Decoded<'a> {
 
 /// Reads one record from the start of `buf`.
 pub fn decode(buf: &[u8]) -> Decoded<'_> {
-    let Some(header) = buf.get(..HEADER) else { return Decoded::Incomplete };
-    let mut len = [0u8; 4];
-    len.copy_from_slice(&header[..4]);
-    let mut crc = [0u8; 4];
-    crc.copy_from_slice(&header[4..]);
-    let len = u32::from_le_bytes(len) as usize;
+    let Some(header) = buf
+        .get(..HEADER)
+        .and_then(|h| <&[u8; HEADER]>::try_from(h).ok())
+    else {
+        return Decoded::Incomplete;
+    };
+    let (len, crc) = parse_header(header);
     if len == 0 || len > MAX_PAYLOAD {
         return Decoded::Invalid;
     }
-    let Some(payload) = buf.get(HEADER..HEADER + len) else { return Decoded::Incomplete };
-    if crc32c(payload) != u32::from_le_bytes(crc) {
+    let Some(payload) = buf.get(HEADER..HEADER + len) else {
+        return Decoded::Incomplete;
+    };
+    if crc32c(payload) != crc {
         return Decoded::Invalid;
     }
     Decoded::Record(payload, HEADER + len)
@@ -59,12 +72,20 @@ mod tests {
         let mut buf = Vec::new();
         encode(b"hello", &mut buf);
         encode(b"world!", &mut buf);
-        let Decoded::Record(p, n) = decode(&buf) else { panic!("first record") };
+        let Decoded::Record(p, n) = decode(&buf) else {
+            panic!("first record")
+        };
         assert_eq!(p, b"hello");
-        let Decoded::Record(p2, _) = decode(&buf[n..]) else { panic!("second record") };
+        let Decoded::Record(p2, _) = decode(&buf[n..]) else {
+            panic!("second record")
+        };
         assert_eq!(p2, b"world!");
         for cut in 0..buf.len() - n {
-            assert_eq!(decode(&buf[n..n + cut]), Decoded::Incomplete, "cut at {cut}");
+            assert_eq!(
+                decode(&buf[n..n + cut]),
+                Decoded::Incomplete,
+                "cut at {cut}"
+            );
         }
         let mut bad = buf.clone();
         bad[HEADER + 1] ^= 0xff;

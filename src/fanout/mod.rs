@@ -80,7 +80,10 @@ pub struct Hub {
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hub").field("shards", &self.shards.len()).field("stats", &self.stats).finish()
+        f.debug_struct("Hub")
+            .field("shards", &self.shards.len())
+            .field("stats", &self.stats)
+            .finish()
     }
 }
 
@@ -99,7 +102,10 @@ pub struct Subscription {
 
 impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscription").field("id", &self.id).field("start", &self.start).finish()
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .field("start", &self.start)
+            .finish()
     }
 }
 
@@ -133,11 +139,21 @@ impl Hub {
             tokio::spawn(shard_loop(rx, Arc::clone(&subs), Arc::clone(&stats)));
             list.push(Shard { tx, subs });
         }
-        let head = log.bounds().head.unwrap_or(Position::end_of(log.bounds().durable));
+        let head = log
+            .bounds()
+            .head
+            .unwrap_or(Position::end_of(log.bounds().durable));
         let position = Arc::new(Mutex::new(head));
         let senders: Vec<flume::Sender<Arc<Txn>>> = list.iter().map(|s| s.tx.clone()).collect();
-        tokio::spawn(dispatch(log, senders, Arc::clone(&position)));
-        Arc::new(Hub { shards: list, next_id: AtomicU64::new(1), position, queue, stats })
+        let registries: Vec<Arc<Registry>> = list.iter().map(|s| Arc::clone(&s.subs)).collect();
+        tokio::spawn(dispatch(log, senders, registries, Arc::clone(&position)));
+        Arc::new(Hub {
+            shards: list,
+            next_id: AtomicU64::new(1),
+            position,
+            queue,
+            stats,
+        })
     }
 
     /// Subscribes to changes of `keys` (`*` as schema or table matches all).
@@ -152,24 +168,77 @@ impl Hub {
         // position lock, so the live feed starts exactly after `start`.
         let start = match self.position.lock() {
             Ok(p) => {
-                let slot = Arc::new(Slot { tx, start: *p, cut: Arc::clone(&cut), last: Mutex::new(*p) });
+                let slot = Arc::new(Slot {
+                    tx,
+                    start: *p,
+                    cut: Arc::clone(&cut),
+                    last: Mutex::new(*p),
+                });
                 for k in &keys {
-                    shard.subs.entry(k.clone()).or_default().push((id, Arc::clone(&slot)));
+                    shard
+                        .subs
+                        .entry(k.clone())
+                        .or_default()
+                        .push((id, Arc::clone(&slot)));
                 }
                 *p
             }
             Err(_) => Position::START,
         };
         self.stats.subscribers.fetch_add(1, Ordering::Relaxed);
-        Subscription { rx, start, cut, id, keys, subs: Arc::clone(&shard.subs), stats: Arc::clone(&self.stats) }
+        Subscription {
+            rx,
+            start,
+            cut,
+            id,
+            keys,
+            subs: Arc::clone(&shard.subs),
+            stats: Arc::clone(&self.stats),
+        }
     }
 }
 
-async fn dispatch(log: Arc<dyn EventLog>, shards: Vec<flume::Sender<Arc<Txn>>>, position: Arc<Mutex<Position>>) {
+/// Changes the dispatcher reads from the log per step.
+const READ_CHANGES: usize = 8192;
+
+/// With nobody subscribed, moves the dispatch position to the log's head
+/// without reading (true when it did). Checked under the position lock,
+/// where subscribers register, so none can miss a change.
+fn skip_when_unwatched(
+    log: &dyn EventLog,
+    registries: &[Arc<Registry>],
+    position: &Mutex<Position>,
+    pos: &mut Position,
+) -> bool {
+    let Ok(mut p) = position.lock() else {
+        return false;
+    };
+    if !registries.iter().all(|r| r.is_empty()) {
+        return false;
+    }
+    if let Some(head) = log.bounds().head {
+        *p = (*p).max(head);
+    }
+    *pos = *p;
+    true
+}
+
+async fn dispatch(
+    log: Arc<dyn EventLog>,
+    shards: Vec<flume::Sender<Arc<Txn>>>,
+    registries: Vec<Arc<Registry>>,
+    position: Arc<Mutex<Position>>,
+) {
     let mut watch = log.watch();
     let mut pos = position.lock().map(|p| *p).unwrap_or(Position::START);
     loop {
-        let txns = match log.read_after(pos, 256).await {
+        if skip_when_unwatched(log.as_ref(), &registries, &position, &mut pos) {
+            if watch.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        let txns = match log.read_after(pos, READ_CHANGES).await {
             Ok(t) => t,
             Err(crate::eventlog::LogError::Expired { oldest, .. }) => {
                 pos = oldest;
@@ -192,7 +261,7 @@ async fn dispatch(log: Arc<dyn EventLog>, shards: Vec<flume::Sender<Arc<Txn>>>, 
             // subscriber registered before this point gets it live; one
             // registered after starts after it (shards skip positions at or
             // before a subscriber's start) and replays it from the log.
-            let last = txn.position(txn.changes.len().saturating_sub(1));
+            let last = txn.last_position();
             match position.lock() {
                 Ok(mut p) => *p = last,
                 Err(_) => return,
@@ -218,7 +287,11 @@ async fn shard_loop(rx: flume::Receiver<Arc<Txn>>, subs: Arc<Registry>, stats: A
             let keys = match txn.relation(change) {
                 // Messages and gaps go to `*.*` subscribers.
                 None => vec![(star.clone(), star.clone())],
-                Some(rel) => vec![(rel.schema.clone(), rel.table.clone()), (rel.schema.clone(), star.clone()), (star.clone(), star.clone())],
+                Some(rel) => vec![
+                    (rel.schema.clone(), rel.table.clone()),
+                    (rel.schema.clone(), star.clone()),
+                    (star.clone(), star.clone()),
+                ],
             };
             deliver(&subs, &keys, &txn, i, &stats);
         }
@@ -236,7 +309,10 @@ fn deliver(subs: &Registry, keys: &[TableKey], txn: &Arc<Txn>, i: usize, stats: 
                 continue;
             }
             seen.push(*id);
-            let d = Delivery { txn: Arc::clone(txn), index: u32::try_from(i).unwrap_or(u32::MAX) };
+            let d = Delivery {
+                txn: Arc::clone(txn),
+                index: u32::try_from(i).unwrap_or(u32::MAX),
+            };
             let pos = d.position();
             if pos <= slot.start {
                 continue;
@@ -276,21 +352,40 @@ mod tests {
     fn txn(lsn: u64, table: &str, n: usize) -> Txn {
         Txn {
             lsn: Lsn(lsn),
+            first: 0,
             xid: 1,
             commit_time_us: 0,
             relations: vec![RelationInfo {
                 schema: "public".into(),
                 table: table.into(),
-                columns: vec![ColumnInfo { name: "id".into(), type_name: "int4".into(), type_oid: 23, key: true }],
+                columns: vec![ColumnInfo {
+                    name: "id".into(),
+                    type_name: "int4".into(),
+                    type_oid: 23,
+                    key: true,
+                }],
             }],
             changes: (0..n)
-                .map(|_| Change { op: Op::Insert, rel: Some(0), record: None, old_record: None, unchanged_toast: vec![], message: None })
+                .map(|_| Change {
+                    op: Op::Insert,
+                    rel: Some(0),
+                    record: None,
+                    old_record: None,
+                    unchanged_toast: vec![],
+                    message: None,
+                })
                 .collect(),
         }
     }
 
     fn log(dir: &std::path::Path) -> Arc<dyn EventLog> {
-        Arc::new(FileLog::open(LogOptions { fsync: false, ..LogOptions::new(dir.to_owned()) }).expect("open"))
+        Arc::new(
+            FileLog::open(LogOptions {
+                fsync: false,
+                ..LogOptions::new(dir.to_owned())
+            })
+            .expect("open"),
+        )
     }
 
     #[tokio::test]
@@ -300,12 +395,25 @@ mod tests {
         let hub = Hub::start(Arc::clone(&log), 4, 100);
         let todos = hub.subscribe(vec![("public".into(), "todos".into())]);
         let all = hub.subscribe(vec![("*".into(), "*".into())]);
-        log.append(vec![txn(10, "todos", 2), txn(20, "other", 1), txn(30, "todos", 1)]).await.expect("append");
+        log.append(vec![
+            txn(10, "todos", 2),
+            txn(20, "other", 1),
+            txn(30, "todos", 1),
+        ])
+        .await
+        .expect("append");
         let mut got = Vec::new();
         for _ in 0..3 {
             got.push(todos.rx.recv_async().await.expect("delivery").position());
         }
-        assert_eq!(got, vec![Position::new(Lsn(10), 0), Position::new(Lsn(10), 1), Position::new(Lsn(30), 0)]);
+        assert_eq!(
+            got,
+            vec![
+                Position::new(Lsn(10), 0),
+                Position::new(Lsn(10), 1),
+                Position::new(Lsn(30), 0)
+            ]
+        );
         let mut n = 0;
         while all.rx.try_recv().is_ok() || n < 4 {
             n += 1;
@@ -337,9 +445,17 @@ mod tests {
         for i in 1..=10u64 {
             log.append(vec![txn(i * 10, "t", 1)]).await.expect("append");
         }
-        assert_eq!(reader.await.expect("fast reader"), 10, "the fast subscriber got everything");
+        assert_eq!(
+            reader.await.expect("fast reader"),
+            10,
+            "the fast subscriber got everything"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        assert_eq!(slow.cut_loose(), Some(Position::new(Lsn(30), 0)), "resume after the last queued change");
+        assert_eq!(
+            slow.cut_loose(),
+            Some(Position::new(Lsn(30), 0)),
+            "resume after the last queued change"
+        );
         let queued: Vec<Position> = slow.rx.drain().map(|d| d.position()).collect();
         assert_eq!(queued.len(), 3);
         assert_eq!(hub.stats.cut_loose.load(Ordering::Relaxed), 1);

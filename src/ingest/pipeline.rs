@@ -13,8 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fluxbase_replication::backoff::Backoff;
-use fluxbase_replication::client::{ConnectParams, PgOutputOptions, ReplicationClient, SlotOptions};
-use fluxbase_replication::{Lsn, ReplicationStream, StreamConfig, StreamEvent};
+use fluxbase_replication::client::{
+    ConnectParams, PgOutputOptions, ReplicationClient, SlotOptions,
+};
+use fluxbase_replication::{Lsn, PartLimits, ReplicationStream, StreamConfig, StreamEvent};
 use futures_util::FutureExt;
 use tokio::sync::watch;
 
@@ -99,7 +101,12 @@ impl Ingest {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let slot = opts.slot.clone();
         let task = tokio::spawn(run(opts, pool, log, state_tx, shutdown_rx));
-        Ingest { state, shutdown, task: Some(task), slot }
+        Ingest {
+            state,
+            shutdown,
+            task: Some(task),
+            slot,
+        }
     }
 
     /// The live state.
@@ -135,7 +142,10 @@ async fn run(
             Err(e) => {
                 attempt += 1;
                 tracing::warn!(error = %e, attempt, "replication session ended; reconnecting");
-                state.send_replace(IngestState::Reconnecting { attempt, error: e.to_string() });
+                state.send_replace(IngestState::Reconnecting {
+                    attempt,
+                    error: e.to_string(),
+                });
                 let delay = backoff.next_delay();
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
@@ -159,13 +169,27 @@ async fn session(
     state: &watch::Sender<IngestState>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), SessionError> {
-    let mut params = ConnectParams::from_url(&opts.url).map_err(|e| SessionError::Config(e.to_string()))?;
+    let mut params =
+        ConnectParams::from_url(&opts.url).map_err(|e| SessionError::Config(e.to_string()))?;
     params.application_name = "fluxbase-ingest".into();
     let mut client = ReplicationClient::connect(&params).await?;
+    // Parts of a transaction the last session did not finish: it comes again whole.
+    log.discard_parts().await?;
     ensure_slot(&mut client, opts, log).await?;
     let start = log.bounds().durable;
-    let config = StreamConfig { start_lsn: start, ..StreamConfig::default() };
-    let mut stream = ReplicationStream::start(client, &opts.slot, &PgOutputOptions::new([opts.publication.clone()]), config).await?;
+    // Large transactions arrive in parts and go to the log as they come: bounded memory.
+    let config = StreamConfig {
+        start_lsn: start,
+        parts: Some(PartLimits::default()),
+        ..StreamConfig::default()
+    };
+    let mut stream = ReplicationStream::start(
+        client,
+        &opts.slot,
+        &PgOutputOptions::new([opts.publication.clone()]),
+        config,
+    )
+    .await?;
     state.send_replace(IngestState::Streaming);
     tracing::info!(slot = %opts.slot, from = %start, "streaming changes into the event log");
     loop {
@@ -195,11 +219,20 @@ async fn session(
                     if t.end_lsn <= durable || batch.last().is_some_and(|b| t.end_lsn <= b.lsn) {
                         continue;
                     }
-                    types.load(pool, convert::type_oids(&t)).await?;
+                    types.load(pool, convert::type_oids(&t.changes)).await?;
                     let txn = convert::transaction(&t, types);
-                    if !txn.changes.is_empty() {
+                    if !txn.changes.is_empty() || t.earlier_changes > 0 {
                         batch.push(txn);
                     }
+                }
+                StreamEvent::Part(p) => {
+                    // Whatever came before it is complete: store it first.
+                    if !batch.is_empty() {
+                        let durable = log.append(std::mem::take(&mut batch)).await?;
+                        stream.report_durable(durable);
+                    }
+                    types.load(pool, convert::type_oids(&p.changes)).await?;
+                    log.append_part(convert::part(&p, types)).await?;
                 }
                 StreamEvent::Message(m) => {
                     if m.lsn <= durable || batch.last().is_some_and(|b| m.lsn <= b.lsn) {
@@ -207,6 +240,7 @@ async fn session(
                     }
                     batch.push(Txn {
                         lsn: m.lsn,
+                        first: 0,
                         xid: 0,
                         commit_time_us: fluxbase_replication::PgTimestamp::now().unix_micros(),
                         relations: vec![],
@@ -229,7 +263,11 @@ async fn session(
 }
 
 /// Makes sure the slot exists and is usable; records a gap when changes were lost.
-async fn ensure_slot(client: &mut ReplicationClient, opts: &IngestOptions, log: &dyn EventLog) -> Result<(), SessionError> {
+async fn ensure_slot(
+    client: &mut ReplicationClient,
+    opts: &IngestOptions,
+    log: &dyn EventLog,
+) -> Result<(), SessionError> {
     let info = client.slot_info(&opts.slot).await?;
     let lost = match &info {
         Some(i) if i.is_lost() => {
@@ -240,17 +278,27 @@ async fn ensure_slot(client: &mut ReplicationClient, opts: &IngestOptions, log: 
         Some(_) => return Ok(()),
         None => !log.bounds().durable.is_zero(),
     };
-    let created = client.create_slot(&opts.slot, &SlotOptions::default()).await?;
+    let created = client
+        .create_slot(&opts.slot, &SlotOptions::default())
+        .await?;
     tracing::info!(slot = %opts.slot, consistent_point = %created.consistent_point, "created replication slot");
     if lost {
         let head = log.bounds().durable;
         let lsn = created.consistent_point.max(Lsn(head.0 + 1));
         let gap = Txn {
             lsn,
+            first: 0,
             xid: 0,
             commit_time_us: fluxbase_replication::PgTimestamp::now().unix_micros(),
             relations: vec![],
-            changes: vec![Change { op: Op::Gap, rel: None, record: None, old_record: None, unchanged_toast: vec![], message: None }],
+            changes: vec![Change {
+                op: Op::Gap,
+                rel: None,
+                record: None,
+                old_record: None,
+                unchanged_toast: vec![],
+                message: None,
+            }],
         };
         log.append(vec![gap]).await?;
     }
@@ -261,7 +309,13 @@ async fn ensure_slot(client: &mut ReplicationClient, opts: &IngestOptions, log: 
 pub fn default_slot_name(dbname: &str) -> String {
     let mut s: String = format!("fluxbase_{dbname}")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     s.truncate(63);
     s

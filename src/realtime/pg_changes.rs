@@ -101,7 +101,7 @@ impl Forwarder {
             // Replay (since, sub.start] from the log, then continue live: no gap, no duplicate.
             let mut pos = since;
             loop {
-                let txns = match self.core.log.read_after(pos, 64).await {
+                let txns = match self.core.log.read_after(pos, 4096).await {
                     Ok(t) => t,
                     Err(e) => {
                         self.system_error(&format!("cannot replay from {since}: {e}; refetch and rejoin without since")).await;
@@ -121,7 +121,7 @@ impl Forwarder {
                             return;
                         }
                     }
-                    pos = pos.max(txn.position(txn.changes.len().saturating_sub(1)));
+                    pos = pos.max(txn.last_position());
                 }
                 if pos >= sub.start {
                     break;

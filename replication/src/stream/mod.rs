@@ -30,9 +30,13 @@ use tokio::task::JoinHandle;
 pub use handle::{AckHandle, StreamStats};
 
 use crate::ack::FeedbackPolicy;
-use crate::client::{ClientError, ConnectParams, CopyBothStream, PgOutputOptions, ReplicationClient};
+use crate::client::{
+    ClientError, ConnectParams, CopyBothStream, PgOutputOptions, ReplicationClient,
+};
 use crate::codec::DecodeError;
-use crate::txn::{AssembleError, NonTransactionalMessage, Transaction};
+use crate::txn::{
+    AssembleError, NonTransactionalMessage, PartLimits, Transaction, TransactionPart,
+};
 use crate::Lsn;
 
 /// Settings of a [`ReplicationStream`].
@@ -60,6 +64,9 @@ pub struct StreamConfig {
     /// [`FeedbackPolicy::status_interval`]. `None` disables the check (a dead
     /// peer is then noticed only when a write fails).
     pub receive_timeout: Option<Duration>,
+    /// Hand large transactions over in [`StreamEvent::Part`]s past these
+    /// limits (bounded memory); `None` delivers every transaction whole.
+    pub parts: Option<PartLimits>,
 }
 
 impl Default for StreamConfig {
@@ -70,6 +77,7 @@ impl Default for StreamConfig {
             channel_capacity: 64,
             idle_ack: true,
             receive_timeout: Some(Duration::from_secs(30)),
+            parts: None,
         }
     }
 }
@@ -78,7 +86,15 @@ impl Default for StreamConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamEvent {
     /// A committed transaction. Report its `end_lsn` once it is durable.
+    /// When [`Transaction::earlier_changes`] is not 0, its leading changes
+    /// came before as [`StreamEvent::Part`]s.
     Transaction(Transaction),
+    /// A leading part of a large transaction still being received (only
+    /// with [`StreamConfig::parts`]). Store it, but do not acknowledge or
+    /// expose it until its [`StreamEvent::Transaction`] arrives; if the
+    /// stream ends first, drop the parts: the server sends the transaction
+    /// again from its start.
+    Part(TransactionPart),
     /// A non-transactional logical message. Report its `lsn` once handled.
     Message(NonTransactionalMessage),
     /// A keepalive arrived while no transaction was open: the server has
@@ -93,10 +109,12 @@ pub enum StreamEvent {
 
 impl StreamEvent {
     /// The event's position: what to pass to [`AckHandle::report_durable`]
-    /// once it is durable.
+    /// once it is durable. A part has none of its own: this is its
+    /// transaction's commit LSN, below the position to acknowledge.
     pub fn position(&self) -> Lsn {
         match self {
             StreamEvent::Transaction(t) => t.end_lsn,
+            StreamEvent::Part(p) => p.final_lsn,
             StreamEvent::Message(m) => m.lsn,
             StreamEvent::Idle { wal_end } => *wal_end,
         }
@@ -166,7 +184,9 @@ impl ReplicationStream {
         options: &PgOutputOptions,
         config: StreamConfig,
     ) -> Result<Self, ClientError> {
-        let copy = client.start_replication(slot, config.start_lsn, options).await?;
+        let copy = client
+            .start_replication(slot, config.start_lsn, options)
+            .await?;
         Ok(Self::from_copy_both(copy, options.streaming, config))
     }
 
@@ -182,7 +202,15 @@ impl ReplicationStream {
             ..StreamStats::default()
         });
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
-        let task = task::StreamTask::new(copy, streaming, &config, events_tx, durable_rx, stats_tx, shutdown_rx);
+        let task = task::StreamTask::new(
+            copy,
+            streaming,
+            &config,
+            events_tx,
+            durable_rx,
+            stats_tx,
+            shutdown_rx,
+        );
         ReplicationStream {
             events,
             ack,
@@ -198,7 +226,9 @@ impl ReplicationStream {
         if let Some(ev) = self.events.recv().await {
             return Ok(Some(ev));
         }
-        let Some(task) = &mut self.task else { return Ok(None) };
+        let Some(task) = &mut self.task else {
+            return Ok(None);
+        };
         let result = task.await;
         self.task = None;
         match result {

@@ -9,7 +9,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::{StreamConfig, StreamError, StreamEvent, StreamStats};
-use crate::ack::{decide, next_deadline, should_skip, AckState, FeedbackPolicy, SentStatus, StatusPositions};
+use crate::ack::{
+    decide, next_deadline, should_skip, AckState, FeedbackPolicy, SentStatus, StatusPositions,
+};
 use crate::client::{ClientError, CopyBothStream};
 use crate::pgoutput::Decoder;
 use crate::txn::{Assembled, TxnAssembler};
@@ -59,7 +61,9 @@ impl StreamTask {
         StreamTask {
             copy,
             decoder: Decoder::new(streaming),
-            assembler: TxnAssembler::new(),
+            assembler: config
+                .parts
+                .map_or_else(TxnAssembler::new, TxnAssembler::with_parts),
             events,
             pending: None,
             durable_rx,
@@ -70,11 +74,21 @@ impl StreamTask {
             idle_ack: config.idle_ack,
             receive_timeout: config.receive_timeout,
             last_heard: Instant::now(),
-            state: AckState { durable: start, received: start, delivered: start, txn_open: false, idle_keepalive: None },
+            state: AckState {
+                durable: start,
+                received: start,
+                delivered: start,
+                txn_open: false,
+                idle_keepalive: None,
+            },
             // Seeded with the start position: nothing below it is ever
             // reported, and the first update waits for news or the interval.
             last: SentStatus {
-                positions: StatusPositions { write: start, flush: start, apply: start },
+                positions: StatusPositions {
+                    write: start,
+                    flush: start,
+                    apply: start,
+                },
                 at: Instant::now().into_std(),
             },
         }
@@ -104,7 +118,10 @@ impl StreamTask {
             if let (Some(limit), None) = (self.receive_timeout, &self.pending) {
                 let expires = self.last_heard + limit;
                 if Instant::now() >= expires {
-                    return Err(ClientError::Timeout("waiting for the server (no reply to a reply-requested status update)").into());
+                    return Err(ClientError::Timeout(
+                        "waiting for the server (no reply to a reply-requested status update)",
+                    )
+                    .into());
                 }
                 deadline = deadline.min(expires);
             }
@@ -164,14 +181,24 @@ impl StreamTask {
                     None => None,
                     Some(Assembled::Transaction(t)) => Some(StreamEvent::Transaction(t)),
                     Some(Assembled::Message(m)) => Some(StreamEvent::Message(m)),
+                    Some(Assembled::Part(p)) => Some(StreamEvent::Part(p)),
                 };
                 if let Some(ev) = event {
                     self.refresh_durable();
-                    if should_skip(ev.position(), self.state.durable) {
+                    // A part belongs to a stored transaction when its commit
+                    // record starts below the durable LSN (the stored
+                    // transaction's end is past it).
+                    let duplicate = match &ev {
+                        StreamEvent::Part(p) => p.final_lsn < self.state.durable,
+                        other => should_skip(other.position(), self.state.durable),
+                    };
+                    if duplicate {
                         tracing::debug!(position = %ev.position(), durable = %self.state.durable, "skipping already durable event");
                         self.stats_tx.send_modify(|s| s.skipped += 1);
                     } else {
-                        self.state.delivered = self.state.delivered.max(ev.position());
+                        if !matches!(ev, StreamEvent::Part(_)) {
+                            self.state.delivered = self.state.delivered.max(ev.position());
+                        }
                         let is_txn = matches!(ev, StreamEvent::Transaction(_));
                         self.stats_tx.send_modify(|s| {
                             s.delivered = self.state.delivered;
@@ -196,7 +223,9 @@ impl StreamTask {
                 });
                 if idle && self.pending.is_none() {
                     // Informational; never blocks.
-                    let _ = self.events.try_send(StreamEvent::Idle { wal_end: k.wal_end });
+                    let _ = self
+                        .events
+                        .try_send(StreamEvent::Idle { wal_end: k.wal_end });
                 }
                 if k.reply_requested {
                     self.refresh_durable();
@@ -214,7 +243,8 @@ impl StreamTask {
     async fn send_status(&mut self, force: bool) -> Result<(), StreamError> {
         let tokio_now = Instant::now();
         let now = tokio_now.into_std();
-        let ask_reply = self.pending.is_none() && tokio_now.duration_since(self.last_heard) >= self.policy.status_interval;
+        let ask_reply = self.pending.is_none()
+            && tokio_now.duration_since(self.last_heard) >= self.policy.status_interval;
         let Some(p) = decide(&self.policy, &self.state, Some(&self.last), now, force) else {
             return Ok(());
         };
@@ -227,7 +257,10 @@ impl StreamTask {
         };
         self.copy.send_status(&update).await?;
         tracing::trace!(write = %p.write, flush = %p.flush, "sent standby status update");
-        self.last = SentStatus { positions: p, at: now };
+        self.last = SentStatus {
+            positions: p,
+            at: now,
+        };
         self.stats_tx.send_modify(|s| {
             s.flushed = p.flush;
             s.last_status_at = Some(SystemTime::now());

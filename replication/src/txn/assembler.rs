@@ -16,11 +16,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::change::{Change, NonTransactionalMessage, RelationInfo, Transaction};
+use super::change::{Change, NonTransactionalMessage, RelationInfo, Transaction, TransactionPart};
 use super::relcache::RelationCache;
 use crate::pgoutput::{
-    Begin, Commit, Delete, Insert, Message, Origin, PgOutputMessage, StreamAbort, StreamCommit, StreamStart,
-    Truncate, TupleData, Update,
+    Begin, Commit, Delete, Insert, Message, Origin, PgOutputMessage, StreamAbort, StreamCommit,
+    StreamStart, Truncate, TupleData, Update,
 };
 use crate::Lsn;
 
@@ -78,6 +78,30 @@ pub enum Assembled {
     Transaction(Transaction),
     /// A non-transactional logical message.
     Message(NonTransactionalMessage),
+    /// A leading part of a large transaction that is still open.
+    Part(TransactionPart),
+}
+
+/// When an open (non-streamed) transaction is handed over in parts: once
+/// it buffers more than `changes` changes or more than `bytes` bytes of
+/// tuple data, everything but its newest change goes out as a
+/// [`TransactionPart`]. The newest change is kept so that the closing
+/// [`Transaction`] is never empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartLimits {
+    /// Most changes buffered before a part is handed over.
+    pub changes: usize,
+    /// Most tuple bytes buffered before a part is handed over.
+    pub bytes: usize,
+}
+
+impl Default for PartLimits {
+    fn default() -> Self {
+        PartLimits {
+            changes: 4096,
+            bytes: 8 << 20,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -85,6 +109,21 @@ struct OpenTxn {
     begin: Begin,
     origin: Option<Origin>,
     changes: Vec<Change>,
+    /// Tuple bytes in `changes`.
+    bytes: usize,
+    /// Changes already handed over as parts.
+    earlier: usize,
+}
+
+/// Approximate memory of a change's tuple data.
+fn change_bytes(c: &Change) -> usize {
+    let tuple = |t: &TupleData| {
+        t.columns
+            .iter()
+            .map(|v| 16 + v.as_bytes().map_or(0, |b| b.len()))
+            .sum::<usize>()
+    };
+    64 + c.new_tuple().map_or(0, tuple) + c.old_tuple().map_or(0, |o| tuple(&o.tuple))
 }
 
 #[derive(Debug, Default)]
@@ -104,6 +143,8 @@ pub struct TxnAssembler {
     /// Top-level xid of the chunk being received (between S and E).
     chunk: Option<u32>,
     streams: HashMap<u32, StreamedTxn>,
+    /// `None`: open transactions are buffered whole.
+    parts: Option<PartLimits>,
 }
 
 fn unexpected<T>(message: &'static str, state: &'static str) -> Result<T, AssembleError> {
@@ -124,16 +165,28 @@ fn check_columns(rel: &RelationInfo, t: &TupleData) -> Result<(), AssembleError>
 }
 
 impl TxnAssembler {
-    /// A fresh assembler (empty relation cache).
+    /// A fresh assembler (empty relation cache) that buffers open
+    /// transactions whole.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A fresh assembler that hands large open transactions over in parts.
+    pub fn with_parts(limits: PartLimits) -> Self {
+        TxnAssembler {
+            parts: Some(limits),
+            ..Self::default()
+        }
     }
 
     /// Forgets the relation cache and every partial transaction. Call on
     /// reconnect: the server re-sends Relations before first use and re-sends
     /// unfinished (streamed) transactions from their start.
     pub fn reset(&mut self) {
-        *self = Self::default();
+        *self = TxnAssembler {
+            parts: self.parts,
+            ..Self::default()
+        };
     }
 
     /// The session's relation cache.
@@ -152,11 +205,45 @@ impl TxnAssembler {
     /// Number of changes currently buffered (open and streamed transactions).
     pub fn buffered_changes(&self) -> usize {
         self.open.as_ref().map_or(0, |t| t.changes.len())
-            + self.streams.values().map(|s| s.changes.len()).sum::<usize>()
+            + self
+                .streams
+                .values()
+                .map(|s| s.changes.len())
+                .sum::<usize>()
     }
 
     /// Feeds the next message of the session.
     pub fn push(&mut self, msg: PgOutputMessage) -> Result<Option<Assembled>, AssembleError> {
+        let done = self.dispatch(msg)?;
+        if done.is_some() {
+            return Ok(done);
+        }
+        Ok(self.take_part().map(Assembled::Part))
+    }
+
+    /// Hands over all but the newest change of the open transaction once it
+    /// is past the part limits.
+    fn take_part(&mut self) -> Option<TransactionPart> {
+        let limits = self.parts?;
+        let open = self.open.as_mut()?;
+        if open.changes.len() <= limits.changes && open.bytes <= limits.bytes {
+            return None;
+        }
+        let newest = open.changes.pop()?;
+        let changes = std::mem::replace(&mut open.changes, vec![newest]);
+        open.bytes = open.changes.iter().map(change_bytes).sum();
+        let first_change = open.earlier;
+        open.earlier += changes.len();
+        Some(TransactionPart {
+            xid: open.begin.xid,
+            final_lsn: open.begin.final_lsn,
+            commit_time: open.begin.commit_time,
+            first_change,
+            changes,
+        })
+    }
+
+    fn dispatch(&mut self, msg: PgOutputMessage) -> Result<Option<Assembled>, AssembleError> {
         match msg {
             PgOutputMessage::Begin(b) => self.begin(b),
             PgOutputMessage::Commit(c) => self.commit(c).map(|t| Some(Assembled::Transaction(t))),
@@ -187,7 +274,9 @@ impl TxnAssembler {
                 Some(_) => Ok(None),
                 None => unexpected("Stream Stop", "outside a streamed chunk"),
             },
-            PgOutputMessage::StreamCommit(c) => self.stream_commit(c).map(|t| Some(Assembled::Transaction(t))),
+            PgOutputMessage::StreamCommit(c) => self
+                .stream_commit(c)
+                .map(|t| Some(Assembled::Transaction(t))),
             PgOutputMessage::StreamAbort(a) => self.stream_abort(a),
         }
     }
@@ -199,7 +288,13 @@ impl TxnAssembler {
         if self.chunk.is_some() {
             return unexpected("Begin", "inside a streamed chunk");
         }
-        self.open = Some(OpenTxn { begin: b, origin: None, changes: Vec::new() });
+        self.open = Some(OpenTxn {
+            begin: b,
+            origin: None,
+            changes: Vec::new(),
+            bytes: 0,
+            earlier: 0,
+        });
         Ok(None)
     }
 
@@ -208,7 +303,10 @@ impl TxnAssembler {
             return unexpected("Commit", "outside a transaction");
         };
         if open.begin.final_lsn != c.commit_lsn {
-            return Err(AssembleError::CommitLsnMismatch { begin: open.begin.final_lsn, commit: c.commit_lsn });
+            return Err(AssembleError::CommitLsnMismatch {
+                begin: open.begin.final_lsn,
+                commit: c.commit_lsn,
+            });
         }
         Ok(Transaction {
             xid: open.begin.xid,
@@ -218,6 +316,7 @@ impl TxnAssembler {
             commit_time: c.commit_time,
             origin: open.origin,
             streamed: false,
+            earlier_changes: open.earlier,
             changes: open.changes,
         })
     }
@@ -235,7 +334,10 @@ impl TxnAssembler {
 
     /// Resolves a relation OID as of this point of the stream.
     fn relation(&self, oid: u32) -> Result<Arc<RelationInfo>, AssembleError> {
-        let overlay = self.chunk.and_then(|xid| self.streams.get(&xid)).and_then(|s| s.overlay.get(&oid));
+        let overlay = self
+            .chunk
+            .and_then(|xid| self.streams.get(&xid))
+            .and_then(|s| s.overlay.get(&oid));
         overlay
             .or_else(|| self.relations.get(oid))
             .cloned()
@@ -243,12 +345,23 @@ impl TxnAssembler {
     }
 
     /// Appends a change to the open transaction or the current chunk.
-    fn add(&mut self, message: &'static str, xid: Option<u32>, change: Change) -> Result<(), AssembleError> {
+    fn add(
+        &mut self,
+        message: &'static str,
+        xid: Option<u32>,
+        change: Change,
+    ) -> Result<(), AssembleError> {
         if let Some(top) = self.chunk {
-            let s = self.streams.get_mut(&top).ok_or(AssembleError::UnknownStream { xid: top })?;
+            let s = self
+                .streams
+                .get_mut(&top)
+                .ok_or(AssembleError::UnknownStream { xid: top })?;
             s.changes.push((xid.unwrap_or(top), change));
             Ok(())
         } else if let Some(open) = &mut self.open {
+            if self.parts.is_some() {
+                open.bytes += change_bytes(&change);
+            }
             open.changes.push(change);
             Ok(())
         } else {
@@ -259,7 +372,14 @@ impl TxnAssembler {
     fn insert(&mut self, m: Insert) -> Result<Option<Assembled>, AssembleError> {
         let relation = self.relation(m.rel_oid)?;
         check_columns(&relation, &m.new)?;
-        self.add("Insert", m.xid, Change::Insert { relation, new: m.new })?;
+        self.add(
+            "Insert",
+            m.xid,
+            Change::Insert {
+                relation,
+                new: m.new,
+            },
+        )?;
         Ok(None)
     }
 
@@ -269,20 +389,46 @@ impl TxnAssembler {
         if let Some(old) = &m.old {
             check_columns(&relation, &old.tuple)?;
         }
-        self.add("Update", m.xid, Change::Update { relation, old: m.old, new: m.new })?;
+        self.add(
+            "Update",
+            m.xid,
+            Change::Update {
+                relation,
+                old: m.old,
+                new: m.new,
+            },
+        )?;
         Ok(None)
     }
 
     fn delete(&mut self, m: Delete) -> Result<Option<Assembled>, AssembleError> {
         let relation = self.relation(m.rel_oid)?;
         check_columns(&relation, &m.old.tuple)?;
-        self.add("Delete", m.xid, Change::Delete { relation, old: m.old })?;
+        self.add(
+            "Delete",
+            m.xid,
+            Change::Delete {
+                relation,
+                old: m.old,
+            },
+        )?;
         Ok(None)
     }
 
     fn truncate(&mut self, m: Truncate) -> Result<Option<Assembled>, AssembleError> {
-        let relations = m.rel_oids.iter().map(|&oid| self.relation(oid)).collect::<Result<Vec<_>, _>>()?;
-        self.add("Truncate", m.xid, Change::Truncate { relations, options: m.options })?;
+        let relations = m
+            .rel_oids
+            .iter()
+            .map(|&oid| self.relation(oid))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.add(
+            "Truncate",
+            m.xid,
+            Change::Truncate {
+                relations,
+                options: m.options,
+            },
+        )?;
         Ok(None)
     }
 
@@ -294,7 +440,15 @@ impl TxnAssembler {
                 content: m.content,
             })));
         }
-        self.add("Message", m.xid, Change::Message { lsn: m.lsn, prefix: m.prefix, content: m.content })?;
+        self.add(
+            "Message",
+            m.xid,
+            Change::Message {
+                lsn: m.lsn,
+                prefix: m.prefix,
+                content: m.content,
+            },
+        )?;
         Ok(None)
     }
 
@@ -307,7 +461,10 @@ impl TxnAssembler {
         }
         if s.first_segment {
             if self.streams.insert(s.xid, StreamedTxn::default()).is_some() {
-                tracing::warn!(xid = s.xid, "first chunk of a streamed transaction seen twice; restarting its buffer");
+                tracing::warn!(
+                    xid = s.xid,
+                    "first chunk of a streamed transaction seen twice; restarting its buffer"
+                );
             }
         } else if !self.streams.contains_key(&s.xid) {
             return Err(AssembleError::UnknownStream { xid: s.xid });
@@ -320,7 +477,10 @@ impl TxnAssembler {
         if self.chunk.is_some() {
             return unexpected("Stream Commit", "inside a streamed chunk");
         }
-        let s = self.streams.remove(&c.xid).ok_or(AssembleError::UnknownStream { xid: c.xid })?;
+        let s = self
+            .streams
+            .remove(&c.xid)
+            .ok_or(AssembleError::UnknownStream { xid: c.xid })?;
         for info in s.overlay.into_values() {
             self.relations.insert(info);
         }
@@ -332,6 +492,7 @@ impl TxnAssembler {
             commit_time: c.commit_time,
             origin: s.origin,
             streamed: true,
+            earlier_changes: 0,
             changes: s.changes.into_iter().map(|(_, ch)| ch).collect(),
         })
     }

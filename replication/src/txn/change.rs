@@ -158,7 +158,11 @@ impl Change {
         let Change::Update { old, new, .. } = self else {
             return self.new_tuple().cloned();
         };
-        let Some(OldTuple { kind: OldKind::Full, tuple: old }) = old else {
+        let Some(OldTuple {
+            kind: OldKind::Full,
+            tuple: old,
+        }) = old
+        else {
             return Some(new.clone());
         };
         let columns = new
@@ -194,6 +198,31 @@ pub struct Transaction {
     pub origin: Option<crate::pgoutput::Origin>,
     /// True when it arrived in streamed chunks (`streaming on`).
     pub streamed: bool,
+    /// How many of the transaction's changes were delivered earlier as
+    /// [`TransactionPart`]s (0 when it is delivered whole); `changes` are
+    /// the rest, starting at this index.
+    pub earlier_changes: usize,
+    /// The changes, in order.
+    pub changes: Vec<Change>,
+}
+
+/// A leading part of a large transaction that is still being received:
+/// the assembler hands these over once the open transaction passes its
+/// size limit ([`crate::txn::PartLimits`]), so memory stays bounded. The
+/// transaction may still be unfinished on the wire (a reconnect re-sends it
+/// whole); only its [`Transaction`] (with the remaining changes and
+/// [`Transaction::earlier_changes`]) says it committed. Never acknowledge a
+/// part.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TransactionPart {
+    /// Top-level transaction id.
+    pub xid: u32,
+    /// Begin's final LSN (the commit record's LSN, known from Begin).
+    pub final_lsn: Lsn,
+    /// Commit time, known from Begin.
+    pub commit_time: PgTimestamp,
+    /// Index in the transaction of the first change of this part.
+    pub first_change: usize,
     /// The changes, in order.
     pub changes: Vec<Change>,
 }

@@ -15,21 +15,25 @@
 //! nothing from a previous session is needed or kept after
 //! [`TxnAssembler::reset`].
 //!
-//! Memory: an open transaction is buffered whole until its Commit. No limit
-//! is imposed here on purpose: with `streaming` off (Fluxbase's setting) the
-//! walsender spills large transactions to its own disk and sends each one
-//! only once it has committed, so the buffer holds exactly one transaction
-//! that is about to be delivered; its size is that of the transaction. With
-//! `streaming` on, chunks of several open transactions are buffered here
-//! until their Stream Commit — callers that enable it must accept that
-//! memory grows with the largest concurrent transactions.
+//! Memory: with `streaming` off (Fluxbase's setting) the walsender spills
+//! large transactions to its own disk and sends each one only once it has
+//! committed. [`TxnAssembler::new`] buffers that transaction whole until its
+//! Commit; [`TxnAssembler::with_parts`] hands it over in bounded
+//! [`TransactionPart`]s instead (the consumer stores them and makes them
+//! visible at the Commit), so memory is bounded whatever the transaction's
+//! size. With `streaming` on, chunks of several open transactions are
+//! buffered here until their Stream Commit: callers that enable it must
+//! accept that memory grows with the largest concurrent transactions.
 
 pub mod assembler;
 pub mod change;
 pub mod relcache;
 
-pub use assembler::{AssembleError, Assembled, TxnAssembler};
-pub use change::{Change, ChangeOp, ColumnInfo, NonTransactionalMessage, RelationInfo, Transaction};
+pub use assembler::{AssembleError, Assembled, PartLimits, TxnAssembler};
+pub use change::{
+    Change, ChangeOp, ColumnInfo, NonTransactionalMessage, RelationInfo, Transaction,
+    TransactionPart,
+};
 pub use relcache::RelationCache;
 
 #[cfg(test)]
