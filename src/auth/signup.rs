@@ -85,15 +85,22 @@ pub async fn handle(ctx: Ctx, body: Bytes) -> Result<Response, AuthError> {
         provider: "email",
         ..NewUser::default()
     };
-    let Some(id) = insert_user(&client, &new).await? else {
-        // Lost a race with another sign-up for the same address.
-        return if cfg.mailer_autoconfirm { Err(AuthError::UserAlreadyExists) } else { Ok(json(&obfuscated_user(&email, &data))) };
-    };
     if cfg.mailer_autoconfirm {
-        drop(client);
-        let session = ctx.auth.start_session(id, "password", ctx.ip, ctx.user_agent.as_deref()).await?;
+        // The user, its session and the access-token hook in one
+        // transaction: a hook refusal leaves no user behind.
+        let mut client = client;
+        let tx = client.transaction().await?;
+        let Some(id) = insert_user(&tx, &new).await? else {
+            // Lost a race with another sign-up for the same address.
+            return Err(AuthError::UserAlreadyExists);
+        };
+        let session = ctx.auth.start_session_in(&tx, id, "password", ctx.ip, ctx.user_agent.as_deref()).await?;
+        tx.commit().await?;
         return Ok(json(&session));
     }
+    let Some(id) = insert_user(&client, &new).await? else {
+        return Ok(json(&obfuscated_user(&email, &data)));
+    };
     mailer::send_confirmation(&ctx, &client, id, &email, MailKind::Signup, pkce.as_ref()).await?;
     let user = ctx.auth.user_json(&client, id).await?.ok_or(AuthError::UserNotFound)?;
     Ok(json(&user))
@@ -110,11 +117,12 @@ async fn anonymous(ctx: &Ctx, data: Map<String, Value>) -> Result<Response, Auth
     if !ctx.auth.limits.allow(Action::Anonymous, &ctx.ip_key(), cfg.rate_limit_anonymous_users, Duration::from_secs(3600)) {
         return Err(AuthError::OverRequestRateLimit);
     }
-    let client = ctx.auth.db().await?;
+    let mut client = ctx.auth.db().await?;
+    let tx = client.transaction().await?;
     let new = NewUser { data, provider: "anonymous", ..NewUser::default() };
-    let id = insert_user(&client, &new).await?.ok_or_else(|| AuthError::internal("anonymous user id collision"))?;
-    drop(client);
-    let session = ctx.auth.start_session(id, "anonymous", ctx.ip, ctx.user_agent.as_deref()).await?;
+    let id = insert_user(&tx, &new).await?.ok_or_else(|| AuthError::internal("anonymous user id collision"))?;
+    let session = ctx.auth.start_session_in(&tx, id, "anonymous", ctx.ip, ctx.user_agent.as_deref()).await?;
+    tx.commit().await?;
     Ok(json(&session))
 }
 
