@@ -172,6 +172,60 @@ async fn sign_in_rate_limit_gives_429() {
 }
 
 #[tokio::test]
+async fn rate_limits_are_shared_by_instances_on_one_database() {
+    let db = TestDatabase::fresh().await;
+    let same = TestDatabase { name: db.name.clone(), url: db.url.clone() };
+    let a = TestServer::start_with(db, |c| c.auth.rate_limit_sign_in_sign_ups = 4).await;
+    let mut b = TestServer::start_with(same, |c| {
+        c.auth.rate_limit_sign_in_sign_ups = 4;
+        c.replication.slot = "fluxbase_second_instance".into();
+    })
+    .await;
+    let mut codes = Vec::new();
+    for i in 0..6 {
+        // Alternate between the two instances.
+        let api = Api::new(if i % 2 == 0 { &a } else { &b });
+        let (st, e) = api.post("/token?grant_type=password", json!({"email": addr("shared"), "password": "guess-123"})).await;
+        codes.push((st, e["code"].as_str().unwrap_or("").to_owned()));
+    }
+    assert!(codes[..4].iter().all(|(st, _)| *st == 400), "{codes:?}");
+    assert!(codes[4..].iter().all(|c| *c == (429, "over_request_rate_limit".to_owned())), "4 calls in all, not 4 per instance: {codes:?}");
+    // The counter is in the database.
+    let pg = a.db.client().await;
+    let n: i32 = pg
+        .query_one("select count from fluxbase.auth_rate_limits where action = 'sign_in' and key = '127.0.0.1'", &[])
+        .await
+        .expect("counter")
+        .get(0);
+    assert_eq!(n, 4);
+    if let Some(srv) = b.server.take() {
+        srv.shutdown().await;
+    }
+    a.shutdown().await;
+    drop(b);
+}
+
+#[tokio::test]
+async fn memory_rate_limits_are_per_process() {
+    let s = TestServer::start_with(TestDatabase::fresh().await, |c| {
+        c.auth.rate_limit_sign_in_sign_ups = 2;
+        c.auth.rate_limit_store = "memory".into();
+    })
+    .await;
+    let api = Api::new(&s);
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        let (st, _) = api.post("/token?grant_type=password", json!({"email": addr("mem"), "password": "guess-123"})).await;
+        codes.push(st);
+    }
+    assert_eq!(codes, [400, 400, 429]);
+    let pg = s.db.client().await;
+    let n: i64 = pg.query_one("select count(*) from fluxbase.auth_rate_limits", &[]).await.expect("count").get(0);
+    assert_eq!(n, 0, "nothing counted in the database");
+    s.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_burst_of_sign_ins_queues_then_gets_429_and_other_requests_stay_fast() {
     let s = TestServer::start_with(TestDatabase::fresh().await, |c| {
         c.auth.password_workers = 1;

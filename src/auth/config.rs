@@ -57,6 +57,9 @@ pub struct AuthConfig {
     pub rate_limit_token_verifications: u32,
     /// Anonymous sign-ins per IP per hour.
     pub rate_limit_anonymous_users: u32,
+    /// Where rate limits are counted: `database` (shared by every instance on
+    /// the database) or `memory` (per process).
+    pub rate_limit_store: String,
     /// Mails sent (signup confirmation, recovery, magic link, OTP) per IP per hour.
     pub rate_limit_email_sent: u32,
     /// Seconds before another mail of the same kind may go to the same address.
@@ -104,6 +107,7 @@ impl Default for AuthConfig {
             rate_limit_token_refresh: 150,
             rate_limit_token_verifications: 30,
             rate_limit_anonymous_users: 30,
+            rate_limit_store: "database".into(),
             rate_limit_email_sent: 30,
             email_max_frequency: 1,
             mfa_encryption_key: String::new(),
@@ -142,6 +146,9 @@ impl AuthConfig {
         }
         if self.refresh_token_reuse_interval > 3600 {
             return Err(invalid("refresh_token_reuse_interval", &self.refresh_token_reuse_interval, "seconds from 0 to 3600"));
+        }
+        if !matches!(self.rate_limit_store.as_str(), "database" | "memory") {
+            return Err(invalid("rate_limit_store", &self.rate_limit_store, "database or memory"));
         }
         if !self.mfa_encryption_key.is_empty() && self.mfa_key_bytes().is_none() {
             return Err(invalid("mfa_encryption_key", &"<hidden>", "base64 of exactly 32 bytes, or empty"));

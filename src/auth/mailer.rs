@@ -140,13 +140,13 @@ pub async fn issue(
     if limited {
         let freq = Duration::from_secs(cfg.email_max_frequency.max(1));
         let addr_key = format!("{}:{}", kind.token_type(), email);
-        if !ctx.auth.limits.allow(Action::EmailFrequency, &addr_key, 1, freq) {
+        if !ctx.auth.allow_on(client, Action::EmailFrequency, &addr_key, 1, freq).await? {
             return Err(AuthError::OverEmailSendRateLimit(format!(
                 "For security purposes, you can only request this after {} seconds.",
                 cfg.email_max_frequency.max(1)
             )));
         }
-        if !ctx.auth.limits.allow(Action::Email, &ctx.ip_key(), cfg.rate_limit_email_sent, Duration::from_secs(3600)) {
+        if !ctx.auth.allow_on(client, Action::Email, &ctx.ip_key(), cfg.rate_limit_email_sent, Duration::from_secs(3600)).await? {
             return Err(AuthError::OverEmailSendRateLimit("Email rate limit exceeded".into()));
         }
     }

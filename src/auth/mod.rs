@@ -12,7 +12,8 @@
 //! - [`routes`]: the warp routes and the request context.
 //! - [`tokens`]: access-token claims, sessions, refresh rotation with reuse detection.
 //! - [`password`]: Argon2id on a bounded pool, bcrypt import, strength rules.
-//! - [`ratelimit`]: per-IP and per-address limits.
+//! - [`ratelimit`]: per-IP and per-address limits, in process.
+//! - [`shared_limits`]: the same limits in the database, shared by instances.
 //! - [`mailer`]: the captured mailbox (and the mails' text).
 //! - [`users`]: reading and writing `auth.users` and identities.
 //! - [`signup`], [`token`], [`user`], [`logout`], [`settings`]: the user-facing endpoints.
@@ -31,6 +32,7 @@ pub mod password;
 pub mod ratelimit;
 pub mod routes;
 pub mod settings;
+pub mod shared_limits;
 pub mod signup;
 pub mod token;
 pub mod tokens;
@@ -56,15 +58,17 @@ pub struct Auth {
     pub state: Arc<AppState>,
     /// Password hashing.
     pub passwords: password::PasswordPool,
-    /// Rate limits.
+    /// Rate limits counted in this process.
     pub limits: Arc<ratelimit::RateLimiter>,
+    /// Rate limits counted in the database: the refusal cache.
+    pub shared: Arc<shared_limits::SharedLimits>,
 }
 
 impl Auth {
     /// The auth service of `state`.
     pub fn new(state: Arc<AppState>) -> Result<Auth, AuthError> {
         let passwords = password::PasswordPool::new(&state.config.auth)?;
-        Ok(Auth { state, passwords, limits: Arc::new(ratelimit::RateLimiter::default()) })
+        Ok(Auth { state, passwords, limits: Arc::new(ratelimit::RateLimiter::default()), shared: Arc::default() })
     }
 
     /// The `[auth]` configuration.

@@ -56,7 +56,7 @@ pub async fn handle(ctx: Ctx, body: Bytes) -> Result<Response, AuthError> {
         return Err(AuthError::Validation("Signup requires a valid password".into()));
     }
     check_strength(&cfg, &password)?;
-    if !ctx.auth.limits.allow(Action::SignIn, &ctx.ip_key(), cfg.rate_limit_sign_in_sign_ups, Duration::from_secs(300)) {
+    if !ctx.auth.allow(Action::SignIn, &ctx.ip_key(), cfg.rate_limit_sign_in_sign_ups, Duration::from_secs(300)).await? {
         return Err(AuthError::OverRequestRateLimit);
     }
     let pkce = Pkce::from_params(p.code_challenge.as_deref(), p.code_challenge_method.as_deref())?;
@@ -114,7 +114,7 @@ async fn anonymous(ctx: &Ctx, data: Map<String, Value>) -> Result<Response, Auth
     if !cfg.enable_signup {
         return Err(AuthError::SignupDisabled);
     }
-    if !ctx.auth.limits.allow(Action::Anonymous, &ctx.ip_key(), cfg.rate_limit_anonymous_users, Duration::from_secs(3600)) {
+    if !ctx.auth.allow(Action::Anonymous, &ctx.ip_key(), cfg.rate_limit_anonymous_users, Duration::from_secs(3600)).await? {
         return Err(AuthError::OverRequestRateLimit);
     }
     let mut client = ctx.auth.db().await?;
