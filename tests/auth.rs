@@ -525,3 +525,106 @@ async fn custom_access_token_hook_adds_claims_or_refuses() {
     assert_ne!(again["refresh_token"].as_str(), Some(rt.as_str()));
     s.shutdown().await;
 }
+
+/// The HTML part of a received mail, transfer-decoded.
+fn mail_body(data: &str) -> String {
+    let (headers, body) = data.split_once("\r\n\r\n").unwrap_or(("", data));
+    let lower = headers.to_ascii_lowercase();
+    if lower.contains("content-transfer-encoding: quoted-printable") {
+        let joined = body.replace("=\r\n", "");
+        let bytes = joined.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'=' && i + 2 < bytes.len() {
+                if let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16) {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+            }
+            out.push(bytes[i]);
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    } else if lower.contains("content-transfer-encoding: base64") {
+        use base64::Engine;
+        let compact: String = body.split_whitespace().collect();
+        let raw = base64::engine::general_purpose::STANDARD.decode(compact).expect("base64 body");
+        String::from_utf8_lossy(&raw).into_owned()
+    } else {
+        body.to_owned()
+    }
+}
+
+#[tokio::test]
+async fn confirmation_mail_goes_out_over_smtp_with_a_working_link() {
+    let sink = crate::harness::smtp::SmtpSink::start().await;
+    let port = sink.port;
+    let s = TestServer::start_with(TestDatabase::fresh().await, |c| {
+        c.auth.mailer_autoconfirm = false;
+        c.auth.smtp_host = "127.0.0.1".into();
+        c.auth.smtp_port = port;
+        c.auth.smtp_tls = "none".into();
+        c.auth.smtp_sender = "Fluxbase Test <noreply@example.com>".into();
+    })
+    .await;
+    let api = Api::new(&s);
+    let email = addr("smtp");
+    let (st, user) = api.post("/signup", json!({"email": email, "password": "secret-pass-1"})).await;
+    assert_eq!(st, 200, "{user}");
+    assert!(user.get("access_token").is_none(), "{user}");
+
+    let mail = sink.wait_for(&email, Duration::from_secs(30)).await;
+    assert_eq!(mail.from, "noreply@example.com");
+    assert!(mail.data.contains("Subject: Confirm your email address"), "{}", mail.data);
+    let body = mail_body(&mail.data);
+    assert!(body.contains("<h2>Confirm your email address</h2>"), "{body}");
+    let start = body.find("href=\"").expect("a link") + "href=\"".len();
+    let end = start + body[start..].find('"').expect("end of the link");
+    let link = body[start..end].replace("&amp;", "&");
+    assert!(link.starts_with(&format!("{}/auth/v1/verify?token=", s.url)), "{link}");
+
+    // Sent, not captured.
+    let pg = s.db.client().await;
+    let captured: i64 =
+        pg.query_one("select count(*) from fluxbase.auth_mail where recipient = $1", &[&email]).await.expect("count").get(0);
+    assert_eq!(captured, 0);
+
+    // The link confirms the address and signs in.
+    let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let res = no_redirect.get(&link).send().await.expect("follow link");
+    assert_eq!(res.status(), 303);
+    let location = res.headers()["location"].to_str().expect("ascii").to_owned();
+    assert!(location.starts_with("http://localhost:3000#access_token="), "{location}");
+    let (st, session) = api.post("/token?grant_type=password", json!({"email": email, "password": "secret-pass-1"})).await;
+    assert_eq!(st, 200, "{session}");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_relay_fails_the_request_and_sends_nothing() {
+    // A port nothing listens on.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let s = TestServer::start_with(TestDatabase::fresh().await, |c| {
+        c.auth.mailer_autoconfirm = false;
+        c.auth.smtp_host = "127.0.0.1".into();
+        c.auth.smtp_port = port;
+        c.auth.smtp_tls = "none".into();
+    })
+    .await;
+    let api = Api::new(&s);
+    let (st, e) = api.post("/recover", json!({"email": addr("nobody")})).await;
+    // Unknown address: nothing to send, GoTrue answers {} either way.
+    assert_eq!(st, 200, "{e}");
+    let email = addr("relay-down");
+    let (st, e) = api.post("/signup", json!({"email": email, "password": "secret-pass-1"})).await;
+    assert_eq!((st, e["message"].as_str()), (500, Some("Error sending confirmation email")), "{e}");
+    let pg = s.db.client().await;
+    let users: i64 = pg.query_one("select count(*) from auth.users where email = $1", &[&email]).await.expect("count").get(0);
+    assert_eq!(users, 0, "no user is left without its confirmation mail");
+    s.shutdown().await;
+}

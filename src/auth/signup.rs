@@ -85,24 +85,23 @@ pub async fn handle(ctx: Ctx, body: Bytes) -> Result<Response, AuthError> {
         provider: "email",
         ..NewUser::default()
     };
+    // The user and its session (with the access-token hook), or the user and
+    // its confirmation mail, in one transaction: a hook refusal or a mail
+    // that cannot be sent leaves no user behind.
+    let mut client = client;
+    let tx = client.transaction().await?;
+    let Some(id) = insert_user(&tx, &new).await? else {
+        // Lost a race with another sign-up for the same address.
+        return if cfg.mailer_autoconfirm { Err(AuthError::UserAlreadyExists) } else { Ok(json(&obfuscated_user(&email, &data))) };
+    };
     if cfg.mailer_autoconfirm {
-        // The user, its session and the access-token hook in one
-        // transaction: a hook refusal leaves no user behind.
-        let mut client = client;
-        let tx = client.transaction().await?;
-        let Some(id) = insert_user(&tx, &new).await? else {
-            // Lost a race with another sign-up for the same address.
-            return Err(AuthError::UserAlreadyExists);
-        };
         let session = ctx.auth.start_session_in(&tx, id, "password", ctx.ip, ctx.user_agent.as_deref()).await?;
         tx.commit().await?;
         return Ok(json(&session));
     }
-    let Some(id) = insert_user(&client, &new).await? else {
-        return Ok(json(&obfuscated_user(&email, &data)));
-    };
-    mailer::send_confirmation(&ctx, &client, id, &email, MailKind::Signup, pkce.as_ref()).await?;
-    let user = ctx.auth.user_json(&client, id).await?.ok_or(AuthError::UserNotFound)?;
+    mailer::send_confirmation(&ctx, &tx, id, &email, MailKind::Signup, pkce.as_ref()).await?;
+    let user = ctx.auth.user_json(&tx, id).await?.ok_or(AuthError::UserNotFound)?;
+    tx.commit().await?;
     Ok(json(&user))
 }
 
