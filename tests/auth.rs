@@ -123,6 +123,29 @@ async fn refresh_token_reuse_revokes_the_session() {
 }
 
 #[tokio::test]
+async fn refresh_ends_sessions_past_their_lifetime_and_can_keep_the_token() {
+    let s = TestServer::start_with(TestDatabase::fresh().await, |c| {
+        c.auth.sessions_timebox = 1;
+        c.auth.refresh_token_rotation = false;
+    })
+    .await;
+    let api = Api::new(&s);
+    let (_, first) = api.post("/signup", json!({"email": addr("timebox"), "password": "secret-pass-1"})).await;
+    let rt = first["refresh_token"].as_str().expect("rt").to_owned();
+    // Without rotation the same token comes back, and the session lives on.
+    let (st, again) = api.post("/token?grant_type=refresh_token", json!({"refresh_token": rt})).await;
+    assert_eq!((st, again["refresh_token"].as_str()), (200, Some(rt.as_str())), "{again}");
+    assert_eq!(again["user"]["id"], first["user"]["id"]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (st, e) = api.post("/token?grant_type=refresh_token", json!({"refresh_token": rt})).await;
+    assert_eq!((st, e["code"].as_str()), (400, Some("session_expired")), "{e}");
+    // The session is gone: the token is now unknown.
+    let (st, e) = api.post("/token?grant_type=refresh_token", json!({"refresh_token": rt})).await;
+    assert_eq!((st, e["code"].as_str()), (400, Some("refresh_token_not_found")), "{e}");
+    s.shutdown().await;
+}
+
+#[tokio::test]
 async fn access_tokens_verify_for_the_other_services() {
     let s = TestServer::start().await;
     let api = Api::new(&s);
@@ -145,6 +168,60 @@ async fn sign_in_rate_limit_gives_429() {
     }
     assert_eq!(codes[..3].iter().filter(|(st, _)| *st == 400).count(), 3, "{codes:?}");
     assert_eq!(codes[3], (429, "over_request_rate_limit".to_owned()), "{codes:?}");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn rate_limits_are_shared_by_instances_on_one_database() {
+    let db = TestDatabase::fresh().await;
+    let same = TestDatabase { name: db.name.clone(), url: db.url.clone() };
+    let a = TestServer::start_with(db, |c| c.auth.rate_limit_sign_in_sign_ups = 4).await;
+    let mut b = TestServer::start_with(same, |c| {
+        c.auth.rate_limit_sign_in_sign_ups = 4;
+        c.replication.slot = "fluxbase_second_instance".into();
+    })
+    .await;
+    let mut codes = Vec::new();
+    for i in 0..6 {
+        // Alternate between the two instances.
+        let api = Api::new(if i % 2 == 0 { &a } else { &b });
+        let (st, e) = api.post("/token?grant_type=password", json!({"email": addr("shared"), "password": "guess-123"})).await;
+        codes.push((st, e["code"].as_str().unwrap_or("").to_owned()));
+    }
+    assert!(codes[..4].iter().all(|(st, _)| *st == 400), "{codes:?}");
+    assert!(codes[4..].iter().all(|c| *c == (429, "over_request_rate_limit".to_owned())), "4 calls in all, not 4 per instance: {codes:?}");
+    // The counter is in the database.
+    let pg = a.db.client().await;
+    let n: i32 = pg
+        .query_one("select count from fluxbase.auth_rate_limits where action = 'sign_in' and key = '127.0.0.1'", &[])
+        .await
+        .expect("counter")
+        .get(0);
+    assert_eq!(n, 4);
+    if let Some(srv) = b.server.take() {
+        srv.shutdown().await;
+    }
+    a.shutdown().await;
+    drop(b);
+}
+
+#[tokio::test]
+async fn memory_rate_limits_are_per_process() {
+    let s = TestServer::start_with(TestDatabase::fresh().await, |c| {
+        c.auth.rate_limit_sign_in_sign_ups = 2;
+        c.auth.rate_limit_store = "memory".into();
+    })
+    .await;
+    let api = Api::new(&s);
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        let (st, _) = api.post("/token?grant_type=password", json!({"email": addr("mem"), "password": "guess-123"})).await;
+        codes.push(st);
+    }
+    assert_eq!(codes, [400, 400, 429]);
+    let pg = s.db.client().await;
+    let n: i64 = pg.query_one("select count(*) from fluxbase.auth_rate_limits", &[]).await.expect("count").get(0);
+    assert_eq!(n, 0, "nothing counted in the database");
     s.shutdown().await;
 }
 
@@ -234,11 +311,9 @@ async fn password_change_needs_a_nonce_when_configured() {
     let (st, _) = api.call(reqwest::Method::GET, "/reauthenticate", Some(token), None).await;
     assert_eq!(st, 200);
     let nonce = api.mail(&email).await["data"]["otp"].as_str().expect("otp").to_owned();
-    let (st, e) =
-        api.call(reqwest::Method::PUT, "/user", Some(token), Some(json!({"password": "new-pass-22", "nonce": "000000"}))).await;
+    let (st, e) = api.call(reqwest::Method::PUT, "/user", Some(token), Some(json!({"password": "new-pass-22", "nonce": "000000"}))).await;
     assert_eq!((st, e["code"].as_str()), (400, Some("reauthentication_not_valid")), "{e}");
-    let (st, u) =
-        api.call(reqwest::Method::PUT, "/user", Some(token), Some(json!({"password": "new-pass-22", "nonce": nonce}))).await;
+    let (st, u) = api.call(reqwest::Method::PUT, "/user", Some(token), Some(json!({"password": "new-pass-22", "nonce": nonce}))).await;
     assert_eq!(st, 200, "{u}");
     let (st, _) = api.post("/token?grant_type=password", json!({"email": email, "password": "new-pass-22"})).await;
     assert_eq!(st, 200);
@@ -352,10 +427,22 @@ async fn custom_access_token_hook_adds_claims_or_refuses() {
     db.client()
         .await
         .batch_execute(
-            "create function public.custom_access_token_hook(event jsonb) returns jsonb language plpgsql as $$
+            "create table public.hook_flags (refuse_refresh boolean not null);
+             insert into public.hook_flags values (false);
+             create function public.custom_access_token_hook(event jsonb) returns jsonb language plpgsql as $$
              begin
                if event->'claims'->>'email' like 'blocked-%' then
                  return jsonb_build_object('error', jsonb_build_object('http_code', 403, 'message', 'Blocked by hook'));
+               end if;
+               if event->'claims'->>'email' like 'broken-%' then
+                 raise exception 'hook bug';
+               end if;
+               -- The hook runs in the sign-up's transaction: it sees the new user.
+               if not exists (select 1 from auth.users where id = (event->>'user_id')::uuid) then
+                 return jsonb_build_object('error', jsonb_build_object('http_code', 400, 'message', 'user not visible'));
+               end if;
+               if event->>'authentication_method' = 'token_refresh' and (select refuse_refresh from public.hook_flags) then
+                 return jsonb_build_object('error', jsonb_build_object('message', 'No refresh today'));
                end if;
                return jsonb_build_object('claims',
                  jsonb_set(event->'claims', '{app_metadata,plan}', '\"pro\"') || jsonb_build_object('via', event->>'authentication_method'));
@@ -365,6 +452,9 @@ async fn custom_access_token_hook_adds_claims_or_refuses() {
         .expect("hook");
     let s = TestServer::start_with(db, |c| {
         c.auth.hook_custom_access_token = "pg-functions://postgres/public/custom_access_token_hook".into();
+        c.auth.enable_anonymous_sign_ins = true;
+        // A rotated token presented again is then refused at once.
+        c.auth.refresh_token_reuse_interval = 0;
     })
     .await;
     let api = Api::new(&s);
@@ -373,11 +463,168 @@ async fn custom_access_token_hook_adds_claims_or_refuses() {
     let claims = s.keys.verify(session["access_token"].as_str().expect("at")).expect("claims");
     assert_eq!(claims["app_metadata"]["plan"], "pro");
     assert_eq!(claims["via"], "password");
-    let (_, refreshed) =
-        api.post("/token?grant_type=refresh_token", json!({"refresh_token": session["refresh_token"]})).await;
+    let rt = session["refresh_token"].as_str().expect("rt").to_owned();
+    let (_, refreshed) = api.post("/token?grant_type=refresh_token", json!({"refresh_token": rt})).await;
     let claims = s.keys.verify(refreshed["access_token"].as_str().expect("at")).expect("claims");
     assert_eq!(claims["via"], "token_refresh");
-    let (st, e) = api.post("/signup", json!({"email": addr("blocked"), "password": "secret-pass-1"})).await;
-    assert_eq!((st, e["message"].as_str()), (403, Some("Blocked by hook")), "{e}");
+    let (st, anon) = api.post("/signup", json!({})).await;
+    assert_eq!(st, 200, "{anon}");
+
+    let pg = s.db.client().await;
+    let users = |email: String| {
+        let pg = &pg;
+        async move {
+            let n: i64 = pg.query_one("select count(*) from auth.users where email = $1", &[&email]).await.expect("count").get(0);
+            n
+        }
+    };
+    let sessions = || async {
+        let n: i64 = pg.query_one("select count(*) from auth.sessions", &[]).await.expect("count").get(0);
+        n
+    };
+    let before = sessions().await;
+
+    // A refusal: GoTrue's shape (the hook's status and message, code
+    // `unknown`, no x-sb-error-code), and nothing of the sign-up is left.
+    let blocked = addr("blocked");
+    let res = s
+        .http()
+        .post(format!("{}/auth/v1/signup", s.url))
+        .header("apikey", &s.keys.anon)
+        .header("x-supabase-api-version", "2024-01-01")
+        .json(&json!({"email": blocked, "password": "secret-pass-1"}))
+        .send()
+        .await
+        .expect("signup");
+    assert_eq!(res.status(), 403);
+    assert!(res.headers().get("x-sb-error-code").is_none());
+    let e: Value = res.json().await.expect("json");
+    assert_eq!((e["code"].as_str(), e["message"].as_str()), (Some("unknown"), Some("Blocked by hook")), "{e}");
+    assert_eq!(users(blocked.clone()).await, 0, "no half-made user");
+    // The address is still free: the same sign-up without the block works later.
+    let (st, e) = api.post("/signup", json!({"email": blocked, "password": "secret-pass-1"})).await;
+    assert_eq!(st, 403, "{e}");
+
+    // A hook that fails to run: 500 `Error running hook URI`, nothing left.
+    let broken = addr("broken");
+    let (st, e) = api.post("/signup", json!({"email": broken, "password": "secret-pass-1"})).await;
+    assert_eq!((st, e["code"].as_str()), (500, Some("unexpected_failure")), "{e}");
+    assert_eq!(e["message"].as_str(), Some("Error running hook URI: pg-functions://postgres/public/custom_access_token_hook"));
+    assert_eq!(users(broken).await, 0);
+    assert_eq!(sessions().await, before, "no half-made session");
+
+    // A refused refresh leaves the token unrotated: it still works afterwards.
+    pg.execute("update public.hook_flags set refuse_refresh = true", &[]).await.expect("flag");
+    let rt = refreshed["refresh_token"].as_str().expect("rt").to_owned();
+    let (st, e) = api.post("/token?grant_type=refresh_token", json!({"refresh_token": rt})).await;
+    assert_eq!((st, e["code"].as_str(), e["message"].as_str()), (500, Some("unexpected_failure"), Some("No refresh today")), "{e}");
+    pg.execute("update public.hook_flags set refuse_refresh = false", &[]).await.expect("flag");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (st, again) = api.post("/token?grant_type=refresh_token", json!({"refresh_token": rt})).await;
+    assert_eq!(st, 200, "the refused refresh did not rotate the token: {again}");
+    assert_ne!(again["refresh_token"].as_str(), Some(rt.as_str()));
+    s.shutdown().await;
+}
+
+/// The HTML part of a received mail, transfer-decoded.
+fn mail_body(data: &str) -> String {
+    let (headers, body) = data.split_once("\r\n\r\n").unwrap_or(("", data));
+    let lower = headers.to_ascii_lowercase();
+    if lower.contains("content-transfer-encoding: quoted-printable") {
+        let joined = body.replace("=\r\n", "");
+        let bytes = joined.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'=' && i + 2 < bytes.len() {
+                if let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16) {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+            }
+            out.push(bytes[i]);
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    } else if lower.contains("content-transfer-encoding: base64") {
+        use base64::Engine;
+        let compact: String = body.split_whitespace().collect();
+        let raw = base64::engine::general_purpose::STANDARD.decode(compact).expect("base64 body");
+        String::from_utf8_lossy(&raw).into_owned()
+    } else {
+        body.to_owned()
+    }
+}
+
+#[tokio::test]
+async fn confirmation_mail_goes_out_over_smtp_with_a_working_link() {
+    let sink = crate::harness::smtp::SmtpSink::start().await;
+    let port = sink.port;
+    let s = TestServer::start_with(TestDatabase::fresh().await, |c| {
+        c.auth.mailer_autoconfirm = false;
+        c.auth.smtp_host = "127.0.0.1".into();
+        c.auth.smtp_port = port;
+        c.auth.smtp_tls = "none".into();
+        c.auth.smtp_sender = "Fluxbase Test <noreply@example.com>".into();
+    })
+    .await;
+    let api = Api::new(&s);
+    let email = addr("smtp");
+    let (st, user) = api.post("/signup", json!({"email": email, "password": "secret-pass-1"})).await;
+    assert_eq!(st, 200, "{user}");
+    assert!(user.get("access_token").is_none(), "{user}");
+
+    let mail = sink.wait_for(&email, Duration::from_secs(30)).await;
+    assert_eq!(mail.from, "noreply@example.com");
+    assert!(mail.data.contains("Subject: Confirm your email address"), "{}", mail.data);
+    let body = mail_body(&mail.data);
+    assert!(body.contains("<h2>Confirm your email address</h2>"), "{body}");
+    let start = body.find("href=\"").expect("a link") + "href=\"".len();
+    let end = start + body[start..].find('"').expect("end of the link");
+    let link = body[start..end].replace("&amp;", "&");
+    assert!(link.starts_with(&format!("{}/auth/v1/verify?token=", s.url)), "{link}");
+
+    // Sent, not captured.
+    let pg = s.db.client().await;
+    let captured: i64 =
+        pg.query_one("select count(*) from fluxbase.auth_mail where recipient = $1", &[&email]).await.expect("count").get(0);
+    assert_eq!(captured, 0);
+
+    // The link confirms the address and signs in.
+    let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let res = no_redirect.get(&link).send().await.expect("follow link");
+    assert_eq!(res.status(), 303);
+    let location = res.headers()["location"].to_str().expect("ascii").to_owned();
+    assert!(location.starts_with("http://localhost:3000#access_token="), "{location}");
+    let (st, session) = api.post("/token?grant_type=password", json!({"email": email, "password": "secret-pass-1"})).await;
+    assert_eq!(st, 200, "{session}");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_relay_fails_the_request_and_sends_nothing() {
+    // A port nothing listens on.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let s = TestServer::start_with(TestDatabase::fresh().await, |c| {
+        c.auth.mailer_autoconfirm = false;
+        c.auth.smtp_host = "127.0.0.1".into();
+        c.auth.smtp_port = port;
+        c.auth.smtp_tls = "none".into();
+    })
+    .await;
+    let api = Api::new(&s);
+    let (st, e) = api.post("/recover", json!({"email": addr("nobody")})).await;
+    // Unknown address: nothing to send, GoTrue answers {} either way.
+    assert_eq!(st, 200, "{e}");
+    let email = addr("relay-down");
+    let (st, e) = api.post("/signup", json!({"email": email, "password": "secret-pass-1"})).await;
+    assert_eq!((st, e["message"].as_str()), (500, Some("Error sending confirmation email")), "{e}");
+    let pg = s.db.client().await;
+    let users: i64 = pg.query_one("select count(*) from auth.users where email = $1", &[&email]).await.expect("count").get(0);
+    assert_eq!(users, 0, "no user is left without its confirmation mail");
     s.shutdown().await;
 }

@@ -57,6 +57,21 @@ pub struct AuthConfig {
     pub rate_limit_token_verifications: u32,
     /// Anonymous sign-ins per IP per hour.
     pub rate_limit_anonymous_users: u32,
+    /// SMTP relay host; empty = capture mail in `fluxbase.auth_mail` instead.
+    pub smtp_host: String,
+    /// SMTP port.
+    pub smtp_port: u16,
+    /// SMTP user name (empty = no authentication).
+    pub smtp_user: String,
+    /// SMTP password.
+    pub smtp_pass: String,
+    /// The `From` mailbox, e.g. `Example <noreply@example.com>`.
+    pub smtp_sender: String,
+    /// `starttls`, `tls` (implicit, port 465) or `none` (plain text).
+    pub smtp_tls: String,
+    /// Where rate limits are counted: `database` (shared by every instance on
+    /// the database) or `memory` (per process).
+    pub rate_limit_store: String,
     /// Mails sent (signup confirmation, recovery, magic link, OTP) per IP per hour.
     pub rate_limit_email_sent: u32,
     /// Seconds before another mail of the same kind may go to the same address.
@@ -104,6 +119,13 @@ impl Default for AuthConfig {
             rate_limit_token_refresh: 150,
             rate_limit_token_verifications: 30,
             rate_limit_anonymous_users: 30,
+            smtp_host: String::new(),
+            smtp_port: 587,
+            smtp_user: String::new(),
+            smtp_pass: String::new(),
+            smtp_sender: "Fluxbase <noreply@localhost>".into(),
+            smtp_tls: "starttls".into(),
+            rate_limit_store: "database".into(),
             rate_limit_email_sent: 30,
             email_max_frequency: 1,
             mfa_encryption_key: String::new(),
@@ -142,6 +164,15 @@ impl AuthConfig {
         }
         if self.refresh_token_reuse_interval > 3600 {
             return Err(invalid("refresh_token_reuse_interval", &self.refresh_token_reuse_interval, "seconds from 0 to 3600"));
+        }
+        if !matches!(self.smtp_tls.as_str(), "starttls" | "tls" | "none") {
+            return Err(invalid("smtp_tls", &self.smtp_tls, "starttls, tls or none"));
+        }
+        if !self.smtp_host.is_empty() && self.smtp_sender.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid("smtp_sender", &self.smtp_sender, "a mailbox such as Example <noreply@example.com>"));
+        }
+        if !matches!(self.rate_limit_store.as_str(), "database" | "memory") {
+            return Err(invalid("rate_limit_store", &self.rate_limit_store, "database or memory"));
         }
         if !self.mfa_encryption_key.is_empty() && self.mfa_key_bytes().is_none() {
             return Err(invalid("mfa_encryption_key", &"<hidden>", "base64 of exactly 32 bytes, or empty"));

@@ -7,7 +7,9 @@
 //! (prefixed `pkce_` when the flow is PKCE). The embedded default captures
 //! mail in `fluxbase.auth_mail` instead of sending it; the service role
 //! reads it through `GET /auth/v1/admin/mail`, so confirmation and magic
-//! links work out of the box.
+//! links work out of the box. With `smtp_host` set, mail goes out over SMTP
+//! ([`super::smtp`]) and is not captured. Subjects and bodies come from
+//! [`super::templates`].
 
 use std::time::Duration;
 
@@ -19,6 +21,7 @@ use uuid::Uuid;
 use super::errors::AuthError;
 use super::ratelimit::Action;
 use super::routes::Ctx;
+use super::templates::{self, TemplateData};
 use super::verify::Pkce;
 
 /// Which mail, and so which token column and verify `type`.
@@ -64,14 +67,15 @@ impl MailKind {
         }
     }
 
-    fn subject(self) -> &'static str {
+    /// How GoTrue names the mail in its sending errors.
+    fn label(self) -> &'static str {
         match self {
-            MailKind::Signup => "Confirm Your Signup",
-            MailKind::Invite => "You have been invited",
-            MailKind::MagicLink => "Your Magic Link",
-            MailKind::Recovery => "Reset Your Password",
-            MailKind::EmailChangeNew | MailKind::EmailChangeCurrent => "Confirm Email Change",
-            MailKind::Reauthentication => "Confirm reauthentication",
+            MailKind::Signup => "confirmation",
+            MailKind::Invite => "invite",
+            MailKind::MagicLink => "magic link",
+            MailKind::Recovery => "recovery",
+            MailKind::EmailChangeNew | MailKind::EmailChangeCurrent => "email change",
+            MailKind::Reauthentication => "reauthentication",
         }
     }
 
@@ -140,13 +144,13 @@ pub async fn issue(
     if limited {
         let freq = Duration::from_secs(cfg.email_max_frequency.max(1));
         let addr_key = format!("{}:{}", kind.token_type(), email);
-        if !ctx.auth.limits.allow(Action::EmailFrequency, &addr_key, 1, freq) {
+        if !ctx.auth.allow_on(client, Action::EmailFrequency, &addr_key, 1, freq).await? {
             return Err(AuthError::OverEmailSendRateLimit(format!(
                 "For security purposes, you can only request this after {} seconds.",
                 cfg.email_max_frequency.max(1)
             )));
         }
-        if !ctx.auth.limits.allow(Action::Email, &ctx.ip_key(), cfg.rate_limit_email_sent, Duration::from_secs(3600)) {
+        if !ctx.auth.allow_on(client, Action::Email, &ctx.ip_key(), cfg.rate_limit_email_sent, Duration::from_secs(3600)).await? {
             return Err(AuthError::OverEmailSendRateLimit("Email rate limit exceeded".into()));
         }
     }
@@ -179,24 +183,50 @@ pub async fn issue(
         urlencode(&redirect_to)
     );
     if deliver {
-        let body = format!(
-            "<h2>{subject}</h2>\n<p>Follow this link:</p>\n<p><a href=\"{link}\">{link}</a></p>\n<p>Or enter this code: {otp}</p>\n",
-            subject = kind.subject(),
-            link = html_escape(&action_link),
-        );
-        client
-            .execute(
-                "insert into fluxbase.auth_mail (recipient, subject, kind, body, data) values ($1, $2, $3, $4, $5)",
-                &[
-                    &email,
-                    &kind.subject(),
-                    &kind.verify_type(),
-                    &body,
-                    &json!({"action_link": action_link, "otp": otp, "token_hash": hash, "redirect_to": redirect_to, "type": kind.verify_type()}),
-                ],
-            )
-            .await?;
-        tracing::info!(kind = kind.verify_type(), "mail captured");
+        let (current, new_email) = match kind {
+            MailKind::EmailChangeNew | MailKind::EmailChangeCurrent => {
+                let row = client
+                    .query_one("select coalesce(email, ''), coalesce(email_change, '') from auth.users where id = $1", &[&user_id])
+                    .await?;
+                (row.try_get::<_, String>(0).map_err(AuthError::internal)?, row.try_get::<_, String>(1).map_err(AuthError::internal)?)
+            }
+            _ => (email.to_owned(), String::new()),
+        };
+        let data = TemplateData {
+            confirmation_url: &action_link,
+            token: &otp,
+            token_hash: &hash,
+            site_url: &cfg.site_url,
+            email: &current,
+            new_email: &new_email,
+            redirect_to: &redirect_to,
+        };
+        let subject = templates::render(templates::default_subject(kind), &data);
+        let body = templates::render(templates::default_body(kind), &data);
+        match ctx.auth.smtp.as_ref() {
+            Some(smtp) => {
+                smtp.send(email, &subject, body).await.map_err(|e| {
+                    tracing::warn!(error = %e, kind = kind.verify_type(), "sending mail failed");
+                    AuthError::Coded(http::StatusCode::INTERNAL_SERVER_ERROR, "unexpected_failure", format!("Error sending {} email", kind.label()))
+                })?;
+                tracing::info!(kind = kind.verify_type(), "mail sent");
+            }
+            None => {
+                client
+                    .execute(
+                        "insert into fluxbase.auth_mail (recipient, subject, kind, body, data) values ($1, $2, $3, $4, $5)",
+                        &[
+                            &email,
+                            &subject,
+                            &kind.verify_type(),
+                            &body,
+                            &json!({"action_link": action_link, "otp": otp, "token_hash": hash, "redirect_to": redirect_to, "type": kind.verify_type()}),
+                        ],
+                    )
+                    .await?;
+                tracing::info!(kind = kind.verify_type(), "mail captured");
+            }
+        }
     }
     Ok(Sent { action_link, otp, hashed_token: hash, redirect_to })
 }
@@ -218,9 +248,6 @@ pub fn urlencode(s: &str) -> String {
     serde_urlencoded::to_string([("v", s)]).map(|e| e[2..].to_owned()).unwrap_or_default()
 }
 
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
 
 #[cfg(test)]
 mod tests {

@@ -12,8 +12,10 @@
 //! - [`routes`]: the warp routes and the request context.
 //! - [`tokens`]: access-token claims, sessions, refresh rotation with reuse detection.
 //! - [`password`]: Argon2id on a bounded pool, bcrypt import, strength rules.
-//! - [`ratelimit`]: per-IP and per-address limits.
-//! - [`mailer`]: the captured mailbox (and the mails' text).
+//! - [`ratelimit`]: per-IP and per-address limits, in process.
+//! - [`shared_limits`]: the same limits in the database, shared by instances.
+//! - [`mailer`]: one-time tokens in mails, the captured mailbox.
+//! - [`templates`], [`smtp`]: the mails' text (GoTrue's defaults), delivery over SMTP.
 //! - [`users`]: reading and writing `auth.users` and identities.
 //! - [`signup`], [`token`], [`user`], [`logout`], [`settings`]: the user-facing endpoints.
 //! - [`otp`], [`verify`]: magic links, OTPs, recovery, resend, confirmation links, PKCE.
@@ -31,6 +33,9 @@ pub mod password;
 pub mod ratelimit;
 pub mod routes;
 pub mod settings;
+pub mod shared_limits;
+pub mod smtp;
+pub mod templates;
 pub mod signup;
 pub mod token;
 pub mod tokens;
@@ -56,15 +61,20 @@ pub struct Auth {
     pub state: Arc<AppState>,
     /// Password hashing.
     pub passwords: password::PasswordPool,
-    /// Rate limits.
+    /// Rate limits counted in this process.
     pub limits: Arc<ratelimit::RateLimiter>,
+    /// Rate limits counted in the database: the refusal cache.
+    pub shared: Arc<shared_limits::SharedLimits>,
+    /// The SMTP relay, when `smtp_host` is set.
+    pub smtp: Option<Arc<smtp::Smtp>>,
 }
 
 impl Auth {
     /// The auth service of `state`.
     pub fn new(state: Arc<AppState>) -> Result<Auth, AuthError> {
         let passwords = password::PasswordPool::new(&state.config.auth)?;
-        Ok(Auth { state, passwords, limits: Arc::new(ratelimit::RateLimiter::default()) })
+        let smtp = smtp::Smtp::from_config(&state.config.auth).map_err(AuthError::internal)?.map(Arc::new);
+        Ok(Auth { state, passwords, limits: Arc::new(ratelimit::RateLimiter::default()), shared: Arc::default(), smtp })
     }
 
     /// The `[auth]` configuration.

@@ -8,8 +8,11 @@
 //! oldest half goes (those clients start a fresh window, which is the only
 //! effect).
 //!
-//! The counters live in this process: with several Fluxbase instances
-//! behind one address each enforces its own limits.
+//! These counters live in this process. With `rate_limit_store =
+//! "database"` (the default) the limits are counted in PostgreSQL instead
+//! ([`super::shared_limits`]), shared by every instance on the database, and
+//! these counters serve as the fast path that refuses a client already over
+//! its limit without a round trip.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -35,6 +38,21 @@ pub enum Action {
     EmailFrequency,
     /// Failed MFA verifications, per factor.
     MfaFailure,
+}
+
+impl Action {
+    /// The action's name in `fluxbase.auth_rate_limits`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::SignIn => "sign_in",
+            Action::Refresh => "refresh",
+            Action::Verify => "verify",
+            Action::Anonymous => "anonymous",
+            Action::Email => "email",
+            Action::EmailFrequency => "email_frequency",
+            Action::MfaFailure => "mfa_failure",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

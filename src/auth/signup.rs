@@ -56,7 +56,7 @@ pub async fn handle(ctx: Ctx, body: Bytes) -> Result<Response, AuthError> {
         return Err(AuthError::Validation("Signup requires a valid password".into()));
     }
     check_strength(&cfg, &password)?;
-    if !ctx.auth.limits.allow(Action::SignIn, &ctx.ip_key(), cfg.rate_limit_sign_in_sign_ups, Duration::from_secs(300)) {
+    if !ctx.auth.allow(Action::SignIn, &ctx.ip_key(), cfg.rate_limit_sign_in_sign_ups, Duration::from_secs(300)).await? {
         return Err(AuthError::OverRequestRateLimit);
     }
     let pkce = Pkce::from_params(p.code_challenge.as_deref(), p.code_challenge_method.as_deref())?;
@@ -85,17 +85,23 @@ pub async fn handle(ctx: Ctx, body: Bytes) -> Result<Response, AuthError> {
         provider: "email",
         ..NewUser::default()
     };
-    let Some(id) = insert_user(&client, &new).await? else {
+    // The user and its session (with the access-token hook), or the user and
+    // its confirmation mail, in one transaction: a hook refusal or a mail
+    // that cannot be sent leaves no user behind.
+    let mut client = client;
+    let tx = client.transaction().await?;
+    let Some(id) = insert_user(&tx, &new).await? else {
         // Lost a race with another sign-up for the same address.
         return if cfg.mailer_autoconfirm { Err(AuthError::UserAlreadyExists) } else { Ok(json(&obfuscated_user(&email, &data))) };
     };
     if cfg.mailer_autoconfirm {
-        drop(client);
-        let session = ctx.auth.start_session(id, "password", ctx.ip, ctx.user_agent.as_deref()).await?;
+        let session = ctx.auth.start_session_in(&tx, id, "password", ctx.ip, ctx.user_agent.as_deref()).await?;
+        tx.commit().await?;
         return Ok(json(&session));
     }
-    mailer::send_confirmation(&ctx, &client, id, &email, MailKind::Signup, pkce.as_ref()).await?;
-    let user = ctx.auth.user_json(&client, id).await?.ok_or(AuthError::UserNotFound)?;
+    mailer::send_confirmation(&ctx, &tx, id, &email, MailKind::Signup, pkce.as_ref()).await?;
+    let user = ctx.auth.user_json(&tx, id).await?.ok_or(AuthError::UserNotFound)?;
+    tx.commit().await?;
     Ok(json(&user))
 }
 
@@ -107,14 +113,15 @@ async fn anonymous(ctx: &Ctx, data: Map<String, Value>) -> Result<Response, Auth
     if !cfg.enable_signup {
         return Err(AuthError::SignupDisabled);
     }
-    if !ctx.auth.limits.allow(Action::Anonymous, &ctx.ip_key(), cfg.rate_limit_anonymous_users, Duration::from_secs(3600)) {
+    if !ctx.auth.allow(Action::Anonymous, &ctx.ip_key(), cfg.rate_limit_anonymous_users, Duration::from_secs(3600)).await? {
         return Err(AuthError::OverRequestRateLimit);
     }
-    let client = ctx.auth.db().await?;
+    let mut client = ctx.auth.db().await?;
+    let tx = client.transaction().await?;
     let new = NewUser { data, provider: "anonymous", ..NewUser::default() };
-    let id = insert_user(&client, &new).await?.ok_or_else(|| AuthError::internal("anonymous user id collision"))?;
-    drop(client);
-    let session = ctx.auth.start_session(id, "anonymous", ctx.ip, ctx.user_agent.as_deref()).await?;
+    let id = insert_user(&tx, &new).await?.ok_or_else(|| AuthError::internal("anonymous user id collision"))?;
+    let session = ctx.auth.start_session_in(&tx, id, "anonymous", ctx.ip, ctx.user_agent.as_deref()).await?;
+    tx.commit().await?;
     Ok(json(&session))
 }
 

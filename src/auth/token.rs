@@ -39,7 +39,7 @@ pub async fn handle(ctx: Ctx, body: Bytes) -> Result<Response, AuthError> {
         Some("refresh_token") => {
             let p: RefreshGrant = parse(&body)?;
             let cfg = ctx.auth.config();
-            if !ctx.auth.limits.allow(Action::Refresh, &ctx.ip_key(), cfg.rate_limit_token_refresh, Duration::from_secs(300)) {
+            if !ctx.auth.allow(Action::Refresh, &ctx.ip_key(), cfg.rate_limit_token_refresh, Duration::from_secs(300)).await? {
                 return Err(AuthError::OverRequestRateLimit);
             }
             let token = p.refresh_token.unwrap_or_default();
@@ -62,7 +62,7 @@ pub async fn handle(ctx: Ctx, body: Bytes) -> Result<Response, AuthError> {
 
 async fn password(ctx: &Ctx, p: PasswordGrant) -> Result<Response, AuthError> {
     let cfg = ctx.auth.config();
-    if !ctx.auth.limits.allow(Action::SignIn, &ctx.ip_key(), cfg.rate_limit_sign_in_sign_ups, Duration::from_secs(300)) {
+    if !ctx.auth.allow(Action::SignIn, &ctx.ip_key(), cfg.rate_limit_sign_in_sign_ups, Duration::from_secs(300)).await? {
         return Err(AuthError::OverRequestRateLimit);
     }
     let password = p.password.unwrap_or_default();

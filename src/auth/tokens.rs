@@ -5,8 +5,8 @@
 //! claims. A session is a row of `auth.sessions`; its refresh tokens are
 //! rows of `auth.refresh_tokens` chained by `parent`.
 //!
-//! Invariants of the refresh grant, kept in one transaction that locks the
-//! presented token's row:
+//! Invariants of the refresh grant, kept in one statement
+//! (`fluxbase.auth_refresh()`) that locks the presented token's row:
 //! - a live token is used once: it is revoked and a child is issued;
 //! - a revoked token presented again within `refresh_token_reuse_interval`
 //!   of its rotation (two tabs racing) gets the session's current token;
@@ -17,9 +17,11 @@
 use std::net::IpAddr;
 
 use base64::Engine;
+use deadpool_postgres::GenericClient;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use super::errors::AuthError;
@@ -111,31 +113,46 @@ impl Auth {
     }
 
     /// Runs the custom access-token hook (`auth.hook_custom_access_token`),
-    /// as Supabase does: the SQL function gets `{user_id, claims,
-    /// authentication_method}` and answers `{claims}` (or `{error:
-    /// {http_code, message}}`). The claims GoTrue requires must survive.
-    async fn run_hook(&self, function: &str, claims: Value, method: &str) -> Result<Value, AuthError> {
+    /// as Supabase does, on `db` (the transaction that made the session, so
+    /// the hook sees the new user and a refusal undoes everything): the SQL
+    /// function gets `{user_id, claims, authentication_method}` and answers
+    /// `{claims}` (or `{error: {http_code, message}}`). The claims GoTrue
+    /// requires must survive. Errors are GoTrue's: the hook's own status
+    /// (500 when it gives none) and message with code `unknown` (or
+    /// `unexpected_failure` for a 500); a hook that fails to run answers
+    /// 500 `Error running hook URI: …`.
+    async fn run_hook(&self, db: &impl GenericClient, function: &str, claims: Value, method: &str) -> Result<Value, AuthError> {
         let event = json!({ "user_id": claims["sub"], "claims": claims, "authentication_method": method });
-        let client = self.db().await?;
         let sql = format!("select {function}($1::jsonb)");
-        let row = client.query_one(&sql, &[&event]).await?;
+        let row = db.query_one(&sql, &[&event]).await.map_err(|e| {
+            tracing::warn!(error = %e, hook = %function, "custom access-token hook failed");
+            AuthError::Coded(
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                "unexpected_failure",
+                format!("Error running hook URI: {}", self.config().hook_custom_access_token.trim()),
+            )
+        })?;
         let out: Option<Value> = row.try_get(0).map_err(AuthError::internal)?;
         let out = out.unwrap_or(Value::Null);
-        if let Some(err) = out.get("error") {
+        if let Some(err) = out.get("error").filter(|e| !e.is_null()) {
             let status = err.get("http_code").and_then(Value::as_u64).and_then(|c| u16::try_from(c).ok());
-            let status = status.and_then(|c| http::StatusCode::from_u16(c).ok()).unwrap_or(http::StatusCode::BAD_REQUEST);
-            let message = err.get("message").and_then(Value::as_str).unwrap_or("Error running hook").to_owned();
-            return Err(AuthError::Coded(status, "hook_error", message));
+            let status = status
+                .and_then(|c| http::StatusCode::from_u16(c).ok())
+                .filter(|s| s.is_client_error() || s.is_server_error())
+                .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+            let message = err.get("message").and_then(Value::as_str).unwrap_or("").to_owned();
+            let code = if status == http::StatusCode::INTERNAL_SERVER_ERROR { "unexpected_failure" } else { "unknown" };
+            return Err(AuthError::Coded(status, code, message));
         }
         let new = out.get("claims").cloned().filter(Value::is_object).ok_or_else(|| {
-            AuthError::Coded(http::StatusCode::INTERNAL_SERVER_ERROR, "unexpected_failure", "Output claims do not conform to the expected schema".into())
+            AuthError::Coded(http::StatusCode::INTERNAL_SERVER_ERROR, "unexpected_failure", "output claims field is missing".into())
         })?;
         for k in ["iss", "aud", "exp", "iat", "sub", "role", "aal", "session_id", "is_anonymous"] {
             if new.get(k).is_none() {
                 return Err(AuthError::Coded(
                     http::StatusCode::INTERNAL_SERVER_ERROR,
                     "unexpected_failure",
-                    format!("Output claims do not conform to the expected schema: missing {k}"),
+                    format!("output claims do not conform to the expected schema: \n- (root): {k} is required\n"),
                 ));
             }
         }
@@ -150,16 +167,19 @@ impl Auth {
     }
 
     /// The session JSON GoTrue answers sign-ins with; `method` is what the
-    /// access-token hook is told.
-    pub async fn session_json(&self, parts: &SessionParts, method: &str) -> Result<Value, AuthError> {
+    /// access-token hook is told, `db` where it runs (the session's
+    /// transaction).
+    pub async fn session_json(&self, db: &impl GenericClient, parts: &SessionParts, method: &str) -> Result<Value, AuthError> {
         let claims = self.claims(parts);
         let exp = claims.exp;
-        let mut claims = serde_json::to_value(&claims).map_err(AuthError::internal)?;
-        if let Some(function) = self.config().hook_function() {
-            claims = self.run_hook(&function, claims, method).await?;
-        }
-        let (header, key) = self.state.keys.access_token_signer();
-        let access_token = jsonwebtoken::encode(&header, &claims, &key).map_err(AuthError::internal)?;
+        let access_token = match self.config().hook_function() {
+            Some(function) => {
+                let claims = serde_json::to_value(&claims).map_err(AuthError::internal)?;
+                let claims = self.run_hook(db, &function, claims, method).await?;
+                self.sign(&claims)?
+            }
+            None => self.sign(&claims)?,
+        };
         Ok(json!({
             "access_token": access_token,
             "token_type": "bearer",
@@ -170,8 +190,15 @@ impl Auth {
         }))
     }
 
+    /// Signs access-token claims with the project's signing key.
+    fn sign(&self, claims: &impl Serialize) -> Result<String, AuthError> {
+        let (header, key) = self.state.keys.access_token_signer();
+        jsonwebtoken::encode(&header, claims, &key).map_err(AuthError::internal)
+    }
+
     /// Starts a session for `user_id` authenticated by `method`, and returns
-    /// the session JSON. Also records the sign-in time.
+    /// the session JSON, in one transaction with the access-token hook: a
+    /// refusal leaves no session behind. Also records the sign-in time.
     pub async fn start_session(
         &self,
         user_id: Uuid,
@@ -179,10 +206,26 @@ impl Auth {
         ip: Option<IpAddr>,
         user_agent: Option<&str>,
     ) -> Result<Value, AuthError> {
-        let client = self.db().await?;
+        let mut client = self.db().await?;
+        let tx = client.transaction().await?;
+        let session = self.start_session_in(&tx, user_id, method, ip, user_agent).await?;
+        tx.commit().await?;
+        Ok(session)
+    }
+
+    /// [`Auth::start_session`] inside the caller's transaction `db` (sign-up
+    /// creates the user and its session in one transaction).
+    pub async fn start_session_in(
+        &self,
+        db: &impl GenericClient,
+        user_id: Uuid,
+        method: &str,
+        ip: Option<IpAddr>,
+        user_agent: Option<&str>,
+    ) -> Result<Value, AuthError> {
         let session_id = Uuid::new_v4();
         let refresh_token = new_refresh_token();
-        let row = client
+        let row = db
             .query_one(
                 "with s as (
                    insert into auth.sessions (id, user_id, created_at, updated_at, aal, user_agent, ip, refreshed_at)
@@ -208,15 +251,10 @@ impl Auth {
             )
             .await?;
         let ts: i64 = row.try_get("ts").map_err(AuthError::internal)?;
-        let user = self.user_json(&client, user_id).await?.ok_or(AuthError::UserNotFound)?;
-        let parts = SessionParts {
-            user,
-            session_id,
-            aal: "aal1".into(),
-            amr: vec![json!({"method": method, "timestamp": ts})],
-            refresh_token,
-        };
-        self.session_json(&parts, method).await
+        let user = self.user_json(db, user_id).await?.ok_or(AuthError::UserNotFound)?;
+        let parts =
+            SessionParts { user, session_id, aal: "aal1".into(), amr: vec![json!({"method": method, "timestamp": ts})], refresh_token };
+        self.session_json(db, &parts, method).await
     }
 
     /// Raises a session to AAL2 after a verified factor: records the method,
@@ -259,101 +297,91 @@ impl Auth {
             .await?;
         let amr: Value = row.try_get("amr").map_err(AuthError::internal)?;
         let user = self.user_json(&tx, user_id).await?.ok_or(AuthError::TokenUserGone)?;
-        tx.commit().await?;
         let amr = amr.as_array().cloned().unwrap_or_default();
-        self.session_json(&SessionParts { user, session_id, aal: "aal2".into(), amr, refresh_token }, method).await
+        let parts = SessionParts { user, session_id, aal: "aal2".into(), amr, refresh_token };
+        let session = self.session_json(&tx, &parts, method).await?;
+        tx.commit().await?;
+        Ok(session)
     }
 
-    /// The refresh-token grant: rotation with reuse detection (see the module doc).
+    /// The refresh-token grant: rotation with reuse detection (see the module
+    /// doc), in one round trip: `fluxbase.auth_refresh()` (migration
+    /// `0201_auth_refresh.sql`) as a cached prepared statement, run as its
+    /// own transaction. With a custom access-token hook, the call and the
+    /// hook share one transaction, so a refusal leaves the token unrotated.
     pub async fn refresh(&self, token: &str) -> Result<Value, AuthError> {
         if token.is_empty() || token.len() > 255 {
             return Err(AuthError::RefreshTokenNotFound);
         }
         let mut client = self.db().await?;
+        if self.config().hook_function().is_none() {
+            let parts = self.rotate(&client, token).await?;
+            // No hook: signing needs no database work.
+            return self.session_json(&client, &parts, "token_refresh").await;
+        }
         let tx = client.transaction().await?;
-        let row = tx
-            .query_opt(
-                "select rt.id, rt.revoked, rt.session_id, u.id as user_id,
-                        extract(epoch from (now() - rt.updated_at))::float8 as revoked_for,
-                        s.id is not null as has_session, coalesce(s.aal::text, 'aal1') as aal,
-                        (s.not_after is not null and s.not_after < now()) as past_not_after,
-                        extract(epoch from (now() - s.created_at))::float8 as session_age,
-                        extract(epoch from (now() at time zone 'utc' - coalesce(s.refreshed_at, s.updated_at at time zone 'utc')))::float8 as idle,
-                        (u.banned_until is not null and u.banned_until > now()) as banned,
-                        u.deleted_at is not null as deleted,
-                        (select c.token from auth.refresh_tokens c
-                          where c.session_id = rt.session_id and not c.revoked order by c.id desc limit 1) as current,
-                        (select coalesce(jsonb_agg(jsonb_build_object('method', a.authentication_method,
-                                 'timestamp', extract(epoch from a.created_at)::bigint) order by a.created_at desc), '[]')
-                           from auth.mfa_amr_claims a where a.session_id = rt.session_id) as amr
-                   from auth.refresh_tokens rt
-                   join auth.sessions s on s.id = rt.session_id
-                   join auth.users u on u.id = s.user_id
-                  where rt.token = $1
-                  for update of rt",
-                &[&token],
-            )
-            .await?;
-        let Some(row) = row else { return Err(AuthError::RefreshTokenNotFound) };
-        let get_b = |k: &str| row.try_get::<_, Option<bool>>(k).ok().flatten().unwrap_or(false);
-        let get_f = |k: &str| row.try_get::<_, Option<f64>>(k).ok().flatten().unwrap_or(0.0);
-        let session_id: Option<Uuid> = row.try_get("session_id").map_err(AuthError::internal)?;
-        let user_id: Uuid = row.try_get("user_id").map_err(AuthError::internal)?;
-        let (Some(session_id), true) = (session_id, get_b("has_session")) else {
-            return Err(AuthError::RefreshTokenNotFound);
-        };
-        if get_b("banned") || get_b("deleted") {
-            return Err(AuthError::RefreshTokenNotFound);
-        }
-        let cfg = self.config();
-        let timebox = cfg.sessions_timebox > 0 && get_f("session_age") > cfg.sessions_timebox as f64;
-        let idle = cfg.sessions_inactivity_timeout > 0 && get_f("idle") > cfg.sessions_inactivity_timeout as f64;
-        if timebox || idle || get_b("past_not_after") {
-            tx.execute("delete from auth.sessions where id = $1", &[&session_id]).await?;
-            tx.commit().await?;
-            return Err(AuthError::SessionExpired);
-        }
-        let rt_id: i64 = row.try_get("id").map_err(AuthError::internal)?;
-        let current: Option<String> = row.try_get("current").map_err(AuthError::internal)?;
-        let amr: Value = row.try_get("amr").map_err(AuthError::internal)?;
-        let aal: String = row.try_get("aal").map_err(AuthError::internal)?;
-        let refresh_token = if get_b("revoked") {
-            let within = get_f("revoked_for") <= cfg.refresh_token_reuse_interval as f64;
-            match current {
-                Some(c) if within => c,
-                _ => {
-                    // Reuse of a rotated token: revoke the whole session.
-                    tracing::warn!(%session_id, %user_id, "refresh token reused; session revoked");
-                    tx.execute("delete from auth.sessions where id = $1", &[&session_id]).await?;
-                    tx.commit().await?;
-                    return Err(AuthError::RefreshTokenAlreadyUsed);
-                }
+        match self.rotate(&tx, token).await {
+            Ok(parts) => {
+                let session = self.session_json(&tx, &parts, "token_refresh").await?;
+                tx.commit().await?;
+                Ok(session)
             }
-        } else if cfg.refresh_token_rotation {
-            let next = new_refresh_token();
-            tx.execute(
-                "with r as (update auth.refresh_tokens set revoked = true, updated_at = now() where id = $1 returning token),
-                      n as (insert into auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, parent, session_id)
-                            select '00000000-0000-0000-0000-000000000000'::uuid, $2::text, $3::uuid::text, false, now(), now(), r.token, $4::uuid from r
-                            returning id)
-                 update auth.sessions set refreshed_at = now() at time zone 'utc', updated_at = now()
-                  where id = $4::uuid and exists (select 1 from n)",
-                &[&rt_id, &next, &user_id, &session_id],
+            Err(e) => {
+                // Expiry and reuse delete the session: keep that.
+                if matches!(e, AuthError::SessionExpired | AuthError::RefreshTokenAlreadyUsed) {
+                    tx.commit().await?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs `fluxbase.auth_refresh()` for `token` on `db`.
+    async fn rotate(&self, db: &impl GenericClient, token: &str) -> Result<SessionParts, AuthError> {
+        let cfg = self.config();
+        let next = new_refresh_token();
+        let stmt = db
+            .prepare_typed_cached(
+                "select outcome, session_id, user_id, aal, amr, refresh_token, user_json
+                   from fluxbase.auth_refresh($1, $2, $3, $4, $5, $6)",
+                &[Type::TEXT, Type::TEXT, Type::BOOL, Type::FLOAT8, Type::FLOAT8, Type::FLOAT8],
             )
             .await?;
-            next
-        } else {
-            tx.execute(
-                "update auth.sessions set refreshed_at = now() at time zone 'utc', updated_at = now() where id = $1",
-                &[&session_id],
+        let row = db
+            .query_one(
+                &stmt,
+                &[
+                    &token,
+                    &next,
+                    &cfg.refresh_token_rotation,
+                    &(cfg.refresh_token_reuse_interval as f64),
+                    &(cfg.sessions_timebox as f64),
+                    &(cfg.sessions_inactivity_timeout as f64),
+                ],
             )
             .await?;
-            token.to_owned()
+        let outcome: &str = row.try_get("outcome").map_err(AuthError::internal)?;
+        match outcome {
+            "ok" => {}
+            "expired" => return Err(AuthError::SessionExpired),
+            "reused" => {
+                let session_id: Option<Uuid> = row.try_get("session_id").ok().flatten();
+                tracing::warn!(?session_id, "refresh token reused; session revoked");
+                return Err(AuthError::RefreshTokenAlreadyUsed);
+            }
+            _ => return Err(AuthError::RefreshTokenNotFound),
+        }
+        let session_id: Uuid = row.try_get("session_id").map_err(AuthError::internal)?;
+        let aal: String = row.try_get("aal").map_err(AuthError::internal)?;
+        let refresh_token: String = row.try_get("refresh_token").map_err(AuthError::internal)?;
+        let amr: Value = row.try_get("amr").map_err(AuthError::internal)?;
+        let user: Option<Value> = row.try_get("user_json").map_err(AuthError::internal)?;
+        let user = user.ok_or(AuthError::RefreshTokenNotFound)?;
+        let amr = match amr {
+            Value::Array(a) => a,
+            _ => Vec::new(),
         };
-        let user = self.user_json(&tx, user_id).await?.ok_or(AuthError::RefreshTokenNotFound)?;
-        tx.commit().await?;
-        let amr = amr.as_array().cloned().unwrap_or_default();
-        self.session_json(&SessionParts { user, session_id, aal, amr, refresh_token }, "token_refresh").await
+        Ok(SessionParts { user, session_id, aal, amr, refresh_token })
     }
 }
 

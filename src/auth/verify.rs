@@ -200,7 +200,7 @@ fn columns(kind: &str) -> Result<&'static [&'static str], AuthError> {
 
 async fn verify(ctx: &Ctx, p: &VerifyParams, from_link: bool) -> Result<Outcome, AuthError> {
     let cfg = ctx.auth.config().clone();
-    if !ctx.auth.limits.allow(Action::Verify, &ctx.ip_key(), cfg.rate_limit_token_verifications, std::time::Duration::from_secs(300)) {
+    if !ctx.auth.allow(Action::Verify, &ctx.ip_key(), cfg.rate_limit_token_verifications, std::time::Duration::from_secs(300)).await? {
         return Err(AuthError::OverRequestRateLimit);
     }
     let cols = columns(&p.kind)?;

@@ -164,7 +164,9 @@ fn json_response(status: StatusCode, body: &Value, flavor: Flavor, code: &str) -
     *res.status_mut() = status;
     let headers = res.headers_mut();
     headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
-    if matches!(flavor, Flavor::Auth | Flavor::AuthLegacy) {
+    // GoTrue sends no header for errors without a code of their own (it
+    // answers `unknown` in the body then).
+    if matches!(flavor, Flavor::Auth | Flavor::AuthLegacy) && code != "unknown" {
         if let Ok(v) = HeaderValue::from_str(code) {
             headers.insert("x-sb-error-code", v);
         }

@@ -8,6 +8,7 @@
 //! - [`sse`]: a small Server-Sent Events client.
 //! - [`server`]: a Fluxbase server per test on port 0, in-process, or the
 //!   real binary as a child process for tests that kill it.
+//! - [`smtp`]: a minimal SMTP receiver, for mail sent over SMTP.
 
 #![allow(dead_code)]
 
@@ -17,6 +18,7 @@ pub mod node;
 pub mod reaper;
 pub mod s3;
 pub mod server;
+pub mod smtp;
 pub mod sse;
 
 pub use database::TestDatabase;

@@ -199,7 +199,7 @@ pub async fn verify(ctx: Ctx, id: String, body: Bytes) -> Result<Response, AuthE
         ));
     }
     // Lockout: only failures count, so check without counting first.
-    if ctx.auth.limits.peek(Action::MfaFailure, &lock_key, per) >= cfg.mfa_max_verify_failures {
+    if ctx.auth.counted(Action::MfaFailure, &lock_key, per).await? >= cfg.mfa_max_verify_failures {
         return Err(AuthError::Coded(
             StatusCode::TOO_MANY_REQUESTS,
             "over_request_rate_limit",
@@ -209,7 +209,7 @@ pub async fn verify(ctx: Ctx, id: String, body: Bytes) -> Result<Response, AuthE
     let sealed: Option<String> = row.try_get("secret").map_err(AuthError::internal)?;
     let secret = sealed.as_deref().and_then(|s| totp::open(&key(&ctx), s)).ok_or_else(|| AuthError::internal("cannot decrypt TOTP secret"))?;
     if !totp::check(&secret, &p.code, now_secs().max(0) as u64) {
-        ctx.auth.limits.allow(Action::MfaFailure, &lock_key, u32::MAX, per);
+        ctx.auth.allow(Action::MfaFailure, &lock_key, u32::MAX, per).await?;
         return Err(AuthError::Coded(StatusCode::UNPROCESSABLE_ENTITY, "mfa_verification_failed", "Invalid TOTP code entered".into()));
     }
     tx.execute(

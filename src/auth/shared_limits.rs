@@ -1,0 +1,173 @@
+//! Rate limits shared by every Fluxbase instance on one database: the
+//! fixed windows of [`super::ratelimit`] counted in the UNLOGGED table
+//! `fluxbase.auth_rate_limits` (migration `0202_auth_rate_limits.sql`), one
+//! statement per check, when `[auth] rate_limit_store = "database"` (the
+//! default). With `"memory"` each process counts on its own.
+//!
+//! Fast path: a refusal from the database tells how long the window has
+//! left; until then this instance refuses the same (action, key) without a
+//! round trip. Only refusals are cached, so a call is never let through on a
+//! stale count. The cache is bounded like the in-memory counters.
+//!
+//! Windows long over are swept now and then by the instance that happens to
+//! make the 4096th check.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::GenericClient;
+use tokio_postgres::types::Type;
+
+use super::errors::AuthError;
+use super::ratelimit::{Action, MAX_KEYS};
+use super::Auth;
+
+/// Count one call; a row comes back when it is allowed. `remaining` is what
+/// the window has left (seconds) as it stood before this statement.
+const CHECK_SQL: &str = "with up as (
+    insert into fluxbase.auth_rate_limits as r (action, key, window_start, count)
+    values ($1, $2, now(), 1)
+    on conflict (action, key) do update
+      set window_start = case when r.window_start <= now() - make_interval(secs => $4) then now() else r.window_start end,
+          count = case when r.window_start <= now() - make_interval(secs => $4) then 1 else r.count + 1 end
+      where r.window_start <= now() - make_interval(secs => $4) or r.count < $3
+    returning 1)
+  select exists (select 1 from up) as allowed,
+         (select extract(epoch from (w.window_start + make_interval(secs => $4) - now()))::float8
+            from fluxbase.auth_rate_limits w where w.action = $1 and w.key = $2) as remaining";
+
+const PEEK_SQL: &str = "select count from fluxbase.auth_rate_limits
+  where action = $1 and key = $2 and window_start > now() - make_interval(secs => $3)";
+
+const SWEEP_SQL: &str = "delete from fluxbase.auth_rate_limits where window_start < now() - interval '1 day'";
+
+/// Checks between two sweeps.
+const SWEEP_EVERY: u64 = 4096;
+
+/// The refusal cache and the sweep counter.
+#[derive(Debug, Default)]
+pub struct SharedLimits {
+    refused_until: Mutex<HashMap<(Action, String), Instant>>,
+    checks: AtomicU64,
+}
+
+impl SharedLimits {
+    fn refused(&self, action: Action, key: &str, now: Instant) -> bool {
+        let Ok(map) = self.refused_until.lock() else { return false };
+        map.get(&(action, key.to_owned())).is_some_and(|until| *until > now)
+    }
+
+    fn remember_refusal(&self, action: Action, key: &str, until: Instant, now: Instant) {
+        let Ok(mut map) = self.refused_until.lock() else { return };
+        if map.len() >= MAX_KEYS {
+            map.retain(|_, u| *u > now);
+            if map.len() >= MAX_KEYS {
+                map.clear();
+            }
+        }
+        map.insert((action, key.to_owned()), until);
+    }
+}
+
+impl Auth {
+    /// Whether the configured store is the database.
+    fn shared_store(&self) -> bool {
+        self.config().rate_limit_store == "database"
+    }
+
+    /// Counts one call of `action` by `key`; `false` when it is over `limit`
+    /// calls per `per`. A limit of 0 means unlimited.
+    pub async fn allow(&self, action: Action, key: &str, limit: u32, per: Duration) -> Result<bool, AuthError> {
+        if limit == 0 {
+            return Ok(true);
+        }
+        if !self.shared_store() {
+            return Ok(self.limits.allow(action, key, limit, per));
+        }
+        if self.shared.refused(action, key, Instant::now()) {
+            return Ok(false);
+        }
+        let client = self.db().await?;
+        self.check_shared(&client, action, key, limit, per).await
+    }
+
+    /// [`Auth::allow`] counted on `db`, the caller's connection (or
+    /// transaction: the count then stands or falls with it).
+    pub async fn allow_on(&self, db: &impl GenericClient, action: Action, key: &str, limit: u32, per: Duration) -> Result<bool, AuthError> {
+        if limit == 0 {
+            return Ok(true);
+        }
+        if !self.shared_store() {
+            return Ok(self.limits.allow(action, key, limit, per));
+        }
+        if self.shared.refused(action, key, Instant::now()) {
+            return Ok(false);
+        }
+        self.check_shared(db, action, key, limit, per).await
+    }
+
+    async fn check_shared(&self, db: &impl GenericClient, action: Action, key: &str, limit: u32, per: Duration) -> Result<bool, AuthError> {
+        let now = Instant::now();
+        let stmt = db.prepare_typed_cached(CHECK_SQL, &[Type::TEXT, Type::TEXT, Type::INT4, Type::FLOAT8]).await?;
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        let row = db.query_one(&stmt, &[&action.name(), &key, &limit, &per.as_secs_f64()]).await?;
+        let allowed: bool = row.try_get("allowed").map_err(AuthError::internal)?;
+        if !allowed {
+            let remaining: Option<f64> = row.try_get("remaining").map_err(AuthError::internal)?;
+            if let Some(left) = remaining.filter(|r| r.is_finite() && *r > 0.0) {
+                self.shared.remember_refusal(action, key, now + Duration::from_secs_f64(left.min(per.as_secs_f64())), now);
+            }
+        }
+        if self.shared.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            if let Err(e) = db.execute(SWEEP_SQL, &[]).await {
+                tracing::warn!(error = %e, "sweeping auth rate limits failed");
+            }
+        }
+        Ok(allowed)
+    }
+
+    /// Calls of `action` by `key` counted in the current window, without
+    /// counting one (MFA lockout counts failures only).
+    pub async fn counted(&self, action: Action, key: &str, per: Duration) -> Result<u32, AuthError> {
+        if !self.shared_store() {
+            return Ok(self.limits.peek(action, key, per));
+        }
+        let client = self.db().await?;
+        let stmt = client.prepare_typed_cached(PEEK_SQL, &[Type::TEXT, Type::TEXT, Type::FLOAT8]).await?;
+        let row = client.query_opt(&stmt, &[&action.name(), &key, &per.as_secs_f64()]).await?;
+        let n: i32 = match row {
+            Some(r) => r.try_get(0).map_err(AuthError::internal)?,
+            None => 0,
+        };
+        Ok(u32::try_from(n).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_cached_until_the_window_ends() {
+        let s = SharedLimits::default();
+        let now = Instant::now();
+        assert!(!s.refused(Action::SignIn, "1.2.3.4", now));
+        s.remember_refusal(Action::SignIn, "1.2.3.4", now + Duration::from_secs(5), now);
+        assert!(s.refused(Action::SignIn, "1.2.3.4", now + Duration::from_secs(4)));
+        assert!(!s.refused(Action::SignIn, "1.2.3.4", now + Duration::from_secs(5)), "the window is over");
+        assert!(!s.refused(Action::Refresh, "1.2.3.4", now), "other actions are separate");
+        assert!(!s.refused(Action::SignIn, "5.6.7.8", now), "other keys are separate");
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let s = SharedLimits::default();
+        let now = Instant::now();
+        for i in 0..(MAX_KEYS + 10) {
+            s.remember_refusal(Action::Email, &i.to_string(), now + Duration::from_secs(60), now);
+        }
+        assert!(s.refused_until.lock().map(|m| m.len()).unwrap_or(usize::MAX) <= MAX_KEYS);
+    }
+}
