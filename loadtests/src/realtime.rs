@@ -88,7 +88,8 @@ pub async fn run(t: Target) -> Result<Value> {
     let authority = t.url.split("://").nth(1).unwrap_or(&t.url).trim_end_matches('/').to_owned();
     let server: SocketAddr = tokio::net::lookup_host(&authority).await?.next().context("resolving the target")?;
     let ws_url = format!("ws://{authority}/realtime/v1/websocket?apikey={}&vsn=2.0.0", t.apikey);
-    let counters = Arc::new(Counters { joined: AtomicU64::new(0), failed: AtomicU64::new(0), delivered: AtomicU64::new(0), last_us: AtomicU64::new(0) });
+    let counters =
+        Arc::new(Counters { joined: AtomicU64::new(0), failed: AtomicU64::new(0), delivered: AtomicU64::new(0), last_us: AtomicU64::new(0) });
     let latencies = Arc::new(std::sync::Mutex::new(Vec::<u32>::new()));
     let rss_before = rss_kib(t.pid);
 
