@@ -88,6 +88,8 @@ pub struct Config {
     pub auth: crate::auth::AuthConfig,
     /// Object storage (`/storage/v1`).
     pub storage: crate::storage::StorageConfig,
+    /// `[realtime]`: limits of `/realtime/v1`.
+    pub realtime: crate::realtime::config::RealtimeConfig,
 }
 
 /// `[eventlog]`: where and how long committed changes are kept.
@@ -208,6 +210,7 @@ impl Default for Config {
             rest: crate::rest::RestConfig::default(),
             auth: crate::auth::AuthConfig::default(),
             storage: crate::storage::StorageConfig::default(),
+            realtime: crate::realtime::config::RealtimeConfig::default(),
         }
     }
 }
@@ -327,6 +330,9 @@ impl Config {
             return Err(invalid("server.max_body_bytes", &self.server.max_body_bytes, "an integer from 1024 to 2^40"));
         }
         if let Err((key, value, allowed)) = self.rest.validate() {
+            return Err(ConfigError::Invalid { key, value, allowed });
+        }
+        if let Err((key, value, allowed)) = self.realtime.validate() {
             return Err(ConfigError::Invalid { key, value, allowed });
         }
         if self.server.shutdown_grace_secs > 3600 {

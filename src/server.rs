@@ -135,7 +135,7 @@ impl RunningServer {
                 return Err(e);
             }
         };
-        let realtime = Some(Arc::new(crate::realtime::Realtime::new(state.keys.clone(), changes.clone(), pool.clone())));
+        let realtime = Some(Arc::new(crate::realtime::Realtime::new(state.keys.clone(), changes.clone(), pool.clone(), config.realtime.clone())));
         state.set_ready(Ready { pool, cluster: db.cluster.as_ref().map(EmbeddedCluster::state), changes, realtime });
         let runtime = RuntimeState {
             pid: std::process::id(),

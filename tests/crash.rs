@@ -4,7 +4,8 @@
 //! it), and the SSE reader drops its connection and resumes with
 //! `Last-Event-ID`. The checker proves every committed change arrived
 //! exactly once and in commit order, and that the slot never got ahead of
-//! the log.
+//! the log. The realtime test does the same for a WebSocket subscriber that
+//! rejoins with `config.since` after Fluxbase is killed with `kill -9`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use serde_json::Value;
 
 use crate::harness::server::{run_binary, TestProcess};
 use crate::harness::sse::SseClient;
+use crate::harness::ws::{ConnectOptions, PhxSocket};
 
 const TOTAL: i64 = 400;
 
@@ -189,6 +191,85 @@ async fn nothing_lost_or_duplicated_through_crashes() {
     let flush: fluxbase::eventlog::Lsn = st["slot"]["confirmed_flush_lsn"].as_str().expect("flush").parse().expect("lsn");
     let durable: fluxbase::eventlog::Lsn = st["log"]["durable_lsn"].as_str().expect("durable").parse().expect("lsn");
     assert!(flush <= durable, "slot flush {flush} ahead of the log's durable {durable}");
+    server.signal(Signal::SIGTERM);
+    server.wait_exit(Duration::from_secs(60)).await;
+}
+
+/// A realtime subscriber of `public.ground`: joins with `config.since` (the
+/// log's start the first time, then the `data.position` of the last change
+/// it got), reconnecting whenever the socket goes away.
+async fn realtime_reader(url: String, key: String, got: Arc<Mutex<Vec<i64>>>) {
+    let mut since = fluxbase::eventlog::Position::START.to_string();
+    loop {
+        let Ok(mut sock) = PhxSocket::connect(&url, &key, ConnectOptions::default()).await else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let join = serde_json::json!({
+            "config": {"postgres_changes": [{"event": "INSERT", "schema": "public", "table": "ground"}], "since": since},
+            "access_token": key,
+        });
+        if sock.join_and_wait("realtime:ground", join).await["status"] != "ok" {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        while let Some(m) = sock.next(Duration::from_secs(5)).await {
+            if m == crate::harness::ws::Incoming::Closed {
+                break;
+            }
+            if m.event() != "postgres_changes" {
+                continue;
+            }
+            let data = &m.payload()["data"];
+            since = data["position"].as_str().expect("position").to_owned();
+            let done = match got.lock() {
+                Ok(mut g) => {
+                    g.push(data["record"]["n"].as_i64().unwrap_or(-1));
+                    g.last() == Some(&TOTAL)
+                }
+                Err(_) => true,
+            };
+            if done {
+                return;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn realtime_resume_across_kill_9_is_exactly_once_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let data = dir.path().join("fb");
+    let mut server = TestProcess::spawn(&data, &[], &[]);
+    server.wait_healthy(Duration::from_secs(90)).await;
+    let st = status(&data);
+    let db_url = st["db_url"].as_str().expect("db_url").to_owned();
+    let key = st["service_role_key"].as_str().expect("key").to_owned();
+    let setup = fluxbase::database::connect_one(&db_url, "rt-crash-setup").await.expect("connect");
+    setup.batch_execute("create table public.ground (n bigint primary key)").await.expect("ddl");
+    drop(setup);
+
+    let acked = Arc::new(Mutex::new(0i64));
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let w = tokio::spawn(writer(db_url.clone(), Arc::clone(&acked)));
+    let r = tokio::spawn(realtime_reader(server.url.clone(), key.clone(), Arc::clone(&got)));
+    let received_at_least = |n: usize| {
+        let g = Arc::clone(&got);
+        move || g.lock().map(|v| v.len() >= n).unwrap_or(true)
+    };
+    // Kill -9 while the subscriber is receiving, then restart on the same port.
+    wait_for("100 changes received", Duration::from_secs(60), received_at_least(100)).await;
+    server.signal(Signal::SIGKILL);
+    server.wait_exit(Duration::from_secs(10)).await;
+    let port: u16 = server.url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+    let mut server = TestProcess::spawn_on(port, &data, &[], &[]);
+    server.wait_healthy(Duration::from_secs(90)).await;
+
+    w.await.expect("writer");
+    tokio::time::timeout(Duration::from_secs(120), r).await.expect("reader finished in time").expect("reader");
+    let got = got.lock().expect("lock").clone();
+    assert_eq!(got, (1..=TOTAL).collect::<Vec<_>>(), "every committed change exactly once, in commit order");
     server.signal(Signal::SIGTERM);
     server.wait_exit(Duration::from_secs(60)).await;
 }

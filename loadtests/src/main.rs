@@ -3,10 +3,15 @@
 //! - `sse-resume`: clients resume a `/changes/v1/stream` from an old position
 //!   and read N stored changes; reports time to first event and replay rate (P5).
 //! - `ws-fanout`: the fan-out baseline, a minimal tokio WebSocket broadcast
-//!   server sending the same frames to N sockets with no filtering (P1/P2).
+//!   server sending the same frames to N sockets with no filtering (P1/P2);
+//!   with `--target`, Fluxbase realtime itself ([`realtime`]): N sockets on
+//!   a per-user RLS table, deliveries/s, commit-to-client latency, joins/s,
+//!   RSS per idle socket (P1-P3).
 //! - `argon2`: raw Argon2id hashes/s at the sign-in parameters (P9 baseline).
 //!
 //! Each prints one JSON object on stdout; `loadtests/run` reads it.
+
+mod realtime;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -64,9 +69,33 @@ enum Cmd {
         /// Messages per second (0: as fast as the broadcast channel takes them).
         #[arg(long, default_value_t = 100)]
         rate: u64,
-        /// A Fluxbase realtime URL to drive instead of the baseline (not implemented until /realtime/v1 lands).
+        /// A Fluxbase base URL (http://127.0.0.1:PORT) to drive instead of the baseline.
         #[arg(long)]
         target: Option<String>,
+        /// With --target: the anon key.
+        #[arg(long, default_value = "")]
+        apikey: String,
+        /// With --target: the HS256 JWT secret (one token per user).
+        #[arg(long, default_value = "")]
+        jwt_secret: String,
+        /// With --target: a superuser database URL to commit rows with.
+        #[arg(long, default_value = "")]
+        db_url: String,
+        /// With --target: the server's pid (RSS from /proc/PID/status; 0 = skip).
+        #[arg(long, default_value_t = 0)]
+        pid: u32,
+        /// With --target: the table (columns owner uuid, sent_us bigint, body text; SELECT policy owner = auth.uid()).
+        #[arg(long, default_value = "rt_bench")]
+        table: String,
+        /// With --target: distinct users (subscribers/users sockets each).
+        #[arg(long, default_value_t = 100)]
+        users: usize,
+        /// With --target: loopback source addresses 127.0.0.2… to spread sockets over.
+        #[arg(long, default_value_t = 4)]
+        sources: usize,
+        /// With --target: rows per transaction.
+        #[arg(long, default_value_t = 10)]
+        batch: u64,
     },
     /// Raw Argon2id hashes/s on all threads (the password sign-in ceiling).
     Argon2 {
@@ -106,12 +135,16 @@ async fn run_async(cmd: Cmd) -> Result<serde_json::Value> {
         Cmd::SseResume { url, apikey, tables, from, expect, clients, timeout_secs } => {
             sse_resume(&url, &apikey, &tables, &from, expect, clients.max(1), Duration::from_secs(timeout_secs)).await
         }
-        Cmd::WsFanout { subscribers, messages, size, rate, target } => {
-            if let Some(t) = target {
-                bail!("ws-fanout --target {t}: driving Fluxbase realtime is not implemented yet (needs /realtime/v1)");
+        Cmd::WsFanout { subscribers, messages, size, rate, target, apikey, jwt_secret, db_url, pid, table, users, sources, batch } => match target {
+            Some(url) => {
+                if apikey.is_empty() || jwt_secret.is_empty() || db_url.is_empty() {
+                    bail!("ws-fanout --target needs --apikey, --jwt-secret and --db-url");
+                }
+                let t = realtime::Target { url, apikey, jwt_secret, db_url, pid, table, subscribers, users, sources, rows: messages, rate, batch, size };
+                realtime::run(t).await
             }
-            ws_fanout_baseline(subscribers, messages, size.max(16), rate).await
-        }
+            None => ws_fanout_baseline(subscribers, messages, size.max(16), rate).await,
+        },
         Cmd::Argon2 { .. } => bail!("argon2 runs synchronously"),
     }
 }

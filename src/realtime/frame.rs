@@ -3,10 +3,30 @@
 //! `vsn=1.0.0`: JSON objects `{topic, event, payload, ref, join_ref}` (the
 //! server never sends `join_ref`). `vsn=2.0.0`: JSON arrays
 //! `[join_ref, ref, topic, event, payload]`, plus binary frames: kind 3
-//! (a client's user broadcast push) is decoded here; the server answers
-//! JSON broadcasts as text, which realtime-js accepts.
+//! (a client's user broadcast push) is decoded here. Broadcasts with a JSON
+//! payload are sent as text, which realtime-js accepts; a broadcast whose
+//! payload is binary (an `ArrayBuffer`) is sent to vsn 2 sockets as a kind 4
+//! frame and, as Supabase does, not at all to vsn 1 sockets.
 
+use bytes::Bytes;
 use serde_json::{json, Value};
+
+/// Kind of a client's user broadcast push (vsn 2 binary).
+const KIND_USER_BROADCAST_PUSH: u8 = 3;
+/// Kind of a server's user broadcast (vsn 2 binary).
+const KIND_USER_BROADCAST: u8 = 4;
+/// Payload encodings of binary broadcasts.
+const ENCODING_BINARY: u8 = 0;
+const ENCODING_JSON: u8 = 1;
+
+/// An encoded frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wire {
+    /// A text frame.
+    Text(String),
+    /// A binary frame.
+    Binary(Vec<u8>),
+}
 
 /// The serializer version of a socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +61,9 @@ pub struct Msg {
     pub event: String,
     /// Payload.
     pub payload: Value,
+    /// A user broadcast's binary payload: then `payload` is `{type, event}`
+    /// and these bytes are the user payload.
+    pub binary: Option<Bytes>,
 }
 
 /// A frame that cannot be read.
@@ -65,6 +88,7 @@ impl Msg {
             topic: topic.to_owned(),
             event: event.to_owned(),
             payload,
+            binary: None,
         }
     }
 
@@ -75,7 +99,7 @@ impl Msg {
             (Vsn::V2, Value::Array(a)) if a.len() == 5 => {
                 let topic = a[2].as_str().ok_or_else(|| FrameError("topic must be a string".into()))?.to_owned();
                 let event = a[3].as_str().ok_or_else(|| FrameError("event must be a string".into()))?.to_owned();
-                Ok(Msg { join_ref: opt_str(&a[0]), msg_ref: opt_str(&a[1]), topic, event, payload: a[4].clone() })
+                Ok(Msg { join_ref: opt_str(&a[0]), msg_ref: opt_str(&a[1]), topic, event, payload: a[4].clone(), binary: None })
             }
             (_, Value::Object(o)) => {
                 let topic = o.get("topic").and_then(Value::as_str).ok_or_else(|| FrameError("topic is required".into()))?.to_owned();
@@ -86,54 +110,82 @@ impl Msg {
                     topic,
                     event,
                     payload: o.get("payload").cloned().unwrap_or(Value::Object(Default::default())),
+                    binary: None,
                 })
             }
             _ => Err(FrameError("expected [join_ref, ref, topic, event, payload]".into())),
         }
     }
 
-    /// Decodes a binary frame: kind 3, a user broadcast push (vsn 2).
+    /// Decodes a binary frame: kind 3, a user broadcast push (vsn 2):
+    /// `kind | len(join_ref) | len(ref) | len(topic) | len(event) | len(meta) | encoding`,
+    /// the five strings, then the user payload (JSON text or raw bytes).
     pub fn decode_binary(b: &[u8]) -> Result<Msg, FrameError> {
         let err = |m: &str| FrameError(m.to_owned());
-        if b.first() != Some(&3) || b.len() < 7 {
-            return Err(err("unsupported binary frame"));
+        if b.first() != Some(&KIND_USER_BROADCAST_PUSH) {
+            return Err(err("unsupported binary frame: only kind 3 (user broadcast push) is accepted"));
         }
-        let lens: Vec<usize> = b[1..6].iter().map(|x| *x as usize).collect();
-        let encoding = b[6];
+        let header = b.get(1..7).ok_or_else(|| err("truncated binary frame"))?;
+        let encoding = header[5];
         let mut at = 7;
-        let mut take = |n: usize| -> Result<&[u8], FrameError> {
+        let mut take = |n: u8| -> Result<&[u8], FrameError> {
+            let n = usize::from(n);
             let s = b.get(at..at + n).ok_or_else(|| err("truncated binary frame"))?;
             at += n;
             Ok(s)
         };
         let s = |x: &[u8]| String::from_utf8(x.to_vec()).map_err(|_| FrameError("invalid UTF-8".into()));
-        let join_ref = s(take(lens[0])?)?;
-        let msg_ref = s(take(lens[1])?)?;
-        let topic = s(take(lens[2])?)?;
-        let user_event = s(take(lens[3])?)?;
-        let _meta = take(lens[4])?;
-        let body = &b[at..];
-        let payload = if encoding == 1 {
-            serde_json::from_slice(body).map_err(|e| FrameError(e.to_string()))?
-        } else {
-            // Binary payloads are carried as a byte array in JSON.
-            Value::Array(body.iter().map(|x| Value::from(*x)).collect())
+        let join_ref = s(take(header[0])?)?;
+        let msg_ref = s(take(header[1])?)?;
+        let topic = s(take(header[2])?)?;
+        let user_event = s(take(header[3])?)?;
+        let _meta = take(header[4])?;
+        let body = b.get(at..).unwrap_or_default();
+        let (payload, binary) = match encoding {
+            ENCODING_JSON => {
+                let p: Value = serde_json::from_slice(body).map_err(|e| FrameError(e.to_string()))?;
+                (json!({"type": "broadcast", "event": user_event, "payload": p}), None)
+            }
+            ENCODING_BINARY => (json!({"type": "broadcast", "event": user_event}), Some(Bytes::copy_from_slice(body))),
+            other => return Err(FrameError(format!("unknown payload encoding {other}"))),
         };
         Ok(Msg {
             join_ref: Some(join_ref).filter(|s| !s.is_empty()),
             msg_ref: Some(msg_ref).filter(|s| !s.is_empty()),
             topic,
             event: "broadcast".into(),
-            payload: json!({"type": "broadcast", "event": user_event, "payload": payload}),
+            payload,
+            binary,
         })
     }
 
-    /// Encodes for a socket of version `vsn`.
-    pub fn encode(&self, vsn: Vsn) -> String {
-        match vsn {
+    /// Encodes for a socket of version `vsn`; `None` when the message has
+    /// no form for it (a binary broadcast to vsn 1).
+    pub fn encode(&self, vsn: Vsn) -> Option<Wire> {
+        if let Some(bytes) = &self.binary {
+            return match vsn {
+                Vsn::V1 => None,
+                Vsn::V2 => self.encode_user_broadcast(bytes).map(Wire::Binary),
+            };
+        }
+        Some(Wire::Text(match vsn {
             Vsn::V1 => json!({"topic": self.topic, "event": self.event, "payload": self.payload, "ref": self.msg_ref}).to_string(),
             Vsn::V2 => json!([self.join_ref, self.msg_ref, self.topic, self.event, self.payload]).to_string(),
-        }
+        }))
+    }
+
+    /// Kind 4: `kind | len(topic) | len(event) | len(meta) | encoding`, then
+    /// topic, event, meta (empty) and the payload bytes.
+    fn encode_user_broadcast(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+        let event = self.payload.get("event").and_then(Value::as_str).unwrap_or_default();
+        let topic_len = u8::try_from(self.topic.len()).ok()?;
+        let event_len = u8::try_from(event.len()).ok()?;
+        let mut out = Vec::with_capacity(5 + self.topic.len() + event.len() + bytes.len());
+        out.extend_from_slice(&[KIND_USER_BROADCAST, topic_len, event_len, 0, ENCODING_BINARY]);
+        out.extend_from_slice(self.topic.as_bytes());
+        out.extend_from_slice(event.as_bytes());
+        out.extend_from_slice(bytes);
+        Some(out)
     }
 
     /// A `phx_reply` to this message.
@@ -144,6 +196,7 @@ impl Msg {
             topic: self.topic.clone(),
             event: "phx_reply".into(),
             payload: json!({"status": status, "response": response}),
+            binary: None,
         }
     }
 }
@@ -156,10 +209,14 @@ mod tests {
     fn v1_and_v2_text_round_trip() {
         let m = Msg::decode_text(r#"["3","3","realtime:room","phx_join",{"config":{}}]"#, Vsn::V2).expect("v2");
         assert_eq!((m.join_ref.as_deref(), m.msg_ref.as_deref(), m.topic.as_str()), (Some("3"), Some("3"), "realtime:room"));
-        assert_eq!(m.reply("ok", json!({})).encode(Vsn::V2), r#"["3","3","realtime:room","phx_reply",{"response":{},"status":"ok"}]"#);
+        assert_eq!(
+            m.reply("ok", json!({})).encode(Vsn::V2),
+            Some(Wire::Text(r#"["3","3","realtime:room","phx_reply",{"response":{},"status":"ok"}]"#.into()))
+        );
         let m = Msg::decode_text(r#"{"topic":"phoenix","event":"heartbeat","payload":{},"ref":"12"}"#, Vsn::V1).expect("v1");
         assert_eq!(m.join_ref, None);
-        let out: Value = serde_json::from_str(&m.reply("ok", json!({})).encode(Vsn::V1)).expect("json");
+        let Some(Wire::Text(text)) = m.reply("ok", json!({})).encode(Vsn::V1) else { panic!("text") };
+        let out: Value = serde_json::from_str(&text).expect("json");
         assert_eq!(out["ref"], "12");
         assert!(out.get("join_ref").is_none());
     }
@@ -177,6 +234,30 @@ mod tests {
         assert_eq!(m.payload, json!({"type": "broadcast", "event": "cursor", "payload": {"x": 1}}));
         assert!(Msg::decode_binary(&b[..9]).is_err());
         assert!(Msg::decode_binary(&[4, 0, 0]).is_err());
+        assert!(Msg::decode_binary(&[3]).is_err());
+        let mut bad_enc = b.clone();
+        bad_enc[6] = 7;
+        assert!(Msg::decode_binary(&bad_enc).is_err());
+    }
+
+    #[test]
+    fn binary_payload_is_re_sent_as_kind_4_to_vsn_2_only() {
+        let (topic, ev, body) = ("realtime:room", "blob", [0u8, 1, 2, 255]);
+        let mut b = vec![3u8, 0, 1, topic.len() as u8, ev.len() as u8, 0, 0];
+        b.extend_from_slice(b"7");
+        b.extend_from_slice(topic.as_bytes());
+        b.extend_from_slice(ev.as_bytes());
+        b.extend_from_slice(&body);
+        let m = Msg::decode_binary(&b).expect("decode");
+        assert_eq!(m.binary.as_deref(), Some(&body[..]));
+        assert_eq!((m.join_ref.as_deref(), m.msg_ref.as_deref()), (None, Some("7")));
+        let out = Msg { join_ref: None, msg_ref: None, ..m.clone() };
+        let mut want = vec![4u8, topic.len() as u8, ev.len() as u8, 0, 0];
+        want.extend_from_slice(topic.as_bytes());
+        want.extend_from_slice(ev.as_bytes());
+        want.extend_from_slice(&body);
+        assert_eq!(out.encode(Vsn::V2), Some(Wire::Binary(want)));
+        assert_eq!(out.encode(Vsn::V1), None);
     }
 
     #[test]

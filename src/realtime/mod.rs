@@ -7,6 +7,10 @@
 //!   with filters, RLS and resume (`config.since`, a position).
 //! - [`filter`]: the `column=op.value` filters.
 //! - [`topics`]: channel membership and presence.
+//! - [`outbox`]: a socket's bounded queue; a client that falls behind is
+//!   told where to resume and disconnected.
+//! - [`limits`]: connections per user and per IP, joins per second.
+//! - [`config`]: the `[realtime]` settings.
 //! - `POST /realtime/v1/api/broadcast`: broadcast over HTTP.
 //!
 //! Resume: a join may carry `config.since` (a position from a previous
@@ -14,8 +18,11 @@
 //! that channel's bindings match after it, then continues live, with no gap
 //! and no duplicate at the seam.
 
+pub mod config;
 pub mod filter;
 pub mod frame;
+pub mod limits;
+pub mod outbox;
 pub mod pg_changes;
 pub mod socket;
 pub mod topics;
@@ -37,15 +44,6 @@ use crate::http::caller::Caller;
 use crate::http::error::ApiError;
 use crate::keys::Keys;
 
-/// Limits per socket.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Channels one socket may join.
-    pub channels_per_socket: usize,
-    /// Sockets one client IP may hold open.
-    pub connections_per_ip: u32,
-}
-
 /// Live counters for `/metrics` and `/realtime/v1/stats`.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -53,14 +51,22 @@ pub struct Stats {
     pub connections: AtomicU64,
     /// Joined channels.
     pub channels: AtomicU64,
+    /// Sockets cut loose for falling behind.
+    pub slow_disconnects: Arc<AtomicU64>,
+    /// Sockets or joins refused for `max_connections_per_user`/`_per_ip`.
+    pub connections_refused: AtomicU64,
+    /// Joins refused for `max_joins_per_second`.
+    pub joins_rate_limited: AtomicU64,
 }
 
 /// Shared realtime state.
 pub struct Realtime {
     /// Counters.
     pub stats: Stats,
-    /// Open sockets per client IP.
-    per_ip: dashmap::DashMap<std::net::IpAddr, u32>,
+    /// Anonymous sockets per client IP.
+    pub per_ip: Arc<limits::Counter<std::net::IpAddr>>,
+    /// Sockets per user (JWT `sub`).
+    pub per_user: Arc<limits::Counter<String>>,
     /// Membership and presence.
     pub topics: topics::Topics,
     /// For verifying access tokens.
@@ -70,7 +76,7 @@ pub struct Realtime {
     /// For private-channel checks.
     pub pool: Pool,
     /// Limits.
-    pub limits: Limits,
+    pub config: config::RealtimeConfig,
     conns: AtomicU64,
 }
 
@@ -82,27 +88,18 @@ impl std::fmt::Debug for Realtime {
 
 impl Realtime {
     /// New state.
-    pub fn new(keys: Keys, changes: Option<Arc<ChangesCore>>, pool: Pool) -> Realtime {
+    pub fn new(keys: Keys, changes: Option<Arc<ChangesCore>>, pool: Pool, config: config::RealtimeConfig) -> Realtime {
         Realtime {
             topics: topics::Topics::default(),
             keys,
             changes,
             pool,
-            limits: Limits { channels_per_socket: 100, connections_per_ip: 10_000 },
+            per_ip: Arc::new(limits::Counter::new(config.max_connections_per_ip)),
+            per_user: Arc::new(limits::Counter::new(config.max_connections_per_user)),
+            config,
             conns: AtomicU64::new(1),
             stats: Stats::default(),
-            per_ip: dashmap::DashMap::new(),
         }
-    }
-
-    /// Takes a connection slot for `ip`, or `None` over the limit.
-    fn admit(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<IpSlot> {
-        let mut n = self.per_ip.entry(ip).or_insert(0);
-        if *n >= self.limits.connections_per_ip {
-            return None;
-        }
-        *n += 1;
-        Some(IpSlot { rt: Arc::clone(self), ip })
     }
 
     fn next_conn(&self) -> u64 {
@@ -158,21 +155,6 @@ impl Realtime {
     }
 }
 
-/// A connection counted against its IP; released on drop.
-struct IpSlot {
-    rt: Arc<Realtime>,
-    ip: std::net::IpAddr,
-}
-
-impl Drop for IpSlot {
-    fn drop(&mut self) {
-        if let Some(mut n) = self.rt.per_ip.get_mut(&self.ip) {
-            *n = n.saturating_sub(1);
-        }
-        self.rt.per_ip.remove_if(&self.ip, |_, n| *n == 0);
-    }
-}
-
 /// The `/realtime/v1` routes.
 pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     let with_state = {
@@ -185,27 +167,29 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::ext::optional::<ApiKey>())
         .and(warp::ext::optional::<crate::http::edge::ClientAddr>())
-        .and_then(|ws: warp::ws::Ws, state: Arc<AppState>, raw: String, key: Option<ApiKey>, peer: Option<crate::http::edge::ClientAddr>| async move {
-            let rt = realtime(&state)?;
-            let ip = peer.map(|p| p.0.ip()).unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-            let slot = rt.admit(ip).ok_or_else(|| {
-                warp::reject::custom(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_connections", "Too many connections from this address"))
-            })?;
-            let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&raw).unwrap_or_default();
-            let vsn = pairs.iter().find(|(k, _)| k == "vsn").map(|(_, v)| v.as_str());
-            let vsn = frame::Vsn::parse(vsn).ok_or_else(|| {
-                warp::reject::custom(ApiError::new(StatusCode::BAD_REQUEST, "bad_vsn", "unsupported vsn: use 1.0.0 or 2.0.0"))
-            })?;
-            let key = key.unwrap_or(ApiKey::Anon);
-            Ok::<_, Rejection>(
-                ws.max_message_size(1 << 20)
-                    .on_upgrade(move |socket| async move {
-                        socket::serve(rt, socket, vsn, key).await;
-                        drop(slot);
-                    })
-                    .into_response(),
-            )
-        });
+        .and_then(
+            |ws: warp::ws::Ws, state: Arc<AppState>, raw: String, key: Option<ApiKey>, peer: Option<crate::http::edge::ClientAddr>| async move {
+                let rt = realtime(&state)?;
+                let ip = peer.map(|p| p.0.ip()).unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+                let Some(slot) = rt.per_ip.admit(ip) else {
+                    rt.stats.connections_refused.fetch_add(1, Ordering::Relaxed);
+                    // Supabase answers the upgrade with 429 {"error": "Too many connected users"}.
+                    let e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_connections", "Too many connected users")
+                        .with_extra("error", Value::String("Too many connected users".into()));
+                    return Err(warp::reject::custom(e));
+                };
+                let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&raw).unwrap_or_default();
+                let vsn = pairs.iter().find(|(k, _)| k == "vsn").map(|(_, v)| v.as_str());
+                let vsn = frame::Vsn::parse(vsn)
+                    .ok_or_else(|| warp::reject::custom(ApiError::new(StatusCode::BAD_REQUEST, "bad_vsn", "unsupported vsn: use 1.0.0 or 2.0.0")))?;
+                let key = key.unwrap_or(ApiKey::Anon);
+                Ok::<_, Rejection>(
+                    ws.max_message_size(rt.config.max_message_bytes as usize)
+                        .on_upgrade(move |socket| socket::serve(rt, socket, vsn, key, limits::Charge::Ip(slot)))
+                        .into_response(),
+                )
+            },
+        );
     let stats = warp::path!("realtime" / "v1" / "stats")
         .and(warp::get())
         .and(with_state.clone())
@@ -242,6 +226,10 @@ async fn stats(state: Arc<AppState>, caller: Caller) -> Result<Response, Rejecti
     let body = json!({
         "connections": rt.stats.connections.load(Relaxed),
         "channels": rt.stats.channels.load(Relaxed),
+        "users": rt.per_user.keys(),
+        "slow_disconnects": rt.stats.slow_disconnects.load(Relaxed),
+        "connections_refused": rt.stats.connections_refused.load(Relaxed),
+        "joins_rate_limited": rt.stats.joins_rate_limited.load(Relaxed),
         "fanout": hub,
     });
     Ok(warp::reply::json(&body).into_response())
@@ -264,7 +252,7 @@ async fn api_broadcast(state: Arc<AppState>, caller: Caller, body: Value) -> Res
             return Err(warp::reject::custom(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("cannot write to {topic}"))));
         }
         let payload = json!({"type": "broadcast", "event": event, "payload": m.get("payload").cloned().unwrap_or(json!({}))});
-        rt.topics.broadcast(&topic, None, payload);
+        rt.topics.broadcast(&topic, None, payload, None);
     }
     let mut res = warp::reply::json(&json!({})).into_response();
     *res.status_mut() = StatusCode::ACCEPTED;

@@ -6,10 +6,11 @@
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::filter::Filter;
 use super::frame::Msg;
+use super::outbox::Outbox;
 use crate::changes::ChangesCore;
 use crate::eventlog::{Op, Position, Txn};
 use crate::fanout::Subscription;
@@ -88,14 +89,16 @@ pub struct Forwarder {
     pub caller: watch::Receiver<Caller>,
     /// `realtime:<name>`.
     pub topic: String,
-    /// The socket's outgoing queue.
-    pub out: mpsc::Sender<Msg>,
+    /// The socket's outgoing queue (it records the channel's resume position).
+    pub out: Outbox,
     /// Replay after this position before going live.
     pub since: Option<Position>,
 }
 
 impl Forwarder {
-    /// Runs until the socket goes away or the subscription is cut loose.
+    /// Runs until the socket goes away or falls behind (its queue fills, or
+    /// the hub cuts the subscription loose): then the socket is cut loose
+    /// and the outbox tells the client where to resume.
     pub async fn run(self, sub: Subscription) {
         if let Some(since) = self.since {
             // Replay (since, sub.start] from the log, then continue live: no gap, no duplicate.
@@ -104,7 +107,7 @@ impl Forwarder {
                 let txns = match self.core.log.read_after(pos, 4096).await {
                     Ok(t) => t,
                     Err(e) => {
-                        self.system_error(&format!("cannot replay from {since}: {e}; refetch and rejoin without since")).await;
+                        self.system_error(&format!("cannot replay from {since}: {e}; refetch and rejoin without since"));
                         return;
                     }
                 };
@@ -129,26 +132,35 @@ impl Forwarder {
             }
         }
         while let Ok(d) = sub.rx.recv_async().await {
+            if sub.cut_loose().is_some() {
+                break;
+            }
             if !self.deliver(&d.txn, d.index as usize).await {
                 return;
             }
         }
-        if let Some(resume) = sub.cut_loose() {
-            self.system_error(&format!("this channel fell behind and was disconnected; rejoin with config.since = \"{resume}\" to resume"))
-                .await;
+        if sub.cut_loose().is_some() {
+            // The hub dropped this subscription (its queue filled): the
+            // outbox's mark for this channel is where the client resumes.
+            self.out.cut();
         }
     }
 
-    async fn system_error(&self, message: &str) {
+    fn system_error(&self, message: &str) {
         let name = self.topic.strip_prefix("realtime:").unwrap_or(&self.topic);
         let payload = json!({"extension": "postgres_changes", "status": "error", "message": message, "channel": name});
-        let _ = self.out.send(Msg::new(None, None, &self.topic, "system", payload)).await;
+        self.out.offer(Msg::new(None, None, &self.topic, "system", payload));
     }
 
-    /// Sends change `i` if any binding matches and the caller may see it; false when the socket is gone.
+    /// Sends change `i` if any binding matches and the caller may see it;
+    /// false when the socket is gone or cut loose.
     async fn deliver(&self, txn: &Txn, i: usize) -> bool {
-        let Some(change) = txn.changes.get(i) else { return true };
-        let Some(rel) = txn.relation(change) else { return true };
+        let Some(change) = txn.changes.get(i) else {
+            return true;
+        };
+        let Some(rel) = txn.relation(change) else {
+            return true;
+        };
         let empty = Map::new();
         let image = match change.op {
             Op::Delete => change.old_record.as_ref().unwrap_or(&empty),
@@ -208,7 +220,7 @@ impl Forwarder {
             data["old_record"] = Value::Object(change.old_record.clone().unwrap_or_default());
         }
         let msg = Msg::new(None, None, &self.topic, "postgres_changes", json!({"ids": ids, "data": data}));
-        self.out.send(msg).await.is_ok()
+        self.out.send_change(&self.topic, msg, txn.position(i)).await
     }
 }
 

@@ -2,17 +2,18 @@
 //!
 //! A member is one joined channel of one socket, with the bounded queue of
 //! that socket. Broadcasts are offered to each member's queue without
-//! waiting; a full queue means a slow socket, which is closed by its own
-//! connection task (it is never allowed to block the sender).
+//! waiting; a full queue cuts that socket loose ([`super::outbox`]): it is
+//! never allowed to block the sender.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use bytes::Bytes;
 use dashmap::DashMap;
 use serde_json::{json, Map, Value};
-use tokio::sync::mpsc;
 
 use super::frame::Msg;
+use super::outbox::Outbox;
 
 /// One joined channel of one socket.
 #[derive(Debug, Clone)]
@@ -20,7 +21,7 @@ pub struct Member {
     /// The socket.
     pub conn: u64,
     /// The socket's outgoing queue.
-    pub out: mpsc::Sender<Msg>,
+    pub out: Outbox,
     /// Receives its own broadcasts.
     pub self_broadcast: bool,
     /// Receives presence.
@@ -54,15 +55,19 @@ impl Topics {
         self.untrack(topic, conn);
     }
 
-    /// Sends a broadcast to every member but the sender (unless it asked for its own).
-    pub fn broadcast(&self, topic: &str, from: Option<u64>, payload: Value) {
-        let Some(list) = self.members.get(topic) else { return };
-        let msg = Msg::new(None, None, topic, "broadcast", payload);
+    /// Sends a broadcast to every member but the sender (unless it asked for
+    /// its own); `binary` is a binary user payload (then `payload` is `{type, event}`).
+    pub fn broadcast(&self, topic: &str, from: Option<u64>, payload: Value, binary: Option<Bytes>) {
+        let Some(list) = self.members.get(topic) else {
+            return;
+        };
+        let mut msg = Msg::new(None, None, topic, "broadcast", payload);
+        msg.binary = binary;
         for m in list.iter() {
             if Some(m.conn) == from && !m.self_broadcast {
                 continue;
             }
-            let _ = m.out.try_send(msg.clone());
+            m.out.offer(msg.clone());
         }
     }
 
@@ -129,10 +134,12 @@ impl Topics {
     }
 
     fn diff(&self, topic: &str, joins: Value, leaves: Value) {
-        let Some(list) = self.members.get(topic) else { return };
+        let Some(list) = self.members.get(topic) else {
+            return;
+        };
         let msg = Msg::new(None, None, topic, "presence_diff", json!({"joins": joins, "leaves": leaves}));
         for m in list.iter().filter(|m| m.presence) {
-            let _ = m.out.try_send(msg.clone());
+            m.out.offer(msg.clone());
         }
     }
 }

@@ -45,6 +45,9 @@ struct Check {
     /// The same decision in process, when every applicable policy compiled.
     compiled: Option<Compiled>,
     loaded: Instant,
+    /// Set by the one caller re-reading an expired check; the others keep
+    /// using this one meanwhile (no stampede of catalog queries).
+    refreshing: std::sync::atomic::AtomicBool,
 }
 
 /// A table's SELECT policies for one role, compiled.
@@ -153,12 +156,29 @@ impl PolicyEvaluator {
     }
 
     async fn check(&self, caller: &Caller, schema: &str, table: &str) -> Result<std::sync::Arc<Check>, DatabaseError> {
+        use std::sync::atomic::Ordering::SeqCst;
         let key = (caller.role.clone(), schema.to_owned(), table.to_owned());
-        if let Some(c) = self.checks.read().ok().and_then(|m| m.get(&key).cloned()) {
-            if c.loaded.elapsed() < POLICY_TTL {
-                return Ok(c);
+        let stale = self.checks.read().ok().and_then(|m| m.get(&key).cloned());
+        if let Some(c) = &stale {
+            if c.loaded.elapsed() < POLICY_TTL || c.refreshing.swap(true, SeqCst) {
+                return Ok(std::sync::Arc::clone(c));
             }
         }
+        match self.load_check(caller, schema, table, key).await {
+            Ok(c) => Ok(c),
+            Err(e) => match stale {
+                // Keep the last good check until a re-read succeeds.
+                Some(c) => {
+                    c.refreshing.store(false, SeqCst);
+                    tracing::warn!(error = %e, schema, table, "re-reading policies failed; keeping the previous ones");
+                    Ok(c)
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    async fn load_check(&self, caller: &Caller, schema: &str, table: &str, key: (String, String, String)) -> Result<std::sync::Arc<Check>, DatabaseError> {
         let client = self.pool.get().await.map_err(|e| DatabaseError::Pool(e.to_string()))?;
         let rel = format!("{}.{}", quote_ident(schema), quote_ident(table));
         let row = client
@@ -199,7 +219,7 @@ impl PolicyEvaluator {
             lit = quote_literal(&rel),
             alias = quote_ident(table),
         );
-        let check = std::sync::Arc::new(Check { sql, compiled, loaded: Instant::now() });
+        let check = std::sync::Arc::new(Check { sql, compiled, loaded: Instant::now(), refreshing: std::sync::atomic::AtomicBool::new(false) });
         if let Ok(mut m) = self.checks.write() {
             m.insert(key, std::sync::Arc::clone(&check));
         }

@@ -6,6 +6,7 @@
 //!   process ends however it ends.
 //! - [`database`]: a fresh database per test, cloned from a migrated template.
 //! - [`sse`]: a small Server-Sent Events client.
+//! - [`ws`]: a raw realtime (Phoenix vsn 2) WebSocket client.
 //! - [`server`]: a Fluxbase server per test on port 0, in-process, or the
 //!   real binary as a child process for tests that kill it.
 //! - [`smtp`]: a minimal SMTP receiver, for mail sent over SMTP.
@@ -20,6 +21,7 @@ pub mod s3;
 pub mod server;
 pub mod smtp;
 pub mod sse;
+pub mod ws;
 
 pub use database::TestDatabase;
 pub use server::TestServer;

@@ -170,6 +170,41 @@ for (const vsn of ['1.0.0', '2.0.0']) {
   });
 }
 
+test('binary broadcasts (ArrayBuffer) reach vsn 2 subscribers as binary, not vsn 1 ones', async () => {
+  const sender = rtClient('2.0.0');
+  const v2 = rtClient('2.0.0');
+  const v1 = rtClient('1.0.0');
+  clients.push(sender, v2, v1);
+  const room = `binary-${suffix}`;
+  const got2 = collector();
+  const got1 = collector();
+  const mine = collector();
+  const chs = sender.channel(room, { config: { broadcast: { self: true, ack: true } } });
+  chs.on('broadcast', { event: 'blob' }, (p) => mine.push(p));
+  const ch2 = v2.channel(room).on('broadcast', { event: '*' }, (p) => got2.push(p));
+  const ch1 = v1.channel(room).on('broadcast', { event: '*' }, (p) => got1.push(p));
+  await subscribed(chs);
+  await subscribed(ch2);
+  await subscribed(ch1);
+  const bytes = new Uint8Array([0, 1, 2, 127, 128, 254, 255]);
+  assert.equal(await chs.send({ type: 'broadcast', event: 'blob', payload: bytes.buffer }), 'ok');
+  const [p] = await got2.take(1);
+  assert.equal(p.event, 'blob');
+  assert.equal(p.type, 'broadcast');
+  assert.ok(p.payload instanceof ArrayBuffer, `an ArrayBuffer, got ${typeof p.payload}`);
+  assert.deepEqual([...new Uint8Array(p.payload)], [...bytes]);
+  const [own] = await mine.take(1);
+  assert.deepEqual([...new Uint8Array(own.payload)], [...bytes], 'self: true gets its own binary broadcast');
+  // A JSON broadcast after it: the vsn 1 client gets that one only.
+  assert.equal(await chs.send({ type: 'broadcast', event: 'json', payload: { n: 2 } }), 'ok');
+  const [j] = await got1.take(1);
+  assert.equal(j.event, 'json');
+  assert.deepEqual(j.payload, { n: 2 });
+  assert.equal(got1.items.length, 1, 'the binary broadcast is not sent to vsn 1');
+  const [, j2] = await got2.take(2);
+  assert.deepEqual(j2.payload, { n: 2 }, 'JSON broadcasts still reach vsn 2');
+});
+
 test('broadcast over HTTP reaches subscribers', async () => {
   const c = rtClient();
   clients.push(c);
