@@ -5,7 +5,9 @@
 //! `request.jwt.claims`, transaction-local); the other request settings
 //! (`request.method`, `request.path`, `request.headers`, `request.cookies`,
 //! `statement_timeout`, `search_path`); the statement; optionally an
-//! `EXPLAIN` for planned counts; `COMMIT` (or `ROLLBACK` for
+//! `EXPLAIN` for planned counts (or, for a plan request, `EXPLAIN` of the
+//! statement instead of it); `set_config('timezone', …)` for
+//! `Prefer: timezone`; `COMMIT` (or `ROLLBACK` for
 //! `Prefer: tx=rollback`); and for writes `pg_current_wal_insert_lsn()`.
 //!
 //! Invariants:
@@ -75,6 +77,8 @@ pub struct RequestInfo {
     pub search_path: String,
     /// `statement_timeout` in ms; 0 = none.
     pub timeout_ms: u64,
+    /// `Prefer: timezone=…`, already checked: the transaction's `timezone`.
+    pub timezone: Option<String>,
 }
 
 /// How to end and what to read besides the statement.
@@ -86,6 +90,8 @@ pub struct TxMode {
     pub rollback: bool,
     /// Read the WAL position after COMMIT.
     pub lsn: bool,
+    /// Run `EXPLAIN (…)` of the statement instead, and return the plan.
+    pub plan: Option<super::explain::Plan>,
 }
 
 /// The statement's one result row, plus what the pipeline read around it.
@@ -105,6 +111,8 @@ pub struct Outcome {
     pub planned: Option<i64>,
     /// WAL position after COMMIT.
     pub lsn: Option<String>,
+    /// The execution plan, when [`TxMode::plan`] asked for it.
+    pub plan: Option<String>,
 }
 
 /// Prepared statements kept per pooled connection before the cache is emptied.
@@ -177,10 +185,26 @@ pub async fn run(
         let (apply_s, settings_s, main_s) = prepared.map_err(|e| RestError::from_pg(&e))?;
         let (apply_r, settings_r, main_r) = (refs(&apply), refs(&settings), refs(&main));
         let ex_t = typed(&ex);
+        let main_t = typed(&main);
+        let plan_text = mode.plan.map(|p| format!("{}{}", p.prefix(), stmt.text));
+        let tz = [TextParam(info.timezone.as_deref())];
+        let tz_t = typed(&tz);
+        let tz_fut = async {
+            match info.timezone {
+                Some(_) => Some(client.query_typed("select set_config('timezone', $1, true)", &tz_t).await),
+                None => None,
+            }
+        };
+        let main_fut = async {
+            match &plan_text {
+                Some(t) => client.query_typed(t, &main_t).await,
+                None => client.query(&main_s, &main_r).await,
+            }
+        };
         let explain_fut = async {
             match &explain {
-                Some(e) => Some(client.query_typed(&e.text, &ex_t).await),
-                None => None,
+                Some(e) if mode.plan.is_none() => Some(client.query_typed(&e.text, &ex_t).await),
+                _ => None,
             }
         };
         let lsn_fut = async {
@@ -190,11 +214,12 @@ pub async fn run(
                 None
             }
         };
-        let (b, a, s, m, x, e, l) = tokio::join!(
+        let (b, a, s, z, m, x, e, l) = tokio::join!(
             client.query_typed(begin, &[]),
             client.query(&apply_s, &apply_r),
             client.query(&settings_s, &settings_r),
-            client.query(&main_s, &main_r),
+            tz_fut,
+            main_fut,
             explain_fut,
             client.query_typed(end, &[]),
             lsn_fut,
@@ -203,7 +228,14 @@ pub async fn run(
         b.map_err(|e| RestError::from_pg(&e))?;
         a.map_err(|e| RestError::from_pg(&e))?;
         s.map_err(|e| RestError::from_pg(&e))?;
+        if let Some(z) = z {
+            z.map_err(|e| RestError::from_pg(&e))?;
+        }
         let rows = m.map_err(|e| RestError::from_pg(&e))?;
+        if let Some(p) = mode.plan {
+            e.map_err(|e| RestError::from_pg(&e))?;
+            return Ok(Outcome { plan: Some(plan_body(&rows, p.json)), page_total: 1, ..Outcome::default() });
+        }
         let planned = match x {
             Some(r) => planned_rows(&r.map_err(|e| RestError::from_pg(&e))?),
             None => None,
@@ -223,9 +255,22 @@ pub async fn run(
             location: row.try_get(4).map_err(get_err)?,
             planned,
             lsn,
+            plan: None,
         })
     });
     task.await.map_err(|e| RestError::Unavailable(e.to_string()))?
+}
+
+/// EXPLAIN's output as the body: the JSON document, or the text lines.
+fn plan_body(rows: &[tokio_postgres::Row], json: bool) -> String {
+    if json {
+        return rows
+            .first()
+            .and_then(|r| r.try_get::<_, serde_json::Value>(0).ok())
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "[]".into());
+    }
+    rows.iter().filter_map(|r| r.try_get::<_, String>(0).ok()).collect::<Vec<_>>().join("\n")
 }
 
 /// `Plan Rows` of `explain (format json)`.

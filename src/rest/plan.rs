@@ -223,14 +223,7 @@ fn build(
             SelectItem::Count { alias, cast } => Item::Count { alias: alias.clone(), cast: cast.clone() },
             SelectItem::Embed(e) => {
                 let (target, rel) = relationship(cache, table, e)?;
-                if e.spread && !rel.to_one() {
-                    return Err(RestError::Refused {
-                        code: "PGRST119",
-                        status: StatusCode::BAD_REQUEST,
-                        message: format!("A spread operation on '{}' is not possible", e.name),
-                        details: Some(format!("'{}' and '{}' do not form a many-to-one or one-to-one relationship", table.name, e.name)),
-                    });
-                }
+                // A to-many spread (PostgREST 13) turns each of its columns into an array.
                 let mut sub = path.to_vec();
                 sub.push(e.key().to_owned());
                 seen.insert(sub.clone());
@@ -246,7 +239,10 @@ fn build(
     }
     let order = q.order.get(path).cloned().unwrap_or_default();
     for o in &order {
-        check_column(Some(table), &o.field)?;
+        match &o.relation {
+            None => check_column(Some(table), &o.field)?,
+            Some(rel) => check_related_order(table, &out, rel, &o.field)?,
+        }
     }
     Ok(Node {
         schema: table.schema.clone(),
@@ -257,6 +253,32 @@ fn build(
         order,
         range: q.ranges.get(path).copied().unwrap_or_default(),
     })
+}
+
+/// A related order `rel(col)` needs `rel` embedded at this level as a
+/// to-one resource (PGRST108 / PGRST118 otherwise) and `col` to exist on it.
+fn check_related_order(table: &Table, items: &[Item], rel: &str, field: &Field) -> Result<(), RestError> {
+    let embed = items.iter().find_map(|i| match i {
+        Item::Embed(e) if e.key == rel => Some(e),
+        _ => None,
+    });
+    let Some(e) = embed else {
+        return Err(RestError::Refused {
+            code: "PGRST108",
+            status: StatusCode::BAD_REQUEST,
+            message: format!("'{rel}' is not an embedded resource in this request"),
+            details: None,
+        });
+    };
+    if !e.rel.to_one() {
+        return Err(RestError::Refused {
+            code: "PGRST118",
+            status: StatusCode::BAD_REQUEST,
+            message: format!("A related order on '{rel}' is not possible"),
+            details: Some(format!("'{}' and '{rel}' do not form a many-to-one or one-to-one relationship", table.name)),
+        });
+    }
+    check_column(e.node.table.as_ref(), field)
 }
 
 /// Finds the one relationship `embed` names from `parent`.

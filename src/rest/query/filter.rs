@@ -209,6 +209,8 @@ pub struct OrderTerm {
     pub desc: bool,
     /// `Some(true)` nullsfirst, `Some(false)` nullslast.
     pub nulls_first: Option<bool>,
+    /// `rel(col)`: a column of a to-one embedded resource (a related order).
+    pub relation: Option<String>,
 }
 
 fn filter_error(value: &str, details: impl Into<String>) -> RestError {
@@ -401,7 +403,14 @@ pub fn parse_order(value: &str) -> Result<Vec<OrderTerm>, RestError> {
     }
     for part in value.split(',') {
         let mut c = Cursor::new(part, "order");
-        let field = c.field()?;
+        let mut field = c.field()?;
+        let mut relation = None;
+        if field.json.is_empty() && c.eat('(') {
+            relation = Some(std::mem::replace(&mut field, c.field()?).name);
+            if !c.eat(')') {
+                return Err(c.error("\")\""));
+            }
+        }
         let mut desc = false;
         let mut nulls_first = None;
         while c.eat('.') {
@@ -416,7 +425,7 @@ pub fn parse_order(value: &str) -> Result<Vec<OrderTerm>, RestError> {
         if !c.at_end() {
             return Err(c.error("\".\" or \",\""));
         }
-        out.push(OrderTerm { field, desc, nulls_first });
+        out.push(OrderTerm { field, desc, nulls_first, relation });
     }
     Ok(out)
 }

@@ -131,7 +131,11 @@ pub fn parts(b: &mut Sql, node: &Node, alias: &str, join: Option<String>) -> Par
         p.conds.push(c);
     }
     for o in &node.order {
-        let mut e = format!("{} {}", field_expr(b, alias, &o.field), if o.desc { "desc" } else { "asc" });
+        let expr = match &o.relation {
+            None => field_expr(b, alias, &o.field),
+            Some(rel) => related_expr(b, node, alias, rel, &o.field),
+        };
+        let mut e = format!("{expr} {}", if o.desc { "desc" } else { "asc" });
         match o.nulls_first {
             Some(true) => e.push_str(" nulls first"),
             Some(false) => e.push_str(" nulls last"),
@@ -142,6 +146,28 @@ pub fn parts(b: &mut Sql, node: &Node, alias: &str, join: Option<String>) -> Par
     p.limit = node.range.limit;
     p.offset = node.range.offset.filter(|o| *o > 0);
     p
+}
+
+/// A related order's value: the to-one embed's column for this row (with
+/// the embed's own filters), as a scalar subquery. The plan checked that
+/// `rel` is a to-one embed of `node`; if it somehow is not, NULL.
+fn related_expr(b: &mut Sql, node: &Node, parent: &str, rel: &str, field: &Field) -> String {
+    let embed = node.items.iter().find_map(|i| match i {
+        Item::Embed(e) if e.key == rel => Some(e),
+        _ => None,
+    });
+    let Some(e) = embed else { return "null".to_owned() };
+    let from = match &e.rel {
+        Rel::Computed { function, .. } => format!("{}({parent})", qualified(&function.0, &function.1)),
+        _ => qualified(&e.node.schema, &e.node.name),
+    };
+    let ra = b.alias();
+    let mut conds = vec![join_condition(b, &e.rel, parent, &ra)];
+    for l in &e.node.filters {
+        conds.push(logic(b, &ra, e.node.table.as_ref(), l));
+    }
+    let col = field_expr(b, &ra, field);
+    format!("(select {col} from {from} as {ra} where {} limit 1)", conds.join(" and "))
 }
 
 fn join_condition(b: &mut Sql, rel: &Rel, parent: &str, child: &str) -> String {
@@ -181,9 +207,20 @@ fn embed(b: &mut Sql, e: &EmbedNode, parent: &str, p: &mut Parts) {
     let jc = join_condition(b, &e.rel, parent, &ea);
     let sub = parts(b, &e.node, &ea, Some(jc)).render(&from, &ea);
     let wrap = b.alias();
-    if e.spread {
+    if e.spread && e.rel.to_one() {
         p.joins.push(format!("left join lateral ({sub}) as {wrap} on true"));
         for name in output_names(&e.node) {
+            p.cols.push(format!("{wrap}.{}", ident(&name)));
+        }
+    } else if e.spread {
+        // To-many spread: one array per column, in the embed's order.
+        let rows = b.alias();
+        let names = output_names(&e.node);
+        let aggs: Vec<String> =
+            names.iter().map(|n| format!("coalesce(json_agg({rows}.{0}), '[]') as {0}", ident(n))).collect();
+        let aggs = if aggs.is_empty() { "null".to_owned() } else { aggs.join(", ") };
+        p.joins.push(format!("left join lateral (select {aggs} from ({sub}) as {rows}) as {wrap} on true"));
+        for name in names {
             p.cols.push(format!("{wrap}.{}", ident(&name)));
         }
     } else if e.rel.to_one() {
