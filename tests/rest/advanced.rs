@@ -166,3 +166,44 @@ async fn explain_when_enabled() {
     assert_eq!(r.json()["code"], "PGRST205");
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn filters_on_embedded_resources_in_logic_trees() {
+    let s = server().await;
+    let ids = |r: &super::Res| -> Vec<i64> {
+        r.json().as_array().unwrap_or_else(|| panic!("{}", r.text)).iter().map(|p| p["id"].as_i64().expect("id")).collect()
+    };
+    // A to-one embed's column beside the root's, in one `or`.
+    let r = get(&s, "/posts?select=id,author:users(name)&or=(title.eq.Again,author.name.eq.bob)&order=id").await;
+    assert_eq!(ids(&r), vec![2, 3]);
+    // A to-many embed: some row matches; the embed itself is not filtered.
+    let r = get(&s, "/users?select=id,posts(title)&or=(posts.title.eq.Hello,age.gt.40)&order=id").await;
+    assert_eq!(ids(&r), vec![1, 4]);
+    assert_eq!(r.json()[0]["posts"].as_array().map(Vec::len), Some(2), "{}", r.text);
+    let r = get(&s, "/users?select=id,posts(title)&or=(posts.title.not.eq.Hello)&order=id").await;
+    assert_eq!(ids(&r), vec![1, 2]);
+    let r = get(&s, "/users?select=id,posts(title)&not.or=(posts.title.eq.Hello,id.eq.4)&order=id").await;
+    assert_eq!(ids(&r), vec![2, 3]);
+    // Null filtering on embedded resources, alone and in `or`, with the embed's own filters.
+    let r = get(&s, "/users?select=id,posts(id)&posts=not.is.null&order=id").await;
+    assert_eq!(ids(&r), vec![1, 2]);
+    let r = get(&s, "/users?select=id,posts(id)&posts=is.null&order=id").await;
+    assert_eq!(ids(&r), vec![3, 4]);
+    let r = get(&s, "/users?select=id,posts(id)&posts.published=eq.false&posts=not.is.null").await;
+    assert_eq!(ids(&r), vec![1]);
+    let r = get(&s, "/posts?select=id,post_tags(tag_id)&or=(post_tags.is.null,id.eq.1)&order=id").await;
+    assert_eq!(ids(&r), vec![1, 2]);
+    let r = send(&s, "GET", "/users?select=id,posts(id)&posts=not.is.null", None, &[("prefer", "count=planned")], None).await;
+    assert!(matches!(r.status, 200 | 206), "a planned count over an embed filter: {}", r.text);
+    assert_eq!(ids(&r), vec![1, 2]);
+    // Errors: not embedded, unknown column, an RPC result.
+    let r = get(&s, "/users?select=id&or=(posts.title.eq.Hello)").await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (400, Some("PGRST108")), "{}", r.text);
+    let r = get(&s, "/users?select=id,posts(id)&or=(posts.nope.eq.1)").await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (400, Some("42703")), "{}", r.text);
+    let r = get(&s, "/users?select=id&posts=not.is.null").await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (400, Some("42703")), "{}", r.text);
+    let r = get(&s, "/rpc/older_than?min_age=1&or=(posts.title.eq.x)").await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    s.shutdown().await;
+}

@@ -127,7 +127,7 @@ pub fn parts(b: &mut Sql, node: &Node, alias: &str, join: Option<String>) -> Par
         p.conds.push(j);
     }
     for l in &node.filters {
-        let c = logic(b, alias, node.table.as_ref(), l);
+        let c = logic_in(b, alias, node.table.as_ref(), &node.items, l);
         p.conds.push(c);
     }
     for o in &node.order {
@@ -252,12 +252,20 @@ fn output_names(node: &Node) -> Vec<String> {
     out
 }
 
-/// A filter tree as SQL.
+/// A filter tree as SQL (on a level without embeds).
 pub fn logic(b: &mut Sql, alias: &str, table: Option<&Table>, l: &Logic) -> String {
+    logic_in(b, alias, table, &[], l)
+}
+
+/// A filter tree as SQL on a level whose embeds are `items`: conditions on
+/// an embed (`rel.col…`, `rel.is.null`) become `exists` over it, with its
+/// join and its own filters (an embed the plan did not find: `false`).
+pub fn logic_in(b: &mut Sql, alias: &str, table: Option<&Table>, items: &[Item], l: &Logic) -> String {
     match l {
+        Logic::Cond(c) if c.relation.is_some() => related_condition(b, alias, items, c),
         Logic::Cond(c) => condition(b, alias, table, c),
-        Logic::Group { negate, or, items } => {
-            let parts: Vec<String> = items.iter().map(|i| logic(b, alias, table, i)).collect();
+        Logic::Group { negate, or, items: members } => {
+            let parts: Vec<String> = members.iter().map(|i| logic_in(b, alias, table, items, i)).collect();
             let joined = if parts.is_empty() {
                 "true".to_owned()
             } else {
@@ -270,6 +278,38 @@ pub fn logic(b: &mut Sql, alias: &str, table: Option<&Table>, l: &Logic) -> Stri
             }
         }
     }
+}
+
+fn related_condition(b: &mut Sql, parent: &str, items: &[Item], c: &Condition) -> String {
+    let rel = c.relation.as_deref().unwrap_or_default();
+    let Some(e) = items.iter().find_map(|i| match i {
+        Item::Embed(e) if e.key == rel => Some(e),
+        _ => None,
+    }) else {
+        return "false".to_owned();
+    };
+    let from = match &e.rel {
+        Rel::Computed { function, .. } => format!("{}({parent})", qualified(&function.0, &function.1)),
+        _ => qualified(&e.node.schema, &e.node.name),
+    };
+    let ra = b.alias();
+    let mut conds = vec![join_condition(b, &e.rel, parent, &ra)];
+    for l in &e.node.filters {
+        conds.push(logic_in(b, &ra, e.node.table.as_ref(), &e.node.items, l));
+    }
+    if c.field.name.is_empty() {
+        // The embedded row itself: `is.null` = none, `not_null` = some.
+        let exists = format!("exists (select 1 from {from} as {ra} where {})", conds.join(" and "));
+        let base = match c.operand {
+            Operand::Is(IsValue::Null) => format!("not {exists}"),
+            _ => exists,
+        };
+        return if c.negate { format!("not ({base})") } else { base };
+    }
+    let mut inner = c.clone();
+    inner.relation = None;
+    conds.push(condition(b, &ra, e.node.table.as_ref(), &inner));
+    format!("exists (select 1 from {from} as {ra} where {})", conds.join(" and "))
 }
 
 fn condition(b: &mut Sql, alias: &str, table: Option<&Table>, c: &Condition) -> String {
@@ -361,9 +401,14 @@ pub fn planned_count_statement(node: &Node) -> Sql {
     let from = qualified(&node.schema, &node.name);
     let mut bare = node.clone();
     bare.items.retain(|i| matches!(i, Item::Embed(e) if e.inner));
+    bare.filters.clear();
     bare.order.clear();
     bare.range = Default::default();
-    let p = parts(&mut b, &bare, &alias, None);
+    let mut p = parts(&mut b, &bare, &alias, None);
+    // Filters on embeds need the embeds, not their select lists.
+    for l in &node.filters {
+        p.conds.push(logic_in(&mut b, &alias, node.table.as_ref(), &node.items, l));
+    }
     b_finish(b, format!("explain (format json) select 1 from {from} as {alias}{}", p.where_clause()))
 }
 

@@ -7,7 +7,7 @@
 //! subjects the new rows to SELECT policies: an insert-only RLS table must
 //! accept `return=minimal` inserts, as with PostgREST.
 
-use super::read::{logic, parts, wrap, WriteExtras};
+use super::read::{logic_in, parts, wrap, WriteExtras};
 use super::{ident, qualified, Sql};
 use crate::rest::plan::Node;
 use crate::rest::schema_cache::Table;
@@ -148,7 +148,7 @@ pub fn update(table: &Table, node: &Node, body: String, columns: &[String], ret:
     let alias = b.alias();
     let p = b.param(body);
     let sets: Vec<String> = columns.iter().map(|c| format!("{0} = _pgrst_r.{0}", ident(c))).collect();
-    let mut conds: Vec<String> = node.filters.iter().map(|l| logic(&mut b, &alias, Some(table), l)).collect();
+    let mut conds: Vec<String> = node.filters.iter().map(|l| logic_in(&mut b, &alias, Some(table), &node.items, l)).collect();
     conds.extend(limited(&mut b, table, node, &alias));
     let mut cte = format!(
         "update {target} as {alias} set {} from json_populate_record(null::{target}, {p}::json) as _pgrst_r",
@@ -173,7 +173,7 @@ fn limited(b: &mut Sql, table: &Table, node: &Node, alias: &str) -> Option<Strin
     }
     let target = qualified(&table.schema, &table.name);
     let ia = b.alias();
-    let mut conds: Vec<String> = node.filters.iter().map(|l| logic(b, &ia, Some(table), l)).collect();
+    let mut conds: Vec<String> = node.filters.iter().map(|l| logic_in(b, &ia, Some(table), &node.items, l)).collect();
     if conds.is_empty() {
         conds.push("true".to_owned());
     }
@@ -214,7 +214,7 @@ pub fn delete(table: &Table, node: &Node, ret: Returning) -> Sql {
     let mut b = Sql::default();
     let target = qualified(&table.schema, &table.name);
     let alias = b.alias();
-    let mut conds: Vec<String> = node.filters.iter().map(|l| logic(&mut b, &alias, Some(table), l)).collect();
+    let mut conds: Vec<String> = node.filters.iter().map(|l| logic_in(&mut b, &alias, Some(table), &node.items, l)).collect();
     conds.extend(limited(&mut b, table, node, &alias));
     let mut cte = format!("delete from {target} as {alias}");
     if !conds.is_empty() {
