@@ -1,14 +1,16 @@
 //! Execution: one transaction per request, pipelined into one round trip.
 //!
 //! The messages sent together on one pooled connection, in order:
-//! `BEGIN [READ ONLY]`; [`Caller::apply_sql`] (role and
-//! `request.jwt.claims`, transaction-local); the other request settings
-//! (`request.method`, `request.path`, `request.headers`, `request.cookies`,
-//! `statement_timeout`, `search_path`); the statement; optionally an
+//! `BEGIN [READ ONLY]` (simple protocol); one prepared statement setting
+//! the caller (role and `request.jwt.claims`, as [`Caller::apply_sql`],
+//! first) and the other request settings (`request.method`,
+//! `request.path`, `request.headers`, `request.cookies`,
+//! `statement_timeout`, `search_path`), all transaction-local; the
+//! statement; optionally an
 //! `EXPLAIN` for planned counts (or, for a plan request, `EXPLAIN` of the
 //! statement instead of it); `set_config('timezone', …)` for
 //! `Prefer: timezone`; `COMMIT` (or `ROLLBACK` for
-//! `Prefer: tx=rollback`); and for writes `pg_current_wal_insert_lsn()`.
+//! `Prefer: tx=rollback`, simple protocol); and for writes `pg_current_wal_insert_lsn()`.
 //!
 //! Invariants:
 //! - The role switch is the first statement after BEGIN, so the request's
@@ -121,9 +123,14 @@ pub const STATEMENT_CACHE_MAX: usize = 64;
 /// Most bound values one statement may carry.
 pub const MAX_PARAMS: usize = 30_000;
 
-const SETTINGS_SQL: &str = "select set_config('request.method', $1, true), set_config('request.path', $2, true), \
-     set_config('request.headers', $3, true), set_config('request.cookies', $4, true), \
-     set_config('statement_timeout', $5, true), set_config('search_path', $6, true)";
+/// The caller (as [`Caller::apply_sql`]: role first, then claims) and the
+/// request settings in one statement: one Bind/Execute/Sync fewer per
+/// request than two statements. Select-list items are evaluated in order,
+/// so the role is switched before anything else.
+const SETUP_SQL: &str = "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true), \
+     set_config('request.method', $3, true), set_config('request.path', $4, true), \
+     set_config('request.headers', $5, true), set_config('request.cookies', $6, true), \
+     set_config('statement_timeout', $7, true), set_config('search_path', $8, true)";
 
 fn refs<'a>(ps: &'a [TextParam<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
     ps.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
@@ -156,8 +163,9 @@ pub async fn run(
         let begin = if mode.read_only { "begin read only" } else { "begin" };
         let end = if mode.rollback { "rollback" } else { "commit" };
         let timeout = info.timeout_ms.to_string();
-        let apply = [TextParam(Some(&role)), TextParam(Some(&claims))];
-        let settings = [
+        let setup = [
+            TextParam(Some(&role)),
+            TextParam(Some(&claims)),
             TextParam(Some(&info.method)),
             TextParam(Some(&info.path)),
             TextParam(Some(&info.headers)),
@@ -175,15 +183,14 @@ pub async fn run(
             client.statement_cache.clear();
         }
         let unknown = |n: usize| vec![Type::UNKNOWN; n];
-        let (apply_types, settings_types, main_types) = (unknown(apply.len()), unknown(settings.len()), unknown(main.len()));
-        let prepared = futures_util::future::try_join3(
-            client.prepare_typed_cached(Caller::apply_sql(), &apply_types),
-            client.prepare_typed_cached(SETTINGS_SQL, &settings_types),
+        let (setup_types, main_types) = (unknown(setup.len()), unknown(main.len()));
+        let prepared = futures_util::future::try_join(
+            client.prepare_typed_cached(SETUP_SQL, &setup_types),
             client.prepare_typed_cached(&stmt.text, &main_types),
         )
         .await;
-        let (apply_s, settings_s, main_s) = prepared.map_err(|e| RestError::from_pg(&e))?;
-        let (apply_r, settings_r, main_r) = (refs(&apply), refs(&settings), refs(&main));
+        let (setup_s, main_s) = prepared.map_err(|e| RestError::from_pg(&e))?;
+        let (setup_r, main_r) = (refs(&setup), refs(&main));
         let ex_t = typed(&ex);
         let main_t = typed(&main);
         let plan_text = mode.plan.map(|p| format!("{}{}", p.prefix(), stmt.text));
@@ -214,19 +221,17 @@ pub async fn run(
                 None
             }
         };
-        let (b, a, s, z, m, x, e, l) = tokio::join!(
-            client.query_typed(begin, &[]),
-            client.query(&apply_s, &apply_r),
-            client.query(&settings_s, &settings_r),
+        let (b, s, z, m, x, e, l) = tokio::join!(
+            client.batch_execute(begin),
+            client.query(&setup_s, &setup_r),
             tz_fut,
             main_fut,
             explain_fut,
-            client.query_typed(end, &[]),
+            client.batch_execute(end),
             lsn_fut,
         );
         // The first failure is the cause; later ones are "transaction aborted".
         b.map_err(|e| RestError::from_pg(&e))?;
-        a.map_err(|e| RestError::from_pg(&e))?;
         s.map_err(|e| RestError::from_pg(&e))?;
         if let Some(z) = z {
             z.map_err(|e| RestError::from_pg(&e))?;
