@@ -178,7 +178,7 @@ fn resolve_logic(table: &Table, items: &[Item], l: &mut Logic) -> Result<(), Res
             None => {
                 let null_check = c.field.json.is_empty() && c.op == Op::Is && matches!(c.operand, Operand::Is(_));
                 if null_check && embed(&c.field.name).is_some() {
-                    c.relation = Some(std::mem::replace(&mut c.field.name, String::new()));
+                    c.relation = Some(std::mem::take(&mut c.field.name));
                     return Ok(());
                 }
                 check_column(Some(table), &c.field)
