@@ -24,6 +24,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::datadir::{DataDir, DataDirError};
 
+pub mod cache;
+
+/// Seconds a token is still accepted after its `exp` (clock skew).
+pub const LEEWAY_SECS: i64 = 30;
+
 /// File in the data directory that holds a generated secret.
 pub const SECRET_FILE: &str = "jwt_secret";
 /// Issuer written into the API keys.
@@ -130,6 +135,8 @@ pub struct Keys {
     pub service_role: String,
     /// Asymmetric keys; the first signs access tokens. Empty: HS256.
     signing: std::sync::Arc<[SigningKey]>,
+    /// Claims of tokens already verified with these keys (shared by clones).
+    verified: std::sync::Arc<cache::JwtCache>,
 }
 
 impl std::fmt::Debug for Keys {
@@ -158,7 +165,7 @@ impl Keys {
     pub fn from_secret(secret: String) -> Result<Keys, KeyError> {
         let anon = sign(&secret, "anon")?;
         let service_role = sign(&secret, "service_role")?;
-        Ok(Keys { secret, anon, service_role, signing: Vec::new().into() })
+        Ok(Keys { secret, anon, service_role, signing: Vec::new().into(), verified: new_cache() })
     }
 
     /// Loads per `[jwt]`: the secret, then, for RS256/ES256, the signing keys
@@ -197,6 +204,7 @@ impl Keys {
             return Err(KeyError::BadSigningKey("RS256/ES256 needs at least one key in jwt.signing_keys".into()));
         }
         self.signing = keys.into();
+        self.verified = new_cache();
         Ok(self)
     }
 
@@ -242,7 +250,7 @@ impl Keys {
             let mut v = Validation::new(alg);
             v.validate_aud = false;
             v.required_spec_claims.clear();
-            v.leeway = 30;
+            v.leeway = LEEWAY_SECS.unsigned_abs();
             v
         };
         match header.alg {
@@ -261,6 +269,34 @@ impl Keys {
             _ => Err(ErrorKind::InvalidAlgorithm.into()),
         }
     }
+}
+
+impl Keys {
+    /// [`Keys::verify`] through the cache of verified tokens
+    /// ([`cache::JwtCache`]): a token seen before and not yet expired is not
+    /// verified again. What every caller-resolving path uses.
+    pub fn verify_cached(&self, token: &str) -> Result<serde_json::Value, jsonwebtoken::errors::Error> {
+        let now = unix_now();
+        if let Some(claims) = self.verified.get(token, now) {
+            return Ok(claims);
+        }
+        let claims = self.verify(token)?;
+        self.verified.insert(token, &claims, now);
+        Ok(claims)
+    }
+
+    /// Tokens in the verification cache.
+    pub fn verified_cached(&self) -> usize {
+        self.verified.len()
+    }
+}
+
+fn new_cache() -> std::sync::Arc<cache::JwtCache> {
+    std::sync::Arc::new(cache::JwtCache::new(cache::MAX_ENTRIES, LEEWAY_SECS))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 fn sign(secret: &str, role: &str) -> Result<String, KeyError> {
@@ -330,6 +366,24 @@ mod tests {
         assert!(rotated.verify(&t_new).is_ok());
         assert!(k.verify(&t_new).is_err(), "a key not configured does not verify");
         assert_eq!(rotated.jwks()["keys"].as_array().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn verify_cached_agrees_with_verify() {
+        let k = Keys::from_secret(generate_secret()).expect("keys");
+        let other = Keys::from_secret(generate_secret()).expect("keys");
+        let claims = serde_json::json!({"sub": "u", "role": "authenticated", "exp": 4_000_000_000u64});
+        let t = jsonwebtoken::encode(&Header::default(), &claims, &k.encoding_key()).expect("sign");
+        assert_eq!(k.verify_cached(&t).expect("first")["sub"], "u");
+        assert_eq!(k.verify_cached(&t).expect("cached")["sub"], "u");
+        assert_eq!(k.verified_cached(), 1);
+        assert!(other.verify_cached(&t).is_err(), "another key set has its own cache");
+        let clone = k.clone();
+        assert_eq!(clone.verified_cached(), 1, "clones share the cache");
+        let expired = serde_json::json!({"role": "authenticated", "exp": 1_000});
+        let t = jsonwebtoken::encode(&Header::default(), &expired, &k.encoding_key()).expect("sign");
+        assert!(k.verify_cached(&t).is_err());
+        assert_eq!(k.verified_cached(), 1, "failures are not kept");
     }
 
     #[test]

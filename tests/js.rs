@@ -10,7 +10,7 @@ use crate::harness::{TestDatabase, TestServer};
 async fn supabase_js_suite() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
     crate::harness::node::npm_ci_if_missing(&dir, "@supabase/supabase-js");
-    // Local-Supabase defaults, plus anonymous sign-ins (off by default, as
+    // Local-Supabase defaults, plus execution plans (`.explain()`), anonymous sign-ins (off by default, as
     // in Supabase) and rate limits high enough for a whole suite from one IP.
     let s = TestServer::start_with(TestDatabase::fresh().await, |c| {
         c.auth.enable_anonymous_sign_ins = true;
@@ -19,6 +19,7 @@ async fn supabase_js_suite() {
         c.auth.rate_limit_token_verifications = 10_000;
         c.auth.rate_limit_anonymous_users = 10_000;
         c.auth.rate_limit_email_sent = 10_000;
+        c.rest.plan_enabled = true;
     })
     .await;
     let files = crate::harness::node::test_files(&dir, "");

@@ -7,6 +7,10 @@
 //! `auth.uid()` can read them. Only the service_role key (or a token whose
 //! role is `service_role`) bypasses RLS, because that role has BYPASSRLS.
 //!
+//! Tokens are verified once: [`Keys::verify_cached`] keeps the claims of
+//! each verified token until it expires (bounded; `keys/cache.rs`), so a
+//! client repeating its token pays for a map lookup, not a signature check.
+//!
 //! [`Caller::apply_sql`] gives the one statement that switches a transaction
 //! to the caller: run it first in every transaction that reads or writes
 //! user data.
@@ -46,7 +50,7 @@ impl Caller {
                 })
             }
         };
-        let claims = keys.verify(token).map_err(|e| jwt_error(&e))?;
+        let claims = keys.verify_cached(token).map_err(|e| jwt_error(&e))?;
         let role = claims.get("role").and_then(Value::as_str).unwrap_or("anon").to_owned();
         if !ALLOWED_ROLES.contains(&role.as_str()) {
             return Err(ApiError::new(StatusCode::UNAUTHORIZED, "PGRST301", format!("JWT role \"{role}\" is not allowed"))

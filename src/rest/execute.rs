@@ -1,12 +1,16 @@
 //! Execution: one transaction per request, pipelined into one round trip.
 //!
 //! The messages sent together on one pooled connection, in order:
-//! `BEGIN [READ ONLY]`; [`Caller::apply_sql`] (role and
-//! `request.jwt.claims`, transaction-local); the other request settings
-//! (`request.method`, `request.path`, `request.headers`, `request.cookies`,
-//! `statement_timeout`, `search_path`); the statement; optionally an
-//! `EXPLAIN` for planned counts; `COMMIT` (or `ROLLBACK` for
-//! `Prefer: tx=rollback`); and for writes `pg_current_wal_insert_lsn()`.
+//! `BEGIN [READ ONLY]` (simple protocol); one prepared statement setting
+//! the caller (role and `request.jwt.claims`, as [`Caller::apply_sql`],
+//! first) and the other request settings (`request.method`,
+//! `request.path`, `request.headers`, `request.cookies`,
+//! `statement_timeout`, `search_path`), all transaction-local; the
+//! statement; optionally an
+//! `EXPLAIN` for planned counts (or, for a plan request, `EXPLAIN` of the
+//! statement instead of it); `set_config('timezone', …)` for
+//! `Prefer: timezone`; `COMMIT` (or `ROLLBACK` for
+//! `Prefer: tx=rollback`, simple protocol); and for writes `pg_current_wal_insert_lsn()`.
 //!
 //! Invariants:
 //! - The role switch is the first statement after BEGIN, so the request's
@@ -75,6 +79,8 @@ pub struct RequestInfo {
     pub search_path: String,
     /// `statement_timeout` in ms; 0 = none.
     pub timeout_ms: u64,
+    /// `Prefer: timezone=…`, already checked: the transaction's `timezone`.
+    pub timezone: Option<String>,
 }
 
 /// How to end and what to read besides the statement.
@@ -86,6 +92,8 @@ pub struct TxMode {
     pub rollback: bool,
     /// Read the WAL position after COMMIT.
     pub lsn: bool,
+    /// Run `EXPLAIN (…)` of the statement instead, and return the plan.
+    pub plan: Option<super::explain::Plan>,
 }
 
 /// The statement's one result row, plus what the pipeline read around it.
@@ -105,6 +113,8 @@ pub struct Outcome {
     pub planned: Option<i64>,
     /// WAL position after COMMIT.
     pub lsn: Option<String>,
+    /// The execution plan, when [`TxMode::plan`] asked for it.
+    pub plan: Option<String>,
 }
 
 /// Prepared statements kept per pooled connection before the cache is emptied.
@@ -113,9 +123,14 @@ pub const STATEMENT_CACHE_MAX: usize = 64;
 /// Most bound values one statement may carry.
 pub const MAX_PARAMS: usize = 30_000;
 
-const SETTINGS_SQL: &str = "select set_config('request.method', $1, true), set_config('request.path', $2, true), \
-     set_config('request.headers', $3, true), set_config('request.cookies', $4, true), \
-     set_config('statement_timeout', $5, true), set_config('search_path', $6, true)";
+/// The caller (as [`Caller::apply_sql`]: role first, then claims) and the
+/// request settings in one statement: one Bind/Execute/Sync fewer per
+/// request than two statements. Select-list items are evaluated in order,
+/// so the role is switched before anything else.
+const SETUP_SQL: &str = "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true), \
+     set_config('request.method', $3, true), set_config('request.path', $4, true), \
+     set_config('request.headers', $5, true), set_config('request.cookies', $6, true), \
+     set_config('statement_timeout', $7, true), set_config('search_path', $8, true)";
 
 fn refs<'a>(ps: &'a [TextParam<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
     ps.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
@@ -148,8 +163,9 @@ pub async fn run(
         let begin = if mode.read_only { "begin read only" } else { "begin" };
         let end = if mode.rollback { "rollback" } else { "commit" };
         let timeout = info.timeout_ms.to_string();
-        let apply = [TextParam(Some(&role)), TextParam(Some(&claims))];
-        let settings = [
+        let setup = [
+            TextParam(Some(&role)),
+            TextParam(Some(&claims)),
             TextParam(Some(&info.method)),
             TextParam(Some(&info.path)),
             TextParam(Some(&info.headers)),
@@ -167,20 +183,35 @@ pub async fn run(
             client.statement_cache.clear();
         }
         let unknown = |n: usize| vec![Type::UNKNOWN; n];
-        let (apply_types, settings_types, main_types) = (unknown(apply.len()), unknown(settings.len()), unknown(main.len()));
-        let prepared = futures_util::future::try_join3(
-            client.prepare_typed_cached(Caller::apply_sql(), &apply_types),
-            client.prepare_typed_cached(SETTINGS_SQL, &settings_types),
+        let (setup_types, main_types) = (unknown(setup.len()), unknown(main.len()));
+        let prepared = futures_util::future::try_join(
+            client.prepare_typed_cached(SETUP_SQL, &setup_types),
             client.prepare_typed_cached(&stmt.text, &main_types),
         )
         .await;
-        let (apply_s, settings_s, main_s) = prepared.map_err(|e| RestError::from_pg(&e))?;
-        let (apply_r, settings_r, main_r) = (refs(&apply), refs(&settings), refs(&main));
+        let (setup_s, main_s) = prepared.map_err(|e| RestError::from_pg(&e))?;
+        let (setup_r, main_r) = (refs(&setup), refs(&main));
         let ex_t = typed(&ex);
+        let main_t = typed(&main);
+        let plan_text = mode.plan.map(|p| format!("{}{}", p.prefix(), stmt.text));
+        let tz = [TextParam(info.timezone.as_deref())];
+        let tz_t = typed(&tz);
+        let tz_fut = async {
+            match info.timezone {
+                Some(_) => Some(client.query_typed("select set_config('timezone', $1, true)", &tz_t).await),
+                None => None,
+            }
+        };
+        let main_fut = async {
+            match &plan_text {
+                Some(t) => client.query_typed(t, &main_t).await,
+                None => client.query(&main_s, &main_r).await,
+            }
+        };
         let explain_fut = async {
             match &explain {
-                Some(e) => Some(client.query_typed(&e.text, &ex_t).await),
-                None => None,
+                Some(e) if mode.plan.is_none() => Some(client.query_typed(&e.text, &ex_t).await),
+                _ => None,
             }
         };
         let lsn_fut = async {
@@ -190,20 +221,26 @@ pub async fn run(
                 None
             }
         };
-        let (b, a, s, m, x, e, l) = tokio::join!(
-            client.query_typed(begin, &[]),
-            client.query(&apply_s, &apply_r),
-            client.query(&settings_s, &settings_r),
-            client.query(&main_s, &main_r),
+        let (b, s, z, m, x, e, l) = tokio::join!(
+            client.batch_execute(begin),
+            client.query(&setup_s, &setup_r),
+            tz_fut,
+            main_fut,
             explain_fut,
-            client.query_typed(end, &[]),
+            client.batch_execute(end),
             lsn_fut,
         );
         // The first failure is the cause; later ones are "transaction aborted".
         b.map_err(|e| RestError::from_pg(&e))?;
-        a.map_err(|e| RestError::from_pg(&e))?;
         s.map_err(|e| RestError::from_pg(&e))?;
+        if let Some(z) = z {
+            z.map_err(|e| RestError::from_pg(&e))?;
+        }
         let rows = m.map_err(|e| RestError::from_pg(&e))?;
+        if let Some(p) = mode.plan {
+            e.map_err(|e| RestError::from_pg(&e))?;
+            return Ok(Outcome { plan: Some(plan_body(&rows, p.json)), page_total: 1, ..Outcome::default() });
+        }
         let planned = match x {
             Some(r) => planned_rows(&r.map_err(|e| RestError::from_pg(&e))?),
             None => None,
@@ -223,9 +260,22 @@ pub async fn run(
             location: row.try_get(4).map_err(get_err)?,
             planned,
             lsn,
+            plan: None,
         })
     });
     task.await.map_err(|e| RestError::Unavailable(e.to_string()))?
+}
+
+/// EXPLAIN's output as the body: the JSON document, or the text lines.
+fn plan_body(rows: &[tokio_postgres::Row], json: bool) -> String {
+    if json {
+        return rows
+            .first()
+            .and_then(|r| r.try_get::<_, serde_json::Value>(0).ok())
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "[]".into());
+    }
+    rows.iter().filter_map(|r| r.try_get::<_, String>(0).ok()).collect::<Vec<_>>().join("\n")
 }
 
 /// `Plan Rows` of `explain (format json)`.

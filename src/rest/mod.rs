@@ -13,6 +13,7 @@
 
 pub mod errors;
 pub mod execute;
+pub mod explain;
 pub mod openapi;
 #[cfg(test)]
 mod property_tests;
@@ -62,6 +63,10 @@ pub struct RestConfig {
     pub max_select_items: u64,
     /// Nesting allowed in JSON bodies.
     pub max_json_depth: u64,
+    /// Serve execution plans (`Accept: application/vnd.pgrst.plan…`), as
+    /// PostgREST's `db-plan-enabled`. Off by default: a plan reveals the
+    /// schema and data sizes.
+    pub plan_enabled: bool,
 }
 
 impl Default for RestConfig {
@@ -76,6 +81,7 @@ impl Default for RestConfig {
             max_embed_depth: 8,
             max_select_items: 500,
             max_json_depth: 64,
+            plan_enabled: false,
         }
     }
 }
@@ -119,6 +125,8 @@ pub struct Rest {
     cache: Slot,
     load: tokio::sync::Mutex<()>,
     listening: AtomicBool,
+    /// `pg_timezone_names`, read once on the first `Prefer: timezone`.
+    timezones: tokio::sync::OnceCell<std::collections::HashSet<String>>,
 }
 
 impl Rest {
@@ -134,6 +142,35 @@ impl Rest {
         self.reload().await?;
         self.start_listener();
         self.cache.get().ok_or_else(|| RestError::Unavailable("schema cache not loaded".into()))
+    }
+
+    /// The request's `Prefer` header with its timezone checked against
+    /// `pg_timezone_names`: an unknown zone is dropped (lenient handling)
+    /// or refused with PGRST122 (`handling=strict`), as PostgREST does.
+    pub async fn prefer(&self, headers: &HeaderMap) -> Result<response::Prefer, RestError> {
+        let mut p = response::Prefer::parse(headers);
+        let Some(tz) = p.timezone.clone() else { return Ok(p) };
+        let names = self
+            .timezones
+            .get_or_try_init(|| async {
+                let ready = self.app.require_ready().map_err(|e| RestError::Unavailable(e.message))?;
+                let client = ready.pool.get().await.map_err(|e| RestError::Unavailable(e.to_string()))?;
+                let rows = client.query("select name from pg_timezone_names", &[]).await.map_err(|e| RestError::from_pg(&e))?;
+                Ok::<_, RestError>(rows.iter().filter_map(|r| r.try_get::<_, String>(0).ok()).collect())
+            })
+            .await?;
+        if !names.contains(&tz) {
+            if p.strict {
+                return Err(RestError::Refused {
+                    code: "PGRST122",
+                    status: StatusCode::BAD_REQUEST,
+                    message: "Invalid preferences given with handling=strict".into(),
+                    details: Some(format!("Invalid preferences: timezone={tz}")),
+                });
+            }
+            p.timezone = None;
+        }
+        Ok(p)
     }
 
     /// Reloads the schema cache now.
@@ -191,7 +228,7 @@ impl Rest {
 
 /// The `/rest/v1` routes.
 pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
-    let rest = Arc::new(Rest { app: Arc::clone(&state), cache: Slot::default(), load: Default::default(), listening: AtomicBool::new(false) });
+    let rest = Arc::new(Rest { app: Arc::clone(&state), cache: Slot::default(), load: Default::default(), listening: AtomicBool::new(false), timezones: Default::default() });
     let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
     warp::path("rest")
         .and(warp::path("v1"))
@@ -273,6 +310,7 @@ impl Request {
             cookies: serde_json::Value::Object(cookies).to_string(),
             search_path: path.join(", "),
             timeout_ms: cfg.statement_timeout_ms,
+            timezone: None,
         }
     }
 }

@@ -142,10 +142,48 @@ pub fn check_column(table: Option<&Table>, field: &Field) -> Result<(), RestErro
     Ok(())
 }
 
-fn check_logic(table: Option<&Table>, l: &Logic) -> Result<(), RestError> {
+/// Whether a filter tree names an embedded resource.
+fn names_relation(l: &Logic) -> bool {
     match l {
-        Logic::Cond(c) => check_column(table, &c.field),
-        Logic::Group { items, .. } => items.iter().try_for_each(|i| check_logic(table, i)),
+        Logic::Cond(c) => c.relation.is_some(),
+        Logic::Group { items, .. } => items.iter().any(names_relation),
+    }
+}
+
+/// Checks a filter tree of one level whose embeds are `items`: a column of
+/// the table; `rel.col` (in a logic tree) a column of the embed `rel`; or
+/// `rel=is.null` / `rel=not.is.null` on an embed itself (null filtering on
+/// embedded resources), which is marked here as a relation condition.
+fn resolve_logic(table: &Table, items: &[Item], l: &mut Logic) -> Result<(), RestError> {
+    use crate::rest::query::filter::{Op, Operand};
+    let embed = |key: &str| {
+        items.iter().find_map(|i| match i {
+            Item::Embed(e) if e.key == key => Some(e),
+            _ => None,
+        })
+    };
+    match l {
+        Logic::Group { items: members, .. } => members.iter_mut().try_for_each(|m| resolve_logic(table, items, m)),
+        Logic::Cond(c) => match &c.relation {
+            Some(rel) => match embed(rel) {
+                Some(e) => check_column(e.node.table.as_ref(), &c.field),
+                None => Err(RestError::Refused {
+                    code: "PGRST108",
+                    status: StatusCode::BAD_REQUEST,
+                    message: format!("'{rel}' is not an embedded resource in this request"),
+                    details: None,
+                }),
+            },
+            None if table.column(&c.field.name).is_some() => Ok(()),
+            None => {
+                let null_check = c.field.json.is_empty() && c.op == Op::Is && matches!(c.operand, Operand::Is(_));
+                if null_check && embed(&c.field.name).is_some() {
+                    c.relation = Some(std::mem::take(&mut c.field.name));
+                    return Ok(());
+                }
+                check_column(Some(table), &c.field)
+            }
+        },
     }
 }
 
@@ -184,7 +222,7 @@ pub fn plan_untyped(schema: &str, name: &str, q: &ApiQuery) -> Result<Node, Rest
             SelectItem::Embed(e) => return Err(RestError::NoRelationship(name.to_owned(), e.name, None)),
         });
     }
-    if q.filters.iter().any(|(p, _)| !p.is_empty()) {
+    if q.filters.iter().any(|(p, l)| !p.is_empty() || names_relation(l)) {
         return Err(RestError::parse("\"failed to parse filter\"", "RPC results cannot be filtered on embedded resources"));
     }
     Ok(Node {
@@ -223,14 +261,7 @@ fn build(
             SelectItem::Count { alias, cast } => Item::Count { alias: alias.clone(), cast: cast.clone() },
             SelectItem::Embed(e) => {
                 let (target, rel) = relationship(cache, table, e)?;
-                if e.spread && !rel.to_one() {
-                    return Err(RestError::Refused {
-                        code: "PGRST119",
-                        status: StatusCode::BAD_REQUEST,
-                        message: format!("A spread operation on '{}' is not possible", e.name),
-                        details: Some(format!("'{}' and '{}' do not form a many-to-one or one-to-one relationship", table.name, e.name)),
-                    });
-                }
+                // A to-many spread (PostgREST 13) turns each of its columns into an array.
                 let mut sub = path.to_vec();
                 sub.push(e.key().to_owned());
                 seen.insert(sub.clone());
@@ -240,13 +271,16 @@ fn build(
             }
         });
     }
-    let filters: Vec<Logic> = q.filters.iter().filter(|(p, _)| p == path).map(|(_, l)| l.clone()).collect();
-    for l in &filters {
-        check_logic(Some(table), l)?;
+    let mut filters: Vec<Logic> = q.filters.iter().filter(|(p, _)| p == path).map(|(_, l)| l.clone()).collect();
+    for l in &mut filters {
+        resolve_logic(table, &out, l)?;
     }
     let order = q.order.get(path).cloned().unwrap_or_default();
     for o in &order {
-        check_column(Some(table), &o.field)?;
+        match &o.relation {
+            None => check_column(Some(table), &o.field)?,
+            Some(rel) => check_related_order(table, &out, rel, &o.field)?,
+        }
     }
     Ok(Node {
         schema: table.schema.clone(),
@@ -257,6 +291,32 @@ fn build(
         order,
         range: q.ranges.get(path).copied().unwrap_or_default(),
     })
+}
+
+/// A related order `rel(col)` needs `rel` embedded at this level as a
+/// to-one resource (PGRST108 / PGRST118 otherwise) and `col` to exist on it.
+fn check_related_order(table: &Table, items: &[Item], rel: &str, field: &Field) -> Result<(), RestError> {
+    let embed = items.iter().find_map(|i| match i {
+        Item::Embed(e) if e.key == rel => Some(e),
+        _ => None,
+    });
+    let Some(e) = embed else {
+        return Err(RestError::Refused {
+            code: "PGRST108",
+            status: StatusCode::BAD_REQUEST,
+            message: format!("'{rel}' is not an embedded resource in this request"),
+            details: None,
+        });
+    };
+    if !e.rel.to_one() {
+        return Err(RestError::Refused {
+            code: "PGRST118",
+            status: StatusCode::BAD_REQUEST,
+            message: format!("A related order on '{rel}' is not possible"),
+            details: Some(format!("'{}' and '{rel}' do not form a many-to-one or one-to-one relationship", table.name)),
+        });
+    }
+    check_column(e.node.table.as_ref(), field)
 }
 
 /// Finds the one relationship `embed` names from `parent`.

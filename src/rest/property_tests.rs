@@ -57,7 +57,7 @@ fn bare_words(sql: &str) -> Vec<String> {
             continue;
         }
         if c == '\'' {
-            // only fixed literals ('[]') are ever written
+            // only fixed literals ('[]', 'null') are ever written
             let mut lit = String::new();
             for n in chars.by_ref() {
                 if n == '\'' {
@@ -65,7 +65,7 @@ fn bare_words(sql: &str) -> Vec<String> {
                 }
                 lit.push(n);
             }
-            assert_eq!(lit, "[]", "unexpected literal in {sql}");
+            assert!(lit == "[]" || lit == "null", "unexpected literal '{lit}' in {sql}");
             continue;
         }
         if c.is_alphanumeric() || c == '_' || c == '$' {

@@ -52,6 +52,8 @@ pub struct Prefer {
     pub strict: bool,
     /// `max-affected=n`
     pub max_affected: Option<i64>,
+    /// `timezone=…` (checked against `pg_timezone_names` before use).
+    pub timezone: Option<String>,
 }
 
 impl Prefer {
@@ -77,6 +79,9 @@ impl Prefer {
                     "params=single-object" => p.single_object = true,
                     "handling=strict" => p.strict = true,
                     "handling=lenient" => p.strict = false,
+                    other if other.starts_with("timezone=") => {
+                        p.timezone = other.strip_prefix("timezone=").map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+                    }
                     other => {
                         if let Some(n) = other.strip_prefix("max-affected=").and_then(|n| n.trim().parse::<i64>().ok()) {
                             p.max_affected = Some(n.max(0));
@@ -118,6 +123,11 @@ impl Prefer {
         if let (true, Some(n)) = (self.strict && write, self.max_affected) {
             max = format!("max-affected={n}");
             out.push(&max);
+        }
+        let tz;
+        if let Some(t) = &self.timezone {
+            tz = format!("timezone={t}");
+            out.push(&tz);
         }
         match self.rollback {
             Some(true) => out.push("tx=rollback"),
@@ -181,10 +191,23 @@ pub enum Format {
     Csv,
     /// `application/openapi+json`
     OpenApi,
+    /// `application/vnd.pgrst.plan…`: the statement's execution plan.
+    Plan(super::explain::Plan),
+}
+
+impl Format {
+    /// The plan asked for, if this is a plan media type.
+    pub fn plan(self) -> Option<super::explain::Plan> {
+        match self {
+            Format::Plan(p) => Some(p),
+            _ => None,
+        }
+    }
 }
 
 /// Picks the first acceptable media type of `Accept`, else PGRST107 (406).
-pub fn negotiate(headers: &HeaderMap) -> Result<Format, RestError> {
+/// Plan media types are acceptable only when `plan_enabled`.
+pub fn negotiate(headers: &HeaderMap, plan_enabled: bool) -> Result<Format, RestError> {
     let Some(accept) = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()) else {
         return Ok(Format::Json);
     };
@@ -192,6 +215,12 @@ pub fn negotiate(headers: &HeaderMap) -> Result<Format, RestError> {
         return Ok(Format::Json);
     }
     for part in accept.split(',') {
+        if let Some(plan) = super::explain::Plan::parse(part) {
+            if plan_enabled {
+                return Ok(Format::Plan(plan));
+            }
+            continue;
+        }
         let mt = part.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         match mt.as_str() {
             "application/json" | "*/*" | "application/*" | "application/vnd.pgrst.array+json" => return Ok(Format::Json),
@@ -227,6 +256,13 @@ pub struct Shape {
 
 /// Builds the response. `.single()` / `vnd.pgrst.object+json` needs exactly one row (PGRST116).
 pub fn build(outcome: &Outcome, shape: Shape) -> Result<Response, RestError> {
+    if let Format::Plan(plan) = shape.format {
+        let mut res = Response::new(outcome.plan.clone().unwrap_or_default().into());
+        if let Ok(v) = HeaderValue::from_str(&plan.content_type()) {
+            res.headers_mut().insert(http::header::CONTENT_TYPE, v);
+        }
+        return Ok(res);
+    }
     let n = outcome.page_total;
     let mut body = outcome.body.clone().unwrap_or_default();
     let mut content_type = "application/json; charset=utf-8";
@@ -352,13 +388,13 @@ mod tests {
     #[test]
     fn accept_negotiation() {
         let mut h = HeaderMap::new();
-        assert_eq!(negotiate(&h).ok(), Some(Format::Json));
+        assert_eq!(negotiate(&h, false).ok(), Some(Format::Json));
         h.insert("accept", HeaderValue::from_static("application/vnd.pgrst.object+json"));
-        assert_eq!(negotiate(&h).ok(), Some(Format::Object));
+        assert_eq!(negotiate(&h, false).ok(), Some(Format::Object));
         h.insert("accept", HeaderValue::from_static("text/csv"));
-        assert_eq!(negotiate(&h).ok(), Some(Format::Csv));
+        assert_eq!(negotiate(&h, false).ok(), Some(Format::Csv));
         h.insert("accept", HeaderValue::from_static("image/png"));
-        assert!(negotiate(&h).is_err());
+        assert!(negotiate(&h, false).is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! as with PostgREST), POST (named arguments in a JSON object, or the
 //! whole body as the one unnamed `json`/`jsonb` argument). Scalar,
 //! composite, SETOF and TABLE returns; filters, order and limit apply to
-//! set results.
+//! set results. `columns=` on POST picks the body keys that are arguments.
 
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ use warp::reply::Response;
 use super::errors::RestError;
 use super::execute::TxMode;
 use super::query::parse_query;
-use super::response::{self, Count, Prefer, Shape};
+use super::response::{self, Count, Shape};
 use super::schema_cache::{Function, Returns, SchemaCache};
 use super::sql::rpc::{statement, Args};
 use super::table::run;
@@ -24,8 +24,8 @@ use super::{parse_body, plan, Request, Rest};
 pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: &str) -> Result<Response, RestError> {
     let cfg = &rest.app.config.rest;
     let schema = req.schema(cfg)?;
-    let format = response::negotiate(&req.headers)?;
-    let prefer = Prefer::parse(&req.headers);
+    let format = response::negotiate(&req.headers, cfg.plan_enabled)?;
+    let prefer = rest.prefer(&req.headers).await?;
     let overloads = cache.functions.get(&(schema.clone(), name.to_owned())).map(Vec::as_slice).unwrap_or_default();
     let read = req.is_read();
     if !read && req.method != Method::POST {
@@ -42,6 +42,12 @@ pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: 
             Value::Object(o) if !prefer.single_object => (o, None),
             other => (Default::default(), Some(other)),
         }
+    };
+    // `columns=a,b` (POST): only those keys are arguments; the rest of the
+    // body is ignored, and a listed key the body lacks is NULL, as PostgREST.
+    let given = match (&q.columns, read, &single_body) {
+        (Some(cols), false, None) => cols.iter().map(|c| (c.clone(), given.get(c).cloned().unwrap_or(Value::Null))).collect(),
+        _ => given,
     };
     // A body object no overload takes by name goes whole to a function of one unnamed json argument.
     let (given, single_body) = match (single_body, choose(overloads, &given, false), choose(overloads, &given, true)) {
@@ -69,8 +75,8 @@ pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: 
     let head = req.method == Method::HEAD;
     let exact = matches!(prefer.count, Some(Count::Exact | Count::Estimated));
     let stmt = statement(f, &args, &node, exact, !head);
-    let mode = TxMode { read_only: read, rollback: prefer.rollback == Some(true), lsn: !read };
-    let mut out = run(rest, req, &schema, mode, stmt, None).await?;
+    let mode = TxMode { read_only: read, rollback: prefer.rollback == Some(true), lsn: !read, plan: format.plan() };
+    let mut out = run(rest, req, &schema, &prefer, mode, stmt, None).await?;
     if response::strip_nulls_wanted(&req.headers) {
         out.body = response::strip_nulls(out.body);
     }

@@ -20,10 +20,10 @@ use super::{parse_body, plan, Request, Rest};
 pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: &str) -> Result<Response, RestError> {
     let cfg = &rest.app.config.rest;
     let schema = req.schema(cfg)?;
-    let format = response::negotiate(&req.headers)?;
+    let format = response::negotiate(&req.headers, cfg.plan_enabled)?;
     let table = plan::table(cache, &schema, name)?;
     let q = parse_query(&req.query, &cfg.limits(), &|_| false)?;
-    let prefer = Prefer::parse(&req.headers);
+    let prefer = rest.prefer(&req.headers).await?;
     let mut node = plan::plan(cache, table, &q)?;
     match req.method {
         Method::GET | Method::HEAD => {
@@ -36,8 +36,8 @@ pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: 
             let exact = matches!(prefer.count, Some(Count::Exact | Count::Estimated));
             let stmt = read::read_statement(&node, exact, !head);
             let explain = matches!(prefer.count, Some(Count::Planned | Count::Estimated)).then(|| read::planned_count_statement(&node));
-            let mode = TxMode { read_only: true, rollback: prefer.rollback == Some(true), lsn: false };
-            let mut out = run(rest, req, &schema, mode, stmt, explain).await?;
+            let mode = TxMode { read_only: true, rollback: prefer.rollback == Some(true), lsn: false, plan: format.plan() };
+            let mut out = run(rest, req, &schema, &prefer, mode, stmt, explain).await?;
             if response::strip_nulls_wanted(&req.headers) {
                 out.body = response::strip_nulls(out.body);
             }
@@ -70,6 +70,23 @@ pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: 
         Method::POST => insert(rest, req, table, &q, &node, &schema, &prefer, format).await,
         Method::PUT => put(rest, req, table, &node, &schema, &prefer, format).await,
         Method::PATCH | Method::DELETE => {
+            let limited = node.range.limit.is_some() || node.range.offset.is_some();
+            if limited && node.order.is_empty() {
+                return Err(RestError::Refused {
+                    code: "PGRST109",
+                    status: StatusCode::BAD_REQUEST,
+                    message: "A 'limit' was applied without an explicit 'order'".into(),
+                    details: Some("Apply an 'order' using unique column(s)".into()),
+                });
+            }
+            if limited && node.order.iter().any(|o| o.relation.is_some()) {
+                return Err(RestError::Refused {
+                    code: "PGRST118",
+                    status: StatusCode::BAD_REQUEST,
+                    message: "A related order is not possible on an update or a delete".into(),
+                    details: None,
+                });
+            }
             let ret = prefer.ret.unwrap_or_default();
             let returning = Returning {
                 rows: ret != Return::Minimal || prefer.count.is_some() || format == Format::Object || prefer.max_affected().is_some(),
@@ -91,8 +108,8 @@ pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: 
             } else {
                 write::delete(table, &node, returning)
             };
-            let mode = TxMode { read_only: false, rollback: prefer.rollback == Some(true), lsn: true };
-            let mut out = run(rest, req, &schema, mode, stmt, None).await?;
+            let mode = TxMode { read_only: false, rollback: prefer.rollback == Some(true), lsn: true, plan: format.plan() };
+            let mut out = run(rest, req, &schema, &prefer, mode, stmt, None).await?;
             if response::strip_nulls_wanted(&req.headers) {
                 out.body = response::strip_nulls(out.body);
             }
@@ -262,8 +279,8 @@ async fn insert(
     };
     let columns = if rows.len() == 1 && columns.is_empty() { Vec::new() } else { columns };
     let stmt = write::insert(table, node, json_rows, &columns, prefer.missing_default, conflict.as_ref(), returning);
-    let mode = TxMode { read_only: false, rollback: prefer.rollback == Some(true), lsn: true };
-    let mut out = run(rest, req, schema, mode, stmt, None).await?;
+    let mode = TxMode { read_only: false, rollback: prefer.rollback == Some(true), lsn: true, plan: format.plan() };
+    let mut out = run(rest, req, schema, prefer, mode, stmt, None).await?;
     if response::strip_nulls_wanted(&req.headers) {
         out.body = response::strip_nulls(out.body);
     }
@@ -358,8 +375,8 @@ async fn put(
     let conflict = Conflict::Merge(table.pk.clone());
     let rows = Value::Array(vec![body.clone()]).to_string();
     let stmt = write::insert(table, node, rows, &columns, false, Some(&conflict), returning);
-    let mode = TxMode { read_only: false, rollback: prefer.rollback == Some(true), lsn: true };
-    let out = run(rest, req, schema, mode, stmt, None).await?;
+    let mode = TxMode { read_only: false, rollback: prefer.rollback == Some(true), lsn: true, plan: format.plan() };
+    let out = run(rest, req, schema, prefer, mode, stmt, None).await?;
     let status = if ret == Return::Representation { StatusCode::OK } else { StatusCode::NO_CONTENT };
     response::build(
         &out,
@@ -381,12 +398,14 @@ pub async fn run(
     rest: &Arc<Rest>,
     req: &Request,
     schema: &str,
+    prefer: &Prefer,
     mode: TxMode,
     stmt: Sql,
     explain: Option<Sql>,
 ) -> Result<execute::Outcome, RestError> {
     let ready = rest.app.require_ready().map_err(|e| RestError::Unavailable(e.message))?;
-    let info = req.info(schema, &rest.app.config.rest);
+    let mut info = req.info(schema, &rest.app.config.rest);
+    info.timezone.clone_from(&prefer.timezone);
     match execute::run(&ready.pool, &req.caller, info, mode, stmt, explain).await {
         Err(RestError::Db(db)) if db.message.contains(write::MAX_AFFECTED_GUARD) => {
             let n = db.message.split(write::MAX_AFFECTED_GUARD).nth(1).unwrap_or("").trim_matches(|c: char| !c.is_ascii_digit());

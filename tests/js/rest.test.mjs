@@ -257,3 +257,28 @@ test('errors keep PostgREST shapes', async () => {
   r = await c.schema('secret').from(T('books')).select();
   assert.equal(r.error.code, 'PGRST106');
 });
+
+test('PostgREST 12/13 extras: related order, to-many spread, limited writes, timezone, explain', async () => {
+  const c = client(serviceKey);
+  let r = await c.from(T('books')).select(`id, author:${T('authors')}(name)`).in('id', [1, 2, 3])
+    .order('author(name)', { ascending: false }).order('id');
+  assert.deepEqual(ids(r.data ?? []), [3, 1, 2], JSON.stringify(r.error));
+  r = await c.from(T('authors')).select(`id, ${T('books')}(title)`).order(`${T('books')}(title)`);
+  assert.equal(r.error?.code, 'PGRST118', 'a related order needs a to-one embed');
+  r = await c.from(T('authors')).select(`name, ...${T('books')}(titles:title)`).eq('id', 1)
+    .order('id', { referencedTable: T('books') });
+  assert.deepEqual(r.data, [{ name: 'Ann', titles: ['Alpha', 'Beta'] }], JSON.stringify(r.error));
+  r = await c.from(T('authors')).update({ meta: { last: true } }).gt('id', 0).order('id', { ascending: false }).limit(1).select('id');
+  assert.deepEqual(r.data, [{ id: 3 }], JSON.stringify(r.error));
+  r = await c.from(T('authors')).select('id').contains('meta', { last: true });
+  assert.deepEqual(r.data, [{ id: 3 }], 'only the first row in that order changed');
+  r = await c.from(T('genres')).delete().gt('id', 0).limit(1);
+  assert.equal(r.error?.code, 'PGRST109', 'a limit needs an order');
+  r = await c.from(T('books')).select('id').eq('id', 1).setHeader('Prefer', 'handling=strict, timezone=Nowhere/Land');
+  assert.equal(r.error?.code, 'PGRST122');
+  r = await c.from(T('books')).select('id').eq('id', 1).explain({ format: 'json' });
+  assert.ok(r.data?.[0]?.Plan, JSON.stringify(r));
+  r = await c.from(T('books')).select('id').eq('id', 1).explain({ verbose: true });
+  assert.equal(typeof r.data, 'string');
+  assert.match(r.data, /Scan/);
+});

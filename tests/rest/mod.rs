@@ -1,6 +1,7 @@
 //! REST API tests (`/rest/v1`): a fixture schema on a fresh database, a
 //! server per test, requests shaped as postgrest-js sends them.
 
+mod advanced;
 mod read;
 mod rpc;
 mod security;

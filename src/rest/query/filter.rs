@@ -182,6 +182,11 @@ pub struct Condition {
     pub op: Op,
     /// The operand.
     pub operand: Operand,
+    /// `rel.col.op.value` in a logic tree: a column of the embedded
+    /// resource `rel`. With an empty `field.name`, the embedded row itself
+    /// (`rel.is.null` / `rel.not.is.null`), which the planner sets when
+    /// `rel` is an embed rather than a column.
+    pub relation: Option<String>,
 }
 
 /// A filter tree.
@@ -209,6 +214,8 @@ pub struct OrderTerm {
     pub desc: bool,
     /// `Some(true)` nullsfirst, `Some(false)` nullslast.
     pub nulls_first: Option<bool>,
+    /// `rel(col)`: a column of a to-one embedded resource (a related order).
+    pub relation: Option<String>,
 }
 
 fn filter_error(value: &str, details: impl Into<String>) -> RestError {
@@ -267,7 +274,7 @@ pub fn parse_condition(field: Field, value: &str, limits: &Limits) -> Result<Con
         (_, Some(_)) => return Err(filter_error(value, format!("the operator \"{op_name}\" takes no modifier"))),
         (_, None) => Operand::Value(val.to_owned()),
     };
-    Ok(Condition { field, negate, op, operand })
+    Ok(Condition { field, negate, op, operand, relation: None })
 }
 
 /// Parses `(a,b,"c,d")` into items; quotes are removed, `\` escapes the next character.
@@ -375,12 +382,24 @@ fn logic_group(or: bool, negate: bool, value: &str, depth: usize, limits: &Limit
             continue;
         }
         let mut c = Cursor::new(p, "logic tree");
-        let field = c.field().map_err(|_| err(&format!("expecting a column name in \"{part}\"")))?;
+        let mut field = c.field().map_err(|_| err(&format!("expecting a column name in \"{part}\"")))?;
         if !c.eat('.') {
             return Err(err(&format!("expecting \".\" after the column in \"{part}\"")));
         }
-        let rest = c.rest();
+        let mut rest = c.rest();
+        // `rel.col.op.value`: the word after the first dot is a column, not an operator.
+        let mut relation = None;
+        let word = rest.split(['.', '(']).next().unwrap_or("");
+        if field.json.is_empty() && word != "not" && Op::from_name(word).is_none() {
+            let col = c.field().map_err(|_| err(&format!("expecting a column name in \"{part}\"")))?;
+            if !c.eat('.') {
+                return Err(err(&format!("expecting \".\" after the column in \"{part}\"")));
+            }
+            relation = Some(std::mem::replace(&mut field, col).name);
+            rest = c.rest();
+        }
         let mut cond = parse_condition(field, &rest, limits)?;
+        cond.relation = relation;
         cond.negate ^= neg;
         if let Operand::Value(v) = &cond.operand {
             cond.operand = Operand::Value(unquote(v));
@@ -401,7 +420,14 @@ pub fn parse_order(value: &str) -> Result<Vec<OrderTerm>, RestError> {
     }
     for part in value.split(',') {
         let mut c = Cursor::new(part, "order");
-        let field = c.field()?;
+        let mut field = c.field()?;
+        let mut relation = None;
+        if field.json.is_empty() && c.eat('(') {
+            relation = Some(std::mem::replace(&mut field, c.field()?).name);
+            if !c.eat(')') {
+                return Err(c.error("\")\""));
+            }
+        }
         let mut desc = false;
         let mut nulls_first = None;
         while c.eat('.') {
@@ -416,7 +442,7 @@ pub fn parse_order(value: &str) -> Result<Vec<OrderTerm>, RestError> {
         if !c.at_end() {
             return Err(c.error("\".\" or \",\""));
         }
-        out.push(OrderTerm { field, desc, nulls_first });
+        out.push(OrderTerm { field, desc, nulls_first, relation });
     }
     Ok(out)
 }
@@ -479,5 +505,33 @@ mod tests {
         assert!(o[0].desc && o[0].nulls_first == Some(false));
         assert_eq!(o[2].field.json.len(), 1);
         assert!(parse_order("a.sideways").is_err());
+        let o = parse_order("author(name).desc,id").expect("related order");
+        assert_eq!((o[0].relation.as_deref(), o[0].field.name.as_str(), o[0].desc), (Some("author"), "name", true));
+        assert_eq!(o[1].relation, None);
+        for bad in ["author(name", "author()", "author(name).x", "a->b(c)"] {
+            assert!(parse_order(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn embedded_columns_in_logic_trees() {
+        let Ok(Logic::Group { items, .. }) =
+            parse_logic(true, false, "(author.name.eq.bob,not.posts.title.like.*x*,posts.not.is.null,age.gt.1)", &Limits::default())
+        else {
+            panic!("parses")
+        };
+        let conds: Vec<&Condition> = items
+            .iter()
+            .map(|i| match i {
+                Logic::Cond(c) => c,
+                Logic::Group { .. } => panic!("no groups"),
+            })
+            .collect();
+        assert_eq!((conds[0].relation.as_deref(), conds[0].field.name.as_str()), (Some("author"), "name"));
+        assert!(conds[1].negate && conds[1].relation.as_deref() == Some("posts"));
+        assert_eq!((conds[2].relation.as_deref(), conds[2].field.name.as_str(), conds[2].negate), (None, "posts", true));
+        assert_eq!(conds[3].relation, None);
+        assert!(parse_logic(true, false, "(a.b)", &Limits::default()).is_err());
+        assert!(parse_logic(true, false, "(a.b.zz.1)", &Limits::default()).is_err());
     }
 }

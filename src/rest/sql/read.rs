@@ -127,11 +127,15 @@ pub fn parts(b: &mut Sql, node: &Node, alias: &str, join: Option<String>) -> Par
         p.conds.push(j);
     }
     for l in &node.filters {
-        let c = logic(b, alias, node.table.as_ref(), l);
+        let c = logic_in(b, alias, node.table.as_ref(), &node.items, l);
         p.conds.push(c);
     }
     for o in &node.order {
-        let mut e = format!("{} {}", field_expr(b, alias, &o.field), if o.desc { "desc" } else { "asc" });
+        let expr = match &o.relation {
+            None => field_expr(b, alias, &o.field),
+            Some(rel) => related_expr(b, node, alias, rel, &o.field),
+        };
+        let mut e = format!("{expr} {}", if o.desc { "desc" } else { "asc" });
         match o.nulls_first {
             Some(true) => e.push_str(" nulls first"),
             Some(false) => e.push_str(" nulls last"),
@@ -142,6 +146,28 @@ pub fn parts(b: &mut Sql, node: &Node, alias: &str, join: Option<String>) -> Par
     p.limit = node.range.limit;
     p.offset = node.range.offset.filter(|o| *o > 0);
     p
+}
+
+/// A related order's value: the to-one embed's column for this row (with
+/// the embed's own filters), as a scalar subquery. The plan checked that
+/// `rel` is a to-one embed of `node`; if it somehow is not, NULL.
+fn related_expr(b: &mut Sql, node: &Node, parent: &str, rel: &str, field: &Field) -> String {
+    let embed = node.items.iter().find_map(|i| match i {
+        Item::Embed(e) if e.key == rel => Some(e),
+        _ => None,
+    });
+    let Some(e) = embed else { return "null".to_owned() };
+    let from = match &e.rel {
+        Rel::Computed { function, .. } => format!("{}({parent})", qualified(&function.0, &function.1)),
+        _ => qualified(&e.node.schema, &e.node.name),
+    };
+    let ra = b.alias();
+    let mut conds = vec![join_condition(b, &e.rel, parent, &ra)];
+    for l in &e.node.filters {
+        conds.push(logic(b, &ra, e.node.table.as_ref(), l));
+    }
+    let col = field_expr(b, &ra, field);
+    format!("(select {col} from {from} as {ra} where {} limit 1)", conds.join(" and "))
 }
 
 fn join_condition(b: &mut Sql, rel: &Rel, parent: &str, child: &str) -> String {
@@ -181,9 +207,20 @@ fn embed(b: &mut Sql, e: &EmbedNode, parent: &str, p: &mut Parts) {
     let jc = join_condition(b, &e.rel, parent, &ea);
     let sub = parts(b, &e.node, &ea, Some(jc)).render(&from, &ea);
     let wrap = b.alias();
-    if e.spread {
+    if e.spread && e.rel.to_one() {
         p.joins.push(format!("left join lateral ({sub}) as {wrap} on true"));
         for name in output_names(&e.node) {
+            p.cols.push(format!("{wrap}.{}", ident(&name)));
+        }
+    } else if e.spread {
+        // To-many spread: one array per column, in the embed's order.
+        let rows = b.alias();
+        let names = output_names(&e.node);
+        let aggs: Vec<String> =
+            names.iter().map(|n| format!("coalesce(json_agg({rows}.{0}), '[]') as {0}", ident(n))).collect();
+        let aggs = if aggs.is_empty() { "null".to_owned() } else { aggs.join(", ") };
+        p.joins.push(format!("left join lateral (select {aggs} from ({sub}) as {rows}) as {wrap} on true"));
+        for name in names {
             p.cols.push(format!("{wrap}.{}", ident(&name)));
         }
     } else if e.rel.to_one() {
@@ -215,12 +252,20 @@ fn output_names(node: &Node) -> Vec<String> {
     out
 }
 
-/// A filter tree as SQL.
+/// A filter tree as SQL (on a level without embeds).
 pub fn logic(b: &mut Sql, alias: &str, table: Option<&Table>, l: &Logic) -> String {
+    logic_in(b, alias, table, &[], l)
+}
+
+/// A filter tree as SQL on a level whose embeds are `items`: conditions on
+/// an embed (`rel.col…`, `rel.is.null`) become `exists` over it, with its
+/// join and its own filters (an embed the plan did not find: `false`).
+pub fn logic_in(b: &mut Sql, alias: &str, table: Option<&Table>, items: &[Item], l: &Logic) -> String {
     match l {
+        Logic::Cond(c) if c.relation.is_some() => related_condition(b, alias, items, c),
         Logic::Cond(c) => condition(b, alias, table, c),
-        Logic::Group { negate, or, items } => {
-            let parts: Vec<String> = items.iter().map(|i| logic(b, alias, table, i)).collect();
+        Logic::Group { negate, or, items: members } => {
+            let parts: Vec<String> = members.iter().map(|i| logic_in(b, alias, table, items, i)).collect();
             let joined = if parts.is_empty() {
                 "true".to_owned()
             } else {
@@ -233,6 +278,38 @@ pub fn logic(b: &mut Sql, alias: &str, table: Option<&Table>, l: &Logic) -> Stri
             }
         }
     }
+}
+
+fn related_condition(b: &mut Sql, parent: &str, items: &[Item], c: &Condition) -> String {
+    let rel = c.relation.as_deref().unwrap_or_default();
+    let Some(e) = items.iter().find_map(|i| match i {
+        Item::Embed(e) if e.key == rel => Some(e),
+        _ => None,
+    }) else {
+        return "false".to_owned();
+    };
+    let from = match &e.rel {
+        Rel::Computed { function, .. } => format!("{}({parent})", qualified(&function.0, &function.1)),
+        _ => qualified(&e.node.schema, &e.node.name),
+    };
+    let ra = b.alias();
+    let mut conds = vec![join_condition(b, &e.rel, parent, &ra)];
+    for l in &e.node.filters {
+        conds.push(logic_in(b, &ra, e.node.table.as_ref(), &e.node.items, l));
+    }
+    if c.field.name.is_empty() {
+        // The embedded row itself: `is.null` = none, `not_null` = some.
+        let exists = format!("exists (select 1 from {from} as {ra} where {})", conds.join(" and "));
+        let base = match c.operand {
+            Operand::Is(IsValue::Null) => format!("not {exists}"),
+            _ => exists,
+        };
+        return if c.negate { format!("not ({base})") } else { base };
+    }
+    let mut inner = c.clone();
+    inner.relation = None;
+    conds.push(condition(b, &ra, e.node.table.as_ref(), &inner));
+    format!("exists (select 1 from {from} as {ra} where {})", conds.join(" and "))
 }
 
 fn condition(b: &mut Sql, alias: &str, table: Option<&Table>, c: &Condition) -> String {
@@ -324,9 +401,14 @@ pub fn planned_count_statement(node: &Node) -> Sql {
     let from = qualified(&node.schema, &node.name);
     let mut bare = node.clone();
     bare.items.retain(|i| matches!(i, Item::Embed(e) if e.inner));
+    bare.filters.clear();
     bare.order.clear();
     bare.range = Default::default();
-    let p = parts(&mut b, &bare, &alias, None);
+    let mut p = parts(&mut b, &bare, &alias, None);
+    // Filters on embeds need the embeds, not their select lists.
+    for l in &node.filters {
+        p.conds.push(logic_in(&mut b, &alias, node.table.as_ref(), &node.items, l));
+    }
     b_finish(b, format!("explain (format json) select 1 from {from} as {alias}{}", p.where_clause()))
 }
 

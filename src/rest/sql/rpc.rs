@@ -46,7 +46,7 @@ pub fn statement(f: &Function, args: &Args<'_>, node: &Node, exact_count: bool, 
             b_finish(b, text)
         }
         (Returns::Scalar, false) => {
-            let text = format!("{with}select 1::int8, null::int8, to_json({call})::text, null::int8, null::text");
+            let text = format!("{with}select 1::int8, null::int8, coalesce(to_json({call})::text, 'null'), null::int8, null::text");
             b_finish(b, text)
         }
         (Returns::Scalar, true) => {

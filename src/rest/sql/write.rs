@@ -7,7 +7,7 @@
 //! subjects the new rows to SELECT policies: an insert-only RLS table must
 //! accept `return=minimal` inserts, as with PostgREST.
 
-use super::read::{logic, parts, wrap, WriteExtras};
+use super::read::{logic_in, parts, wrap, WriteExtras};
 use super::{ident, qualified, Sql};
 use crate::rest::plan::Node;
 use crate::rest::schema_cache::Table;
@@ -148,7 +148,8 @@ pub fn update(table: &Table, node: &Node, body: String, columns: &[String], ret:
     let alias = b.alias();
     let p = b.param(body);
     let sets: Vec<String> = columns.iter().map(|c| format!("{0} = _pgrst_r.{0}", ident(c))).collect();
-    let conds: Vec<String> = node.filters.iter().map(|l| logic(&mut b, &alias, Some(table), l)).collect();
+    let mut conds: Vec<String> = node.filters.iter().map(|l| logic_in(&mut b, &alias, Some(table), &node.items, l)).collect();
+    conds.extend(limited(&mut b, table, node, &alias));
     let mut cte = format!(
         "update {target} as {alias} set {} from json_populate_record(null::{target}, {p}::json) as _pgrst_r",
         sets.join(", ")
@@ -162,12 +163,59 @@ pub fn update(table: &Table, node: &Node, body: String, columns: &[String], ret:
     finish(b, table, node, cte, ret, false)
 }
 
+/// For a limited PATCH/DELETE (`limit`/`offset` with an `order`, which
+/// the handler requires): the rows are the first `limit` of the filtered,
+/// ordered rows, picked by `ctid` (tables) or the primary key (views).
+fn limited(b: &mut Sql, table: &Table, node: &Node, alias: &str) -> Option<String> {
+    let r = node.range;
+    if r.limit.is_none() && r.offset.is_none() {
+        return None;
+    }
+    let target = qualified(&table.schema, &table.name);
+    let ia = b.alias();
+    let mut conds: Vec<String> = node.filters.iter().map(|l| logic_in(b, &ia, Some(table), &node.items, l)).collect();
+    if conds.is_empty() {
+        conds.push("true".to_owned());
+    }
+    let order: Vec<String> = node
+        .order
+        .iter()
+        .map(|o| {
+            let nulls = match o.nulls_first {
+                Some(true) => " nulls first",
+                Some(false) => " nulls last",
+                None => "",
+            };
+            format!("{} {}{nulls}", super::read::field_expr(b, &ia, &o.field), if o.desc { "desc" } else { "asc" })
+        })
+        .collect();
+    let key: Vec<String> = if matches!(table.kind, 'r' | 'p') || table.pk.is_empty() {
+        vec!["ctid".to_owned()]
+    } else {
+        table.pk.iter().map(|c| ident(c)).collect()
+    };
+    let outer: Vec<String> = key.iter().map(|k| format!("{alias}.{k}")).collect();
+    let inner: Vec<String> = key.iter().map(|k| format!("{ia}.{k}")).collect();
+    let mut sub = format!("select {} from {target} as {ia} where {}", inner.join(", "), conds.join(" and "));
+    if !order.is_empty() {
+        sub.push_str(&format!(" order by {}", order.join(", ")));
+    }
+    if let Some(l) = r.limit {
+        sub.push_str(&format!(" limit {l}"));
+    }
+    if let Some(o) = r.offset.filter(|o| *o > 0) {
+        sub.push_str(&format!(" offset {o}"));
+    }
+    Some(format!("({}) in ({sub})", outer.join(", ")))
+}
+
 /// `DELETE … WHERE filters`.
 pub fn delete(table: &Table, node: &Node, ret: Returning) -> Sql {
     let mut b = Sql::default();
     let target = qualified(&table.schema, &table.name);
     let alias = b.alias();
-    let conds: Vec<String> = node.filters.iter().map(|l| logic(&mut b, &alias, Some(table), l)).collect();
+    let mut conds: Vec<String> = node.filters.iter().map(|l| logic_in(&mut b, &alias, Some(table), &node.items, l)).collect();
+    conds.extend(limited(&mut b, table, node, &alias));
     let mut cte = format!("delete from {target} as {alias}");
     if !conds.is_empty() {
         cte.push_str(&format!(" where {}", conds.join(" and ")));
