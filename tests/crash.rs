@@ -132,26 +132,60 @@ fn pg_ctl_immediate_stop(pgdata: &Path) {
     assert!(out.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// A Fluxbase child process on its own data directory, with what the crash
+/// tests need to reach it, its database and its PostgreSQL data directory.
+struct Crashable {
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+    server: TestProcess,
+    db_url: String,
+    key: String,
+    pgdata: PathBuf,
+}
+
+impl Crashable {
+    /// Starts a server on a fresh data directory and runs `ddl`.
+    async fn start(ddl: &str) -> Crashable {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let data = dir.path().join("fb");
+        let mut server = TestProcess::spawn(&data, &[], &[]);
+        server.wait_healthy(Duration::from_secs(90)).await;
+        let st = status(&data);
+        let db_url = st["db_url"].as_str().expect("db_url").to_owned();
+        let key = st["service_role_key"].as_str().expect("key").to_owned();
+        let setup = fluxbase::database::connect_one(&db_url, "crash-setup").await.expect("connect");
+        setup.batch_execute(ddl).await.expect("ddl");
+        drop(setup);
+        let record: Value = serde_json::from_slice(&std::fs::read(data.join("cluster.json")).expect("cluster.json")).expect("json");
+        let pgdata = PathBuf::from(record["base"].as_str().expect("base")).join("pg");
+        Crashable { _dir: dir, data, server, db_url, key, pgdata }
+    }
+
+    /// `kill -9` of Fluxbase (its PostgreSQL goes down with it), then a restart on the same port.
+    async fn kill_and_restart(&mut self) {
+        self.server.signal(Signal::SIGKILL);
+        self.server.wait_exit(Duration::from_secs(10)).await;
+        let port: u16 = self.server.url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+        self.server = TestProcess::spawn_on(port, &self.data, &[], &[]);
+        self.server.wait_healthy(Duration::from_secs(90)).await;
+    }
+
+    async fn stop(mut self) {
+        self.server.signal(Signal::SIGTERM);
+        self.server.wait_exit(Duration::from_secs(60)).await;
+    }
+}
+
 #[tokio::test]
 async fn nothing_lost_or_duplicated_through_crashes() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let data = dir.path().join("fb");
-    let mut server = TestProcess::spawn(&data, &[], &[]);
-    server.wait_healthy(Duration::from_secs(90)).await;
-    let st = status(&data);
-    let db_url = st["db_url"].as_str().expect("db_url").to_owned();
-    let key = st["service_role_key"].as_str().expect("key").to_owned();
-    let setup = fluxbase::database::connect_one(&db_url, "crash-setup").await.expect("connect");
-    setup.batch_execute("create table public.ground (n bigint primary key)").await.expect("ddl");
-    drop(setup);
-    let record: Value = serde_json::from_slice(&std::fs::read(data.join("cluster.json")).expect("cluster.json")).expect("json");
-    let pgdata = PathBuf::from(record["base"].as_str().expect("base")).join("pg");
+    let mut c = Crashable::start("create table public.ground (n bigint primary key)").await;
+    let (db_url, key) = (c.db_url.clone(), c.key.clone());
 
     let acked = Arc::new(Mutex::new(0i64));
     let got = Arc::new(Mutex::new(Vec::new()));
     let w = tokio::spawn(writer(db_url.clone(), Arc::clone(&acked)));
-    let r = tokio::spawn(reader(server.url.clone(), key.clone(), Arc::clone(&got)));
+    let r = tokio::spawn(reader(c.server.url.clone(), key.clone(), Arc::clone(&got)));
     let acked_at_least = |n: i64| {
         let a = Arc::clone(&acked);
         move || a.lock().map(|v| *v >= n).unwrap_or(true)
@@ -159,15 +193,11 @@ async fn nothing_lost_or_duplicated_through_crashes() {
 
     // (a) kill -9 of Fluxbase (its PostgreSQL goes down with it), then restart.
     wait_for("100 commits", Duration::from_secs(60), acked_at_least(100)).await;
-    server.signal(Signal::SIGKILL);
-    server.wait_exit(Duration::from_secs(10)).await;
-    let port: u16 = server.url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
-    let mut server = TestProcess::spawn_on(port, &data, &[], &[]);
-    server.wait_healthy(Duration::from_secs(90)).await;
+    c.kill_and_restart().await;
 
     // (b) PostgreSQL crashes; the supervisor restarts it.
     wait_for("250 commits", Duration::from_secs(90), acked_at_least(250)).await;
-    pg_ctl_immediate_stop(&pgdata);
+    pg_ctl_immediate_stop(&c.pgdata);
 
     // (c) the reader drops its socket every 150 events on its own.
     wait_for("all commits", Duration::from_secs(120), acked_at_least(TOTAL)).await;
@@ -180,7 +210,7 @@ async fn nothing_lost_or_duplicated_through_crashes() {
 
     // The slot never got ahead of the log.
     let st: Value = reqwest::Client::new()
-        .get(format!("{}/changes/v1/status", server.url))
+        .get(format!("{}/changes/v1/status", c.server.url))
         .header("apikey", &key)
         .send()
         .await
@@ -191,8 +221,7 @@ async fn nothing_lost_or_duplicated_through_crashes() {
     let flush: fluxbase::eventlog::Lsn = st["slot"]["confirmed_flush_lsn"].as_str().expect("flush").parse().expect("lsn");
     let durable: fluxbase::eventlog::Lsn = st["log"]["durable_lsn"].as_str().expect("durable").parse().expect("lsn");
     assert!(flush <= durable, "slot flush {flush} ahead of the log's durable {durable}");
-    server.signal(Signal::SIGTERM);
-    server.wait_exit(Duration::from_secs(60)).await;
+    c.stop().await;
 }
 
 /// A realtime subscriber of `public.ground`: joins with `config.since` (the
@@ -238,40 +267,26 @@ async fn realtime_reader(url: String, key: String, got: Arc<Mutex<Vec<i64>>>) {
 
 #[tokio::test]
 async fn realtime_resume_across_kill_9_is_exactly_once_in_order() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let data = dir.path().join("fb");
-    let mut server = TestProcess::spawn(&data, &[], &[]);
-    server.wait_healthy(Duration::from_secs(90)).await;
-    let st = status(&data);
-    let db_url = st["db_url"].as_str().expect("db_url").to_owned();
-    let key = st["service_role_key"].as_str().expect("key").to_owned();
-    let setup = fluxbase::database::connect_one(&db_url, "rt-crash-setup").await.expect("connect");
-    setup.batch_execute("create table public.ground (n bigint primary key)").await.expect("ddl");
-    drop(setup);
+    let mut c = Crashable::start("create table public.ground (n bigint primary key)").await;
+    let (db_url, key) = (c.db_url.clone(), c.key.clone());
 
     let acked = Arc::new(Mutex::new(0i64));
     let got = Arc::new(Mutex::new(Vec::new()));
     let w = tokio::spawn(writer(db_url.clone(), Arc::clone(&acked)));
-    let r = tokio::spawn(realtime_reader(server.url.clone(), key.clone(), Arc::clone(&got)));
+    let r = tokio::spawn(realtime_reader(c.server.url.clone(), key.clone(), Arc::clone(&got)));
     let received_at_least = |n: usize| {
         let g = Arc::clone(&got);
         move || g.lock().map(|v| v.len() >= n).unwrap_or(true)
     };
     // Kill -9 while the subscriber is receiving, then restart on the same port.
     wait_for("100 changes received", Duration::from_secs(60), received_at_least(100)).await;
-    server.signal(Signal::SIGKILL);
-    server.wait_exit(Duration::from_secs(10)).await;
-    let port: u16 = server.url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
-    let mut server = TestProcess::spawn_on(port, &data, &[], &[]);
-    server.wait_healthy(Duration::from_secs(90)).await;
+    c.kill_and_restart().await;
 
     w.await.expect("writer");
     tokio::time::timeout(Duration::from_secs(120), r).await.expect("reader finished in time").expect("reader");
     let got = got.lock().expect("lock").clone();
     assert_eq!(got, (1..=TOTAL).collect::<Vec<_>>(), "every committed change exactly once, in commit order");
-    server.signal(Signal::SIGTERM);
-    server.wait_exit(Duration::from_secs(60)).await;
+    c.stop().await;
 }
 
 /// Bytes of the event log's segment files.
@@ -324,26 +339,8 @@ async fn big_insert(db_url: &str, from: i64, rows: i64) -> fluxbase::eventlog::L
 #[tokio::test]
 async fn crashes_in_the_middle_of_a_large_transaction() {
     const ROWS: i64 = 60_000;
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let data = dir.path().join("fb");
-    let mut server = TestProcess::spawn(&data, &[], &[]);
-    server.wait_healthy(Duration::from_secs(90)).await;
-    let st = status(&data);
-    let db_url = st["db_url"].as_str().expect("db_url").to_owned();
-    let key = st["service_role_key"].as_str().expect("key").to_owned();
-    let setup = fluxbase::database::connect_one(&db_url, "crash-setup")
-        .await
-        .expect("connect");
-    setup
-        .batch_execute("create table public.big (n bigint primary key, pad text not null)")
-        .await
-        .expect("ddl");
-    drop(setup);
-    let record: Value =
-        serde_json::from_slice(&std::fs::read(data.join("cluster.json")).expect("cluster.json"))
-            .expect("json");
-    let pgdata = PathBuf::from(record["base"].as_str().expect("base")).join("pg");
+    let mut c = Crashable::start("create table public.big (n bigint primary key, pad text not null)").await;
+    let (db_url, key, data) = (c.db_url.clone(), c.key.clone(), c.data.clone());
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // (a) kill -9 while the first big transaction's parts are being written.
@@ -353,50 +350,32 @@ async fn crashes_in_the_middle_of_a_large_transaction() {
         log_bytes(&data) > before + (256 << 10)
     })
     .await;
-    let head = log_head(&server.url, &key).await;
-    server.signal(Signal::SIGKILL);
-    server.wait_exit(Duration::from_secs(10)).await;
+    let head = log_head(&c.server.url, &key).await;
     let mid_a = head.is_some_and(|h| h < first_commit);
-    let port: u16 = server
-        .url
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
-    let mut server = TestProcess::spawn_on(port, &data, &[], &[]);
-    server.wait_healthy(Duration::from_secs(90)).await;
+    c.kill_and_restart().await;
 
     // (b) a PostgreSQL crash while the second one's parts are being written.
     let mut durable_first = false;
     for _ in 0..3000 {
-        if log_head(&server.url, &key)
-            .await
-            .is_some_and(|h| h >= first_commit)
-        {
+        if log_head(&c.server.url, &key).await.is_some_and(|h| h >= first_commit) {
             durable_first = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(
-        durable_first,
-        "the first big transaction became durable after the restart"
-    );
+    assert!(durable_first, "the first big transaction became durable after the restart");
     let before = log_bytes(&data);
     let second_commit = big_insert(&db_url, ROWS + 1, ROWS).await;
     wait_for("parts written", Duration::from_secs(120), || {
         log_bytes(&data) > before + (256 << 10)
     })
     .await;
-    let head = log_head(&server.url, &key).await;
-    pg_ctl_immediate_stop(&pgdata);
+    let head = log_head(&c.server.url, &key).await;
+    pg_ctl_immediate_stop(&c.pgdata);
     let mid_b = head.is_some_and(|h| h < second_commit);
 
     // Every row once, in order, read from the start.
-    let stream_url = format!(
-        "{}/changes/v1/stream?tables=public.big&from=start",
-        server.url
-    );
+    let stream_url = format!("{}/changes/v1/stream?tables=public.big&from=start", c.server.url);
     let mut sse = SseClient::open_retrying(&stream_url, &key, None).await;
     let mut next = 1i64;
     while next <= 2 * ROWS {
@@ -411,6 +390,5 @@ async fn crashes_in_the_middle_of_a_large_transaction() {
         next += 1;
     }
     eprintln!("crash inside the parts: kill -9 {mid_a}, PostgreSQL crash {mid_b}");
-    server.signal(Signal::SIGTERM);
-    server.wait_exit(Duration::from_secs(60)).await;
+    c.stop().await;
 }
