@@ -136,9 +136,9 @@ impl FileLog {
             metas.push(segment::scan(path, i + 1 == count)?);
         }
         // An empty newest segment is reused; otherwise start a new one after the head.
-        let head_lsn = metas.iter().rev().find_map(|m| m.last);
+        let head_lsn = metas.iter().rev().find_map(SegmentMeta::last);
         let writer = match metas.pop() {
-            Some(m) if m.last.is_none() => {
+            Some(m) if m.last().is_none() => {
                 let file = std::fs::OpenOptions::new()
                     .read(true)
                     .write(true)
@@ -238,7 +238,7 @@ impl FileLog {
                 });
             }
             // A transaction's records stay in one segment: roll before it starts.
-            if writer.meta.len >= inner.opts.segment_bytes && writer.meta.last.is_some() {
+            if writer.meta.len >= inner.opts.segment_bytes && writer.meta.last().is_some() {
                 self.roll(&mut writer, part.lsn)?;
             }
             let end = writer.meta.len;
@@ -342,7 +342,7 @@ impl FileLog {
             let continues = i == 0 && closing.is_some();
             if !continues
                 && at >= inner.opts.segment_bytes
-                && (writer.meta.last.is_some() || !placed.is_empty())
+                && (writer.meta.last().is_some() || !placed.is_empty())
             {
                 // Finish the current segment, then start the next with this one.
                 let end = segment::write_at(&writer.meta, &writer.file, batch_start, &batch)?;
@@ -444,7 +444,7 @@ impl FileLog {
                 }
                 oldest.clone()
             };
-            let new_horizon = victim.last.unwrap_or(victim.first);
+            let new_horizon = victim.last().unwrap_or(victim.first);
             write_horizon(&inner.opts.dir, new_horizon)?;
             if let Ok(mut h) = inner.horizon.write() {
                 *h = new_horizon;
@@ -464,23 +464,13 @@ impl FileLog {
         }
     }
 
+    /// Reads from the segments on disk (the caller has checked the horizon and the tail).
     fn read_blocking(
         &self,
         after: Position,
         max_changes: usize,
     ) -> Result<Vec<Arc<Txn>>, LogError> {
         let inner = &self.inner;
-        let horizon = *inner.horizon.read().map_err(|_| LogError::Closed)?;
-        if !horizon.is_zero() && after < Position::end_of(horizon) {
-            return Err(LogError::Expired {
-                requested: after,
-                oldest: Position::end_of(horizon),
-            });
-        }
-        // Hot path: the in-memory tail covers `after`.
-        if let Some(hit) = self.read_tail(after, max_changes) {
-            return Ok(hit);
-        }
         // Cold path: segments on disk.
         let mut segments: Vec<SegmentMeta> =
             inner.closed.read().map_err(|_| LogError::Closed)?.clone();

@@ -101,8 +101,6 @@ pub struct SegmentMeta {
     pub path: PathBuf,
     /// LSN of its first record (from the file name).
     pub first: Lsn,
-    /// Commit LSN of its last complete transaction, if any.
-    pub last: Option<Lsn>,
     /// Position of its last change.
     pub head: Option<Position>,
     /// Valid length in bytes.
@@ -115,13 +113,17 @@ pub struct SegmentMeta {
 }
 
 impl SegmentMeta {
+    /// Commit LSN of its last complete transaction, if any.
+    pub fn last(&self) -> Option<Lsn> {
+        self.head.map(|h| h.lsn)
+    }
+
     fn note_record(&mut self, h: &RecordHeader, offset: u64) {
         let due = self.index.last().map_or(0, |(_, o)| o + INDEX_EVERY);
         if offset >= due {
             self.index.push((h.key(), offset));
         }
         if h.last {
-            self.last = Some(h.lsn);
             self.head = Some(h.end());
             self.txns += 1;
         }
@@ -177,7 +179,6 @@ pub fn create(dir: &Path, first: Lsn) -> Result<(SegmentMeta, File), LogError> {
         SegmentMeta {
             path,
             first,
-            last: None,
             head: None,
             len: MAGIC.len() as u64,
             index: Vec::new(),
@@ -220,7 +221,6 @@ pub fn scan(path: &Path, repair: bool) -> Result<SegmentMeta, LogError> {
     let mut meta = SegmentMeta {
         path: path.to_owned(),
         first,
-        last: None,
         head: None,
         len: 0,
         index: Vec::new(),
@@ -515,7 +515,7 @@ mod tests {
         let meta = write(dir.path(), &lsns);
         let scanned = scan(&meta.path, false).expect("scan");
         assert_eq!(
-            (scanned.txns, scanned.last, scanned.len),
+            (scanned.txns, scanned.last(), scanned.len),
             (5000, Some(Lsn(500_000)), meta.len)
         );
         assert_eq!(scanned.head, Some(Position::new(Lsn(500_000), 0)));
@@ -547,7 +547,7 @@ mod tests {
         f.set_len(full - 3).expect("tear");
         assert!(scan(&meta.path, false).is_err());
         let repaired = scan(&meta.path, true).expect("repair");
-        assert_eq!((repaired.txns, repaired.last), (2, Some(Lsn(20))));
+        assert_eq!((repaired.txns, repaired.last()), (2, Some(Lsn(20))));
         assert_eq!(
             std::fs::metadata(&meta.path).expect("meta").len(),
             repaired.len
