@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::database::Pool;
+use crate::database::{Pool, SessionPool};
 use crate::embedded::ClusterState;
 use crate::http::error::ApiError;
 use crate::http::metrics::Metrics;
@@ -32,6 +32,8 @@ pub struct AppState {
 pub struct Ready {
     /// The connection pool.
     pub pool: Pool,
+    /// Pipelined sessions REST requests run on.
+    pub sessions: SessionPool,
     /// The embedded cluster's state, when the database is embedded.
     pub cluster: Option<watch::Receiver<ClusterState>>,
     /// The event log and change streams (absent when replication is off).

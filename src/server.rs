@@ -112,12 +112,11 @@ impl RunningServer {
                 return Err(e);
             }
         };
-        let pool = match database::pool::build(
-            &db.url,
-            config.database.pool_size,
-            Duration::from_secs(config.database.pool_timeout_secs),
-            "fluxbase",
-        ) {
+        let wait = Duration::from_secs(config.database.pool_timeout_secs);
+        let pools = database::pool::build(&db.url, config.database.pool_size, wait, "fluxbase").and_then(|pool| {
+            Ok((pool, database::session_pool::build(&db.url, config.database.pool_size, wait, "fluxbase rest")?))
+        });
+        let (pool, sessions) = match pools {
             Ok(p) => p,
             Err(e) => {
                 let _ = shutdown_tx.send(());
@@ -136,7 +135,7 @@ impl RunningServer {
             }
         };
         let realtime = Some(Arc::new(crate::realtime::Realtime::new(state.keys.clone(), changes.clone(), pool.clone(), config.realtime.clone())));
-        state.set_ready(Ready { pool, cluster: db.cluster.as_ref().map(EmbeddedCluster::state), changes, realtime });
+        state.set_ready(Ready { pool, sessions, cluster: db.cluster.as_ref().map(EmbeddedCluster::state), changes, realtime });
         let runtime = RuntimeState {
             pid: std::process::id(),
             api_url: api_url.clone(),
@@ -198,6 +197,7 @@ impl RunningServer {
         }
         if let Some(ready) = self.state.ready() {
             ready.pool.close();
+            ready.sessions.close();
         }
         stop_cluster(self.cluster.take()).await;
         tracing::info!("Fluxbase stopped");

@@ -17,4 +17,5 @@ mod realtime;
 mod rest;
 mod rls_diff;
 mod sdk;
+mod session;
 mod storage;

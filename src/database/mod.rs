@@ -2,14 +2,19 @@
 //! checks of an external database.
 //!
 //! - [`pool`] builds the `deadpool-postgres` pool every handler borrows from.
+//! - [`session`] is a pipelined session (a whole request, one Sync) and
+//!   [`session_pool`] the pool of them REST requests run on.
 //! - [`preflight`] checks that an external server can do what Fluxbase
 //!   needs (version, `wal_level`, REPLICATION) and says exactly what to
 //!   change when it cannot.
 
 pub mod pool;
 pub mod preflight;
+pub mod session;
+pub mod session_pool;
 
 pub use pool::{connect_one, Pool};
+pub use session_pool::SessionPool;
 
 /// Errors reaching or checking the database.
 #[derive(Debug, thiserror::Error)]

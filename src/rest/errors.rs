@@ -105,6 +105,12 @@ impl RestError {
         RestError::Parse { message: message.into(), details: details.into() }
     }
 
+    /// From the server's refusal of a pipelined statement: the SQLSTATE,
+    /// message, detail and hint as PostgreSQL sent them.
+    pub fn from_server(e: fluxbase_replication::client::ServerError) -> RestError {
+        RestError::Db(DbError { code: e.code, message: e.message, details: e.detail, hint: e.hint })
+    }
+
     /// From a driver error: SQL errors keep their SQLSTATE, anything else
     /// (connection lost, protocol) becomes 503.
     pub fn from_pg(e: &tokio_postgres::Error) -> RestError {

@@ -1,28 +1,24 @@
-//! Execution: one transaction per request, pipelined into one round trip.
+//! Execution: one transaction per request, as one pipeline: one write,
+//! one Sync, one round trip (see [`crate::database::session`]).
 //!
-//! The messages sent together on one pooled connection, in order:
-//! `BEGIN [READ ONLY]` (simple protocol); one prepared statement setting
-//! the caller (role and `request.jwt.claims`, as [`Caller::apply_sql`],
-//! first) and the other request settings (`request.method`,
-//! `request.path`, `request.headers`, `request.cookies`,
-//! `statement_timeout`, `search_path`), all transaction-local; the
-//! statement; optionally an
-//! `EXPLAIN` for planned counts (or, for a plan request, `EXPLAIN` of the
-//! statement instead of it); `set_config('timezone', …)` for
-//! `Prefer: timezone`; `COMMIT` (or `ROLLBACK` for
-//! `Prefer: tx=rollback`, simple protocol); and for writes `pg_current_wal_insert_lsn()`.
+//! The statements of the pipeline, in order: `BEGIN [READ ONLY]`; one
+//! statement setting the caller (role and `request.jwt.claims`, as
+//! [`Caller::apply_sql`], first) and the other request settings
+//! (`request.method`, `request.path`, `request.headers`,
+//! `request.cookies`, `statement_timeout`, `search_path`), all
+//! transaction-local; `set_config('timezone', …)` for `Prefer: timezone`;
+//! the statement (or, for a plan request, `EXPLAIN` of it); optionally an
+//! `EXPLAIN` for planned counts; `COMMIT` (or `ROLLBACK` for
+//! `Prefer: tx=rollback`); and for writes `pg_current_wal_insert_lsn()`.
 //!
 //! Invariants:
 //! - The role switch is the first statement after BEGIN, so the request's
 //!   statement never runs as the pool's superuser: if the switch fails the
-//!   transaction is aborted and every later statement fails.
+//!   server skips every later statement of the pipeline.
 //! - The pipeline runs on its own task, so a client that disconnects
-//!   cannot leave a connection mid-transaction in the pool: BEGIN is always
-//!   followed by its COMMIT/ROLLBACK.
-//! - Statements are prepared with parameters of type `unknown` and bound
-//!   in text format: PostgreSQL infers each parameter's type from its use,
-//!   like a quoted literal. Prepared statements are cached per connection
-//!   by text ([`STATEMENT_CACHE_MAX`] at most); RLS still applies, because
+//!   cannot leave a session mid-transaction in the pool; a pipeline that
+//!   failed after BEGIN is rolled back by the session before it is reused.
+//! - Statements are cached per session by text; RLS still applies, because
 //!   PostgreSQL re-plans an RLS-dependent statement for the executing role.
 //!
 //! `X-Fluxbase-Lsn` semantics: `pg_current_wal_insert_lsn()` read on the same
@@ -30,39 +26,11 @@
 //! of this transaction's commit record. Once a change-stream consumer has
 //! processed WAL up to that position, it has seen this write.
 
-use bytes::BufMut;
-use tokio_postgres::types::{to_sql_checked, Format, IsNull, ToSql, Type};
-
 use super::errors::RestError;
 use super::sql::Sql;
-use crate::database::Pool;
+use crate::database::session::{Replies, Step, TextRow};
+use crate::database::SessionPool;
 use crate::http::caller::Caller;
-
-/// A value sent in text format with type `unknown`.
-#[derive(Debug)]
-struct TextParam<'a>(Option<&'a str>);
-
-impl ToSql for TextParam<'_> {
-    fn to_sql(&self, _ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        match self.0 {
-            Some(s) => {
-                out.put_slice(s.as_bytes());
-                Ok(IsNull::No)
-            }
-            None => Ok(IsNull::Yes),
-        }
-    }
-
-    fn accepts(_ty: &Type) -> bool {
-        true
-    }
-
-    fn encode_format(&self, _ty: &Type) -> Format {
-        Format::Text
-    }
-
-    to_sql_checked!();
-}
 
 /// What PostgREST exposes to SQL about the request.
 #[derive(Debug, Clone)]
@@ -117,9 +85,6 @@ pub struct Outcome {
     pub plan: Option<String>,
 }
 
-/// Prepared statements kept per pooled connection before the cache is emptied.
-pub const STATEMENT_CACHE_MAX: usize = 64;
-
 /// Most bound values one statement may carry.
 pub const MAX_PARAMS: usize = 30_000;
 
@@ -132,17 +97,15 @@ const SETUP_SQL: &str = "select set_config('role', $1, true), set_config('reques
      set_config('request.headers', $5, true), set_config('request.cookies', $6, true), \
      set_config('statement_timeout', $7, true), set_config('search_path', $8, true)";
 
-fn refs<'a>(ps: &'a [TextParam<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
-    ps.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
-}
+/// `Prefer: timezone=…` for the transaction.
+const TIMEZONE_SQL: &str = "select set_config('timezone', $1, true)";
 
-fn typed<'a>(ps: &'a [TextParam<'a>]) -> Vec<(&'a (dyn ToSql + Sync), Type)> {
-    ps.iter().map(|p| (p as &(dyn ToSql + Sync), Type::UNKNOWN)).collect()
-}
+/// The WAL position read after COMMIT (`X-Fluxbase-Lsn`).
+const LSN_SQL: &str = "select pg_current_wal_insert_lsn()::text";
 
 /// Runs `stmt` (and `explain`, if given) for `caller` in one transaction.
 pub async fn run(
-    pool: &Pool,
+    pool: &SessionPool,
     caller: &Caller,
     info: RequestInfo,
     mode: TxMode,
@@ -157,107 +120,79 @@ pub async fn run(
             format!("it needs {params} bound values; at most {MAX_PARAMS} are allowed"),
         ));
     }
-    let client = pool.get().await.map_err(|e| RestError::Unavailable(e.to_string()))?;
+    let mut session = pool.get().await.map_err(|e| RestError::Unavailable(e.to_string()))?;
     let (role, claims) = caller.apply_params();
     let task = tokio::spawn(async move {
         let begin = if mode.read_only { "begin read only" } else { "begin" };
         let end = if mode.rollback { "rollback" } else { "commit" };
         let timeout = info.timeout_ms.to_string();
         let setup = [
-            TextParam(Some(&role)),
-            TextParam(Some(&claims)),
-            TextParam(Some(&info.method)),
-            TextParam(Some(&info.path)),
-            TextParam(Some(&info.headers)),
-            TextParam(Some(&info.cookies)),
-            TextParam(Some(&timeout)),
-            TextParam(Some(&info.search_path)),
+            Some(role.as_str()),
+            Some(claims.as_str()),
+            Some(info.method.as_str()),
+            Some(info.path.as_str()),
+            Some(info.headers.as_str()),
+            Some(info.cookies.as_str()),
+            Some(timeout.as_str()),
+            Some(info.search_path.as_str()),
         ];
-        let main: Vec<TextParam<'_>> = stmt.params.iter().map(|p| TextParam(p.as_deref())).collect();
-        let ex: Vec<TextParam<'_>> =
-            explain.as_ref().map(|e| e.params.iter().map(|p| TextParam(p.as_deref())).collect()).unwrap_or_default();
-        // Prepared statements, cached per connection by query text (one
-        // round trip on a miss, none on a hit), bounded in number. Prepared
-        // before BEGIN, so nothing of the transaction waits on them.
-        if client.statement_cache.size() > STATEMENT_CACHE_MAX {
-            client.statement_cache.clear();
-        }
-        let unknown = |n: usize| vec![Type::UNKNOWN; n];
-        let (setup_types, main_types) = (unknown(setup.len()), unknown(main.len()));
-        let prepared = futures_util::future::try_join(
-            client.prepare_typed_cached(SETUP_SQL, &setup_types),
-            client.prepare_typed_cached(&stmt.text, &main_types),
-        )
-        .await;
-        let (setup_s, main_s) = prepared.map_err(|e| RestError::from_pg(&e))?;
-        let (setup_r, main_r) = (refs(&setup), refs(&main));
-        let ex_t = typed(&ex);
-        let main_t = typed(&main);
+        let main: Vec<Option<&str>> = stmt.params.iter().map(|p| p.as_deref()).collect();
+        let ex: Vec<Option<&str>> =
+            explain.as_ref().map(|e| e.params.iter().map(|p| p.as_deref()).collect()).unwrap_or_default();
+        let tz = [info.timezone.as_deref()];
         let plan_text = mode.plan.map(|p| format!("{}{}", p.prefix(), stmt.text));
-        let tz = [TextParam(info.timezone.as_deref())];
-        let tz_t = typed(&tz);
-        let tz_fut = async {
-            match info.timezone {
-                Some(_) => Some(client.query_typed("select set_config('timezone', $1, true)", &tz_t).await),
-                None => None,
-            }
-        };
-        let main_fut = async {
-            match &plan_text {
-                Some(t) => client.query_typed(t, &main_t).await,
-                None => client.query(&main_s, &main_r).await,
-            }
-        };
-        let explain_fut = async {
-            match &explain {
-                Some(e) if mode.plan.is_none() => Some(client.query_typed(&e.text, &ex_t).await),
-                _ => None,
-            }
-        };
-        let lsn_fut = async {
-            if mode.lsn {
-                Some(client.query_typed("select pg_current_wal_insert_lsn()::text", &[]).await)
-            } else {
-                None
-            }
-        };
-        let (b, s, z, m, x, e, l) = tokio::join!(
-            client.batch_execute(begin),
-            client.query(&setup_s, &setup_r),
-            tz_fut,
-            main_fut,
-            explain_fut,
-            client.batch_execute(end),
-            lsn_fut,
-        );
-        // The first failure is the cause; later ones are "transaction aborted".
-        b.map_err(|e| RestError::from_pg(&e))?;
-        s.map_err(|e| RestError::from_pg(&e))?;
-        if let Some(z) = z {
-            z.map_err(|e| RestError::from_pg(&e))?;
+
+        let mut steps = vec![Step::cached(begin, &[]), Step::cached(SETUP_SQL, &setup)];
+        if info.timezone.is_some() {
+            steps.push(Step::cached(TIMEZONE_SQL, &tz));
         }
-        let rows = m.map_err(|e| RestError::from_pg(&e))?;
+        let main_at = steps.len();
+        steps.push(match &plan_text {
+            Some(t) => Step::once(t, &main),
+            None => Step::cached(&stmt.text, &main),
+        });
+        let explain_at = match (&explain, mode.plan) {
+            (Some(e), None) => {
+                steps.push(Step::once(&e.text, &ex));
+                Some(steps.len() - 1)
+            }
+            _ => None,
+        };
+        let end_at = steps.len();
+        steps.push(Step::cached(end, &[]));
+        if mode.lsn {
+            steps.push(Step::cached(LSN_SQL, &[]));
+        }
+        let Replies { rows, failed } =
+            session.pipeline(&steps).await.map_err(|e| RestError::Unavailable(e.to_string()))?;
+        // The first failure is the cause. One after COMMIT (reading the
+        // WAL position) leaves the write committed: no LSN, no error.
+        if let Some((step, e)) = failed {
+            if step <= end_at {
+                return Err(RestError::from_server(e));
+            }
+        }
+        let at = |i: usize| rows.get(i).map(Vec::as_slice).unwrap_or_default();
         if let Some(p) = mode.plan {
-            e.map_err(|e| RestError::from_pg(&e))?;
-            return Ok(Outcome { plan: Some(plan_body(&rows, p.json)), page_total: 1, ..Outcome::default() });
+            return Ok(Outcome { plan: Some(plan_body(at(main_at), p.json)), page_total: 1, ..Outcome::default() });
         }
-        let planned = match x {
-            Some(r) => planned_rows(&r.map_err(|e| RestError::from_pg(&e))?),
-            None => None,
+        let planned = explain_at.and_then(|i| planned_rows(at(i)));
+        let lsn = at(end_at + 1).first().and_then(|r| r.text(0).ok().flatten().map(str::to_owned));
+        let row = at(main_at).first().ok_or_else(|| RestError::Unavailable("statement returned no row".into()))?;
+        let bad = |e: fluxbase_replication::ClientError| RestError::Unavailable(e.to_string());
+        let int = |i: usize| -> Result<Option<i64>, RestError> {
+            match row.text(i).map_err(bad)? {
+                Some(t) => t.parse().map(Some).map_err(|e| RestError::Unavailable(format!("column {i}: {e}"))),
+                None => Ok(None),
+            }
         };
-        e.map_err(|e| RestError::from_pg(&e))?;
-        let lsn = match l {
-            Some(r) => r.ok().and_then(|rows| rows.first().and_then(|row| row.try_get::<_, String>(0).ok())),
-            None => None,
-        };
-        let row = rows.first().ok_or_else(|| RestError::Unavailable("statement returned no row".into()))?;
-        let get_err = |e: tokio_postgres::Error| RestError::Unavailable(e.to_string());
+        let text = |i: usize| -> Result<Option<String>, RestError> { Ok(row.text(i).map_err(bad)?.map(str::to_owned)) };
         Ok(Outcome {
-            page_total: row.try_get::<_, Option<i64>>(0).map_err(get_err)?.unwrap_or(0),
-            total: row.try_get(1).map_err(get_err)?,
-            body: row.try_get(2).map_err(get_err)?,
-            inserted: row.try_get(3).map_err(get_err)?,
-            location: row.try_get(4).map_err(get_err)?,
+            page_total: int(0)?.unwrap_or(0),
+            total: int(1)?,
+            body: text(2)?,
+            inserted: int(3)?,
+            location: text(4)?,
             planned,
             lsn,
             plan: None,
@@ -266,20 +201,22 @@ pub async fn run(
     task.await.map_err(|e| RestError::Unavailable(e.to_string()))?
 }
 
-/// EXPLAIN's output as the body: the JSON document, or the text lines.
-fn plan_body(rows: &[tokio_postgres::Row], json: bool) -> String {
+/// EXPLAIN's output as the body: the JSON document (compacted), or the
+/// text lines.
+fn plan_body(rows: &[TextRow], json: bool) -> String {
     if json {
         return rows
             .first()
-            .and_then(|r| r.try_get::<_, serde_json::Value>(0).ok())
+            .and_then(|r| r.text(0).ok().flatten())
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
             .map(|v| v.to_string())
             .unwrap_or_else(|| "[]".into());
     }
-    rows.iter().filter_map(|r| r.try_get::<_, String>(0).ok()).collect::<Vec<_>>().join("\n")
+    rows.iter().filter_map(|r| r.text(0).ok().flatten()).collect::<Vec<_>>().join("\n")
 }
 
 /// `Plan Rows` of `explain (format json)`.
-fn planned_rows(rows: &[tokio_postgres::Row]) -> Option<i64> {
-    let v: serde_json::Value = rows.first()?.try_get(0).ok()?;
+fn planned_rows(rows: &[TextRow]) -> Option<i64> {
+    let v: serde_json::Value = serde_json::from_str(rows.first()?.text(0).ok()??).ok()?;
     v.get(0)?.get("Plan")?.get("Plan Rows")?.as_f64().map(|f| f as i64)
 }

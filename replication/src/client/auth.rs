@@ -1,7 +1,7 @@
-//! Startup and authentication: the startup packet with
-//! `replication=database` and pinned output GUCs, then trust, cleartext,
-//! MD5 or SCRAM-SHA-256 (via `postgres_protocol::authentication::sasl`),
-//! until ReadyForQuery.
+//! Startup and authentication: the startup packet (for a walsender, with
+//! `replication=database` and pinned output GUCs; for a plain session, with
+//! only the client encoding), then trust, cleartext, MD5 or SCRAM-SHA-256
+//! (via `postgres_protocol::authentication::sasl`), until ReadyForQuery.
 //!
 //! Channel binding (SCRAM-SHA-256-PLUS) needs TLS, which this client does
 //! not speak; SCRAM runs without it.
@@ -36,16 +36,39 @@ fn password(params: &ConnectParams) -> Result<&[u8], ClientError> {
         .ok_or_else(|| ClientError::Auth("the server asks for a password but none was given".into()))
 }
 
-/// Sends the startup packet and completes authentication; returns once the
-/// server is ReadyForQuery.
+/// What kind of session a connection starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// A walsender (`replication=database`) with [`PINNED_GUCS`].
+    Replication,
+    /// An ordinary backend: only `client_encoding=UTF8` is pinned, so the
+    /// server's own defaults (time zone, date style) apply as they do for
+    /// any other client.
+    Plain,
+}
+
+/// Sends the walsender startup packet and completes authentication; returns
+/// once the server is ReadyForQuery.
 pub async fn startup(conn: &mut Connection, params: &ConnectParams) -> Result<(), ClientError> {
-    let mut startup: Vec<(&str, &str)> = vec![
-        ("user", params.user.as_str()),
-        ("database", params.dbname.as_str()),
-        ("replication", "database"),
-        ("application_name", params.application_name.as_str()),
-    ];
-    startup.extend(PINNED_GUCS);
+    startup_as(conn, params, SessionKind::Replication).await
+}
+
+/// Sends the startup packet for `kind` and completes authentication;
+/// returns once the server is ReadyForQuery.
+pub async fn startup_as(conn: &mut Connection, params: &ConnectParams, kind: SessionKind) -> Result<(), ClientError> {
+    let mut startup: Vec<(&str, &str)> =
+        vec![("user", params.user.as_str()), ("database", params.dbname.as_str())];
+    match kind {
+        SessionKind::Replication => {
+            startup.push(("replication", "database"));
+            startup.push(("application_name", params.application_name.as_str()));
+            startup.extend(PINNED_GUCS);
+        }
+        SessionKind::Plain => {
+            startup.push(("application_name", params.application_name.as_str()));
+            startup.push(("client_encoding", "UTF8"));
+        }
+    }
     frontend::startup_message(startup, &mut conn.write_buf).map_err(io_to_client)?;
     conn.flush().await?;
     let mut scram: Option<sasl::ScramSha256> = None;

@@ -47,6 +47,12 @@ impl Connection {
         self.backend_key
     }
 
+    /// The buffer frontend messages are encoded into (see
+    /// `postgres_protocol::message::frontend`); [`Connection::flush`] sends it.
+    pub fn write_buf(&mut self) -> &mut BytesMut {
+        &mut self.write_buf
+    }
+
     /// Writes everything encoded into the write buffer.
     pub async fn flush(&mut self) -> Result<(), ClientError> {
         if !self.write_buf.is_empty() {

@@ -26,7 +26,7 @@ pub struct ServerError {
 
 impl ServerError {
     /// Collects the fields of an ErrorResponse or NoticeResponse.
-    pub(crate) fn from_fields(mut fields: ErrorFields<'_>) -> Result<Self, ClientError> {
+    pub fn from_fields(mut fields: ErrorFields<'_>) -> Result<Self, ClientError> {
         let mut e = ServerError::default();
         let mut localized_severity = None;
         while let Some(f) = fields.next().map_err(|err| ClientError::Protocol(format!("malformed error fields: {err}")))? {

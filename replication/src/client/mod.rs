@@ -1,5 +1,8 @@
 //! A walsender client over TCP or Unix sockets, built on `postgres-protocol`
-//! (upstream tokio-postgres cannot enter CopyBoth).
+//! (upstream tokio-postgres cannot enter CopyBoth). Its connection layer
+//! ([`socket`], [`connection`], [`auth`] with [`auth::SessionKind::Plain`])
+//! also starts ordinary sessions, for callers that pipeline the extended
+//! protocol themselves.
 //!
 //! - [`config`]: [`ConnectParams`] and the `postgres://` URL parser.
 //! - [`socket`]: TCP / Unix stream.
