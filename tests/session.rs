@@ -96,3 +96,15 @@ async fn the_statement_cache_is_bounded_and_survives_eviction() {
     let n: usize = text(&r.rows[0], 0).and_then(|t| t.parse().ok()).expect("a count");
     assert!(n <= max, "{n} prepared statements kept, at most {max} allowed");
 }
+
+#[tokio::test]
+async fn a_pipeline_cut_short_leaves_the_session_broken() {
+    let db = TestDatabase::fresh().await;
+    let mut s = session(&db).await;
+    let steps = [Step::cached("begin", &[]), Step::once("select pg_sleep(2)", &[]), Step::cached("commit", &[])];
+    // The caller goes away mid-transaction (a client hanging up).
+    let cut = tokio::time::timeout(Duration::from_millis(200), s.pipeline(&steps)).await;
+    assert!(cut.is_err(), "the pipeline should still be running");
+    assert!(s.is_broken(), "a session cut short must never be reused");
+    assert!(s.pipeline(&[Step::cached("select 1", &[])]).await.is_err());
+}

@@ -15,9 +15,12 @@
 //! - The role switch is the first statement after BEGIN, so the request's
 //!   statement never runs as the pool's superuser: if the switch fails the
 //!   server skips every later statement of the pipeline.
-//! - The pipeline runs on its own task, so a client that disconnects
-//!   cannot leave a session mid-transaction in the pool; a pipeline that
-//!   failed after BEGIN is rolled back by the session before it is reused.
+//! - A client that disconnects cannot leave a session mid-transaction in
+//!   the pool: a session is marked broken from the moment it sends until
+//!   it has read the pipeline's ReadyForQuery, and the pool drops broken
+//!   sessions (PostgreSQL rolls back what a closed connection left open).
+//!   A pipeline that failed after BEGIN is rolled back by the session
+//!   before it is reused.
 //! - Statements are cached per session by text; RLS still applies, because
 //!   PostgreSQL re-plans an RLS-dependent statement for the executing role.
 //!
@@ -122,7 +125,7 @@ pub async fn run(
     }
     let mut session = pool.get().await.map_err(|e| RestError::Unavailable(e.to_string()))?;
     let (role, claims) = caller.apply_params();
-    let task = tokio::spawn(async move {
+    {
         let begin = if mode.read_only { "begin read only" } else { "begin" };
         let end = if mode.rollback { "rollback" } else { "commit" };
         let timeout = info.timeout_ms.to_string();
@@ -197,8 +200,7 @@ pub async fn run(
             lsn,
             plan: None,
         })
-    });
-    task.await.map_err(|e| RestError::Unavailable(e.to_string()))?
+    }
 }
 
 /// EXPLAIN's output as the body: the JSON document (compacted), or the
