@@ -78,6 +78,9 @@ pub enum RestError {
         /// Details.
         details: Option<String>,
     },
+    /// PGRST109 (PostgREST 12): a limited update or delete without an order.
+    #[error("A 'limit' was applied without an explicit 'order'")]
+    LimitWithoutOrder,
     /// An error raised by PostgreSQL.
     #[error("{}", .0.message)]
     Db(DbError),
@@ -171,6 +174,8 @@ impl RestError {
                     None => e,
                 }
             }
+            RestError::LimitWithoutOrder => ApiError::new(StatusCode::BAD_REQUEST, "PGRST109", msg)
+                .with_hint("Apply an 'order' using unique column(s)"),
             RestError::Refused { code, status, details, .. } => {
                 let e = ApiError::new(*status, *code, msg);
                 match details {

@@ -127,11 +127,11 @@ fn arbitrary_query_strings_never_panic_and_never_leak_identifiers() {
         let Ok(q) = parse_query(&raw, &limits, &|_| false) else { continue };
         let Ok(node) = plan::plan_untyped("public", "t\"x", &q) else { continue };
         parsed += 1;
-        check_sql(&read::read_statement(&node, true, true).text);
+        check_sql(&read::read_statement(&node, true, read::Body::Json).text);
         check_sql(&read::planned_count_statement(&node).text);
         for f in &fns {
             let args = rpc::Args::Named("{}".into(), f.args.iter().collect());
-            check_sql(&rpc::statement(f, &args, &node, true, true).text);
+            check_sql(&rpc::statement(f, &args, &node, true, read::Body::Json).text);
         }
     }
     assert!(parsed > 1000, "only {parsed} inputs parsed: the generator needs more valid shapes");

@@ -9,6 +9,8 @@ use warp::reply::Response;
 
 use super::errors::RestError;
 use super::execute::Outcome;
+use super::schema_cache::SchemaCache;
+use super::sql::read::Body;
 
 /// `Prefer: count=…`
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +191,8 @@ pub enum Format {
     Object,
     /// `text/csv`
     Csv,
+    /// `application/geo+json` (a FeatureCollection; needs PostGIS)
+    GeoJson,
     /// `application/openapi+json`
     OpenApi,
     /// `application/vnd.pgrst.plan…`: the statement's execution plan.
@@ -196,6 +200,28 @@ pub enum Format {
 }
 
 impl Format {
+    /// The body a statement builds for this format; `wanted` is false for
+    /// HEAD and `return=minimal`.
+    pub fn body(self, wanted: bool) -> Body {
+        match (wanted, self) {
+            (false, _) => Body::None,
+            (true, Format::GeoJson) => Body::GeoJson,
+            (true, _) => Body::Json,
+        }
+    }
+
+    /// Refuses what this database cannot produce: GeoJSON without PostGIS
+    /// (406 PGRST107, as PostgREST).
+    pub fn check(self, cache: &SchemaCache) -> Result<Format, RestError> {
+        if self == Format::GeoJson && !cache.postgis {
+            return Err(RestError::MediaType(
+                "None of these media types are available: application/geo+json".into(),
+                StatusCode::NOT_ACCEPTABLE,
+            ));
+        }
+        Ok(self)
+    }
+
     /// The plan asked for, if this is a plan media type.
     pub fn plan(self) -> Option<super::explain::Plan> {
         match self {
@@ -226,6 +252,7 @@ pub fn negotiate(headers: &HeaderMap, plan_enabled: bool) -> Result<Format, Rest
             "application/json" | "*/*" | "application/*" | "application/vnd.pgrst.array+json" => return Ok(Format::Json),
             "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" => return Ok(Format::Object),
             "text/csv" | "text/*" => return Ok(Format::Csv),
+            "application/geo+json" => return Ok(Format::GeoJson),
             "application/openapi+json" => return Ok(Format::OpenApi),
             _ => {}
         }
@@ -280,6 +307,8 @@ pub fn build(outcome: &Outcome, shape: Shape) -> Result<Response, RestError> {
     } else if shape.format == Format::Csv && !shape.no_body {
         body = to_csv(&body);
         content_type = "text/csv; charset=utf-8";
+    } else if shape.format == Format::GeoJson {
+        content_type = "application/geo+json; charset=utf-8";
     }
     let range = if shape.write_range {
         format!("*/{}", shape.total.map(|t| t.to_string()).unwrap_or_else(|| "*".into()))

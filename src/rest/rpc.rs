@@ -24,7 +24,7 @@ use super::{parse_body, plan, Request, Rest};
 pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: &str) -> Result<Response, RestError> {
     let cfg = &rest.app.config.rest;
     let schema = req.schema(cfg)?;
-    let format = response::negotiate(&req.headers, cfg.plan_enabled)?;
+    let format = response::negotiate(&req.headers, cfg.plan_enabled)?.check(cache)?;
     let prefer = rest.prefer(&req.headers).await?;
     let overloads = cache.functions.get(&(schema.clone(), name.to_owned())).map(Vec::as_slice).unwrap_or_default();
     let read = req.is_read();
@@ -74,7 +74,7 @@ pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: 
     let node = plan::plan_untyped(&schema, name, &q)?;
     let head = req.method == Method::HEAD;
     let exact = matches!(prefer.count, Some(Count::Exact | Count::Estimated));
-    let stmt = statement(f, &args, &node, exact, !head);
+    let stmt = statement(f, &args, &node, exact, format.body(!head));
     let mode = TxMode { read_only: read, rollback: prefer.rollback == Some(true), lsn: !read, plan: format.plan() };
     let mut out = run(rest, req, &schema, &prefer, mode, stmt, None).await?;
     if response::strip_nulls_wanted(&req.headers) {

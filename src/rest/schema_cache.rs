@@ -2,7 +2,7 @@
 //! foreign keys, and functions with their arguments, for the exposed
 //! schemas.
 //!
-//! Loaded in five catalog queries, pipelined in one round trip, whatever
+//! Loaded in six catalog queries, pipelined in one round trip, whatever
 //! the number of tables. Reloaded when PostgreSQL says the schema changed:
 //! the event triggers of `migrations/0100_rest_schema_reload.sql` send
 //! `NOTIFY pgrst, 'reload schema'` after every DDL command, as PostgREST's
@@ -127,6 +127,8 @@ pub struct SchemaCache {
     pub foreign_keys: Vec<ForeignKey>,
     /// Functions by (schema, name), overloads together.
     pub functions: HashMap<(String, String), Vec<Function>>,
+    /// PostGIS is installed (`application/geo+json` is available).
+    pub postgis: bool,
 }
 
 impl SchemaCache {
@@ -237,17 +239,20 @@ left join pg_class ac on ac.oid = at.typrelid and ac.relkind in ('r', 'p', 'v', 
 left join pg_namespace an on an.oid = ac.relnamespace
 where n.nspname = any($1) and p.prokind = 'f'";
 
-/// Loads the cache for `schemas` (five queries, one round trip).
+/// Loads the cache for `schemas` (six queries, one round trip).
 pub async fn load(client: &Client, schemas: &[String]) -> Result<SchemaCache, tokio_postgres::Error> {
-    let (tables, pks, fks, funcs, views) = futures_util::future::try_join5(
-        client.query(TABLES, &[&schemas]),
-        client.query(PKS, &[&schemas]),
-        client.query(FKS, &[&schemas]),
-        client.query(FUNCTIONS, &[&schemas]),
-        client.query(VIEW_COLUMNS, &[&schemas]),
+    let ((tables, pks, fks, funcs, views), postgis) = futures_util::future::try_join(
+        futures_util::future::try_join5(
+            client.query(TABLES, &[&schemas]),
+            client.query(PKS, &[&schemas]),
+            client.query(FKS, &[&schemas]),
+            client.query(FUNCTIONS, &[&schemas]),
+            client.query(VIEW_COLUMNS, &[&schemas]),
+        ),
+        client.query_one("select exists (select 1 from pg_extension where extname = 'postgis')", &[]),
     )
     .await?;
-    let mut cache = SchemaCache::default();
+    let mut cache = SchemaCache { postgis: postgis.try_get(0)?, ..SchemaCache::default() };
     for r in tables {
         let (schema, name, kind, cols): (String, String, String, String) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
         let columns: Vec<Column> = serde_json::from_str(&cols).unwrap_or_default();

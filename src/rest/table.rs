@@ -20,7 +20,7 @@ use super::{parse_body, plan, Request, Rest};
 pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: &str) -> Result<Response, RestError> {
     let cfg = &rest.app.config.rest;
     let schema = req.schema(cfg)?;
-    let format = response::negotiate(&req.headers, cfg.plan_enabled)?;
+    let format = response::negotiate(&req.headers, cfg.plan_enabled)?.check(cache)?;
     let table = plan::table(cache, &schema, name)?;
     let q = parse_query(&req.query, &cfg.limits(), &|_| false)?;
     let prefer = rest.prefer(&req.headers).await?;
@@ -34,7 +34,7 @@ pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: 
             }
             let head = req.method == Method::HEAD;
             let exact = matches!(prefer.count, Some(Count::Exact | Count::Estimated));
-            let stmt = read::read_statement(&node, exact, !head);
+            let stmt = read::read_statement(&node, exact, format.body(!head));
             let explain = matches!(prefer.count, Some(Count::Planned | Count::Estimated)).then(|| read::planned_count_statement(&node));
             let mode = TxMode { read_only: true, rollback: prefer.rollback == Some(true), lsn: false, plan: format.plan() };
             let mut out = run(rest, req, &schema, &prefer, mode, stmt, explain).await?;
@@ -72,12 +72,7 @@ pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: 
         Method::PATCH | Method::DELETE => {
             let limited = node.range.limit.is_some() || node.range.offset.is_some();
             if limited && node.order.is_empty() {
-                return Err(RestError::Refused {
-                    code: "PGRST109",
-                    status: StatusCode::BAD_REQUEST,
-                    message: "A 'limit' was applied without an explicit 'order'".into(),
-                    details: Some("Apply an 'order' using unique column(s)".into()),
-                });
+                return Err(RestError::LimitWithoutOrder);
             }
             if limited && node.order.iter().any(|o| o.relation.is_some()) {
                 return Err(RestError::Refused {
@@ -90,7 +85,7 @@ pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: 
             let ret = prefer.ret.unwrap_or_default();
             let returning = Returning {
                 rows: ret != Return::Minimal || prefer.count.is_some() || format == Format::Object || prefer.max_affected().is_some(),
-                body: ret == Return::Representation,
+                body: format.body(ret == Return::Representation),
                 single: format == Format::Object,
                 max_affected: prefer.max_affected(),
             };
@@ -273,7 +268,7 @@ async fn insert(
     let ret = prefer.ret.unwrap_or_default();
     let returning = Returning {
         rows: ret != Return::Minimal || prefer.count.is_some() || format == Format::Object,
-        body: ret == Return::Representation,
+        body: format.body(ret == Return::Representation),
         single: format == Format::Object,
         max_affected: None,
     };
@@ -368,7 +363,7 @@ async fn put(
     let ret = prefer.ret.unwrap_or_default();
     let returning = Returning {
         rows: ret != Return::Minimal || format == Format::Object,
-        body: ret == Return::Representation,
+        body: format.body(ret == Return::Representation),
         single: format == Format::Object,
         max_affected: None,
     };

@@ -71,6 +71,10 @@ async fn limited_patch_and_delete() {
     // A limit without an order is refused, and nothing changes.
     let r = service(&s, "DELETE", "/users?limit=1", &[], None).await;
     assert_eq!((r.status, r.json()["code"].as_str()), (400, Some("PGRST109")), "{}", r.text);
+    // PostgREST 12's text (the code is unused from 13 on, which orders by the key).
+    assert_eq!(r.json()["message"], "A 'limit' was applied without an explicit 'order'");
+    assert_eq!(r.json()["hint"], "Apply an 'order' using unique column(s)");
+    assert_eq!(r.json()["details"], serde_json::Value::Null);
     let r = service(&s, "PATCH", "/users?limit=1", &[], Some(json!({"bio": "x"}))).await;
     assert_eq!(r.json()["code"], "PGRST109");
     assert_eq!(service(&s, "GET", "/users?select=id", &[], None).await.json().as_array().map(Vec::len), Some(4));
@@ -205,5 +209,56 @@ async fn filters_on_embedded_resources_in_logic_trees() {
     assert_eq!((r.status, r.json()["code"].as_str()), (400, Some("42703")), "{}", r.text);
     let r = get(&s, "/rpc/older_than?min_age=1&or=(posts.title.eq.x)").await;
     assert_eq!(r.status, 400, "{}", r.text);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn geojson_with_postgis_and_406_without() {
+    let s = server().await;
+    let geo = [("accept", "application/geo+json")];
+    let r = send(&s, "GET", "/posts?select=id", None, &geo, None).await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (406, Some("PGRST107")), "no PostGIS yet: {}", r.text);
+    let c = s.db.client().await;
+    c.batch_execute(
+        "create extension postgis;
+         create table places (id int primary key, name text, geom geometry(Point, 4326));
+         insert into places values (1, 'a', 'SRID=4326;POINT(1 2)'), (2, 'b', null);
+         grant select on places to anon;",
+    )
+    .await
+    .expect("PostGIS (tests/run installs postgresql-<version>-postgis-3)");
+    // The schema cache reloads after the DDL.
+    let mut r = send(&s, "GET", "/places?select=id,name,geom&order=id", None, &geo, None).await;
+    for _ in 0..100 {
+        if r.status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        r = send(&s, "GET", "/places?select=id,name,geom&order=id", None, &geo, None).await;
+    }
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("content-type").as_deref(), Some("application/geo+json; charset=utf-8"));
+    assert_eq!(
+        r.json(),
+        json!({"type": "FeatureCollection", "features": [
+            {"type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 2]}, "properties": {"id": 1, "name": "a"}},
+            // A NULL geometry as PostGIS 3.3's ST_AsGeoJSON writes it (PostgREST passes it on).
+            {"type": "Feature", "geometry": {"type": null}, "properties": {"id": 2, "name": "b"}},
+        ]})
+    );
+    // Filters apply; an empty result is an empty collection.
+    let r = send(&s, "GET", "/places?id=eq.42", None, &geo, None).await;
+    assert_eq!(r.json(), json!({"type": "FeatureCollection", "features": []}), "{}", r.text);
+    // Writes return GeoJSON with return=representation.
+    let r = service(
+        &s,
+        "POST",
+        "/places",
+        &[("accept", "application/geo+json"), ("prefer", "return=representation")],
+        Some(json!({"id": 3, "name": "c", "geom": "SRID=4326;POINT(5 6)"})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json()["features"][0]["geometry"]["coordinates"], json!([5, 6]), "{}", r.text);
     s.shutdown().await;
 }

@@ -357,12 +357,39 @@ fn condition(b: &mut Sql, alias: &str, table: Option<&Table>, c: &Condition) -> 
     }
 }
 
+/// The body a statement builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// None (HEAD, `return=minimal`).
+    None,
+    /// A JSON array of the rows.
+    Json,
+    /// A GeoJSON `FeatureCollection` of the rows (`application/geo+json`;
+    /// needs PostGIS, whose `ST_AsGeoJSON(record)` makes each Feature, its
+    /// first geometry column the geometry and the others its properties).
+    GeoJson,
+}
+
+impl Body {
+    /// The body expression over the rows of `rows` (a `from` alias).
+    pub fn aggregate(self, rows: &str) -> String {
+        match self {
+            Body::None => "null::text".into(),
+            Body::Json => format!("coalesce(json_agg({rows}), '[]')::text"),
+            Body::GeoJson => format!(
+                "json_build_object('type', 'FeatureCollection', 'features', \
+                 coalesce(json_agg(st_asgeojson({rows})::json), '[]'))::text"
+            ),
+        }
+    }
+}
+
 /// The final statement around a level's query: one row of
 /// `(page_total int8, total int8, body text, inserted int8, location text)`.
 /// `total_sql` is the exact count expression, if one is wanted;
 /// `inserted` and `location` are extra expressions for writes.
-pub fn wrap(inner: &str, total_sql: Option<&str>, extra: &WriteExtras, want_body: bool) -> String {
-    let body = if want_body { "coalesce(json_agg(_pgrst_t), '[]')::text" } else { "null::text" };
+pub fn wrap(inner: &str, total_sql: Option<&str>, extra: &WriteExtras, body: Body) -> String {
+    let body = body.aggregate("_pgrst_t");
     format!(
         "{}select count(*)::int8, {}::int8, {body}, {}::int8, {}::text from ({inner}) as _pgrst_t",
         extra.with.as_deref().unwrap_or(""),
@@ -384,14 +411,14 @@ pub struct WriteExtras {
 }
 
 /// The whole read statement for the root `node`, with an exact count if asked.
-pub fn read_statement(node: &Node, exact_count: bool, want_body: bool) -> Sql {
+pub fn read_statement(node: &Node, exact_count: bool, body: Body) -> Sql {
     let mut b = Sql::default();
     let alias = b.alias();
     let from = qualified(&node.schema, &node.name);
     let p = parts(&mut b, node, &alias, None);
     let inner = p.render(&from, &alias);
     let total = exact_count.then(|| format!("(select count(*) from {from} as {alias}{})", p.where_clause()));
-    b_finish(b, wrap(&inner, total.as_deref(), &WriteExtras::default(), want_body))
+    b_finish(b, wrap(&inner, total.as_deref(), &WriteExtras::default(), body))
 }
 
 /// `explain` of the root count, for `count=planned|estimated` (own parameters).

@@ -3,7 +3,7 @@
 //! types from the catalog, so arrays and composites convert as PostgREST
 //! converts them.
 
-use super::read::{b_finish, parts, wrap, WriteExtras};
+use super::read::{b_finish, parts, wrap, Body, WriteExtras};
 use super::{ident, qualified, Sql};
 use crate::rest::plan::Node;
 use crate::rest::schema_cache::{Arg, Function, Returns};
@@ -37,7 +37,7 @@ fn call(b: &mut Sql, f: &Function, args: &Args<'_>) -> (String, String) {
 }
 
 /// The statement for calling `f`; `node` shapes set/composite results.
-pub fn statement(f: &Function, args: &Args<'_>, node: &Node, exact_count: bool, want_body: bool) -> Sql {
+pub fn statement(f: &Function, args: &Args<'_>, node: &Node, exact_count: bool, body: Body) -> Sql {
     let mut b = Sql::default();
     let (with, call) = call(&mut b, f, args);
     match (&f.returns, f.returns_set) {
@@ -56,7 +56,11 @@ pub fn statement(f: &Function, args: &Args<'_>, node: &Node, exact_count: bool, 
             p.group.clear();
             let inner = p.render(&call, &alias);
             let total = exact_count.then(|| format!("(select count(*) from {call} as {alias}{})", p.where_clause()));
-            let body = if want_body { "coalesce(json_agg(_pgrst_t.pgrst_scalar), '[]')::text" } else { "null::text" };
+            let body = match body {
+                Body::None => "null::text".to_owned(),
+                // Scalars have no geometry to make Features of: plain JSON.
+                Body::Json | Body::GeoJson => Body::Json.aggregate("_pgrst_t.pgrst_scalar"),
+            };
             let text = format!(
                 "{with}select count(*)::int8, {}::int8, {body}, null::int8, null::text from ({inner}) as _pgrst_t",
                 total.as_deref().unwrap_or("null")
@@ -69,7 +73,7 @@ pub fn statement(f: &Function, args: &Args<'_>, node: &Node, exact_count: bool, 
             let inner = p.render(&call, &alias);
             let total = exact_count.then(|| format!("(select count(*) from {call} as {alias}{})", p.where_clause()));
             let extras = WriteExtras { with: (!with.is_empty()).then_some(with), ..Default::default() };
-            let text = wrap(&inner, total.as_deref(), &extras, want_body);
+            let text = wrap(&inner, total.as_deref(), &extras, body);
             b_finish(b, text)
         }
     }

@@ -7,7 +7,7 @@
 //! subjects the new rows to SELECT policies: an insert-only RLS table must
 //! accept `return=minimal` inserts, as with PostgREST.
 
-use super::read::{logic_in, parts, wrap, WriteExtras};
+use super::read::{logic_in, parts, wrap, Body, WriteExtras};
 use super::{ident, qualified, Sql};
 use crate::rest::plan::Node;
 use crate::rest::schema_cache::Table;
@@ -26,8 +26,8 @@ pub enum Conflict {
 pub struct Returning {
     /// Whether any row data comes back (adds RETURNING).
     pub rows: bool,
-    /// Whether the JSON body is needed.
-    pub body: bool,
+    /// The body to build (JSON or GeoJSON for `return=representation`).
+    pub body: Body,
     /// Abort unless exactly one row was affected (`vnd.pgrst.object+json`).
     pub single: bool,
     /// Abort when more rows than this were affected (`Prefer: handling=strict, max-affected=n`).
