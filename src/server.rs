@@ -113,8 +113,10 @@ impl RunningServer {
             }
         };
         let wait = Duration::from_secs(config.database.pool_timeout_secs);
-        let pools = database::pool::build(&db.url, config.database.pool_size, wait, "fluxbase").and_then(|pool| {
-            Ok((pool, database::session_pool::build(&db.url, config.database.pool_size, wait, "fluxbase rest")?))
+        // The pools reach an embedded cluster over its Unix socket.
+        let local = db.cluster.as_ref().and_then(EmbeddedCluster::socket_url).unwrap_or_else(|| db.url.clone());
+        let pools = database::pool::build(&local, config.database.pool_size, wait, "fluxbase").and_then(|pool| {
+            Ok((pool, database::session_pool::build(&local, config.database.pool_size, wait, "fluxbase rest")?))
         });
         let (pool, sessions) = match pools {
             Ok(p) => p,

@@ -126,6 +126,20 @@ impl EmbeddedCluster {
         format!("postgres://{}:{}@127.0.0.1:{}/postgres", initdb::SUPERUSER, self.password, self.port)
     }
 
+    /// A superuser URL over the cluster's Unix-domain socket, when the
+    /// socket exists (PostgreSQL skips a socket whose path is too long).
+    /// Cheaper than loopback TCP for both sides: the server's own pools
+    /// use it.
+    pub fn socket_url(&self) -> Option<String> {
+        let dir = &self.layout.socket_dir;
+        if !dir.join(format!(".s.PGSQL.{}", self.port)).exists() {
+            return None;
+        }
+        let dir = dir.to_str()?;
+        let host = percent_encoding::utf8_percent_encode(dir, percent_encoding::NON_ALPHANUMERIC);
+        Some(format!("postgres://{}:{}@/postgres?host={host}&port={}", initdb::SUPERUSER, self.password, self.port))
+    }
+
     /// The live state, for health reporting.
     pub fn state(&self) -> watch::Receiver<ClusterState> {
         self.state.clone()
