@@ -8,10 +8,13 @@
 //!   a per-user RLS table, deliveries/s, commit-to-client latency, joins/s,
 //!   RSS per idle socket (P1-P3).
 //! - `argon2`: raw Argon2id hashes/s at the sign-in parameters (P9 baseline).
+//! - `rest-get`: REST GET by primary key with user JWTs and RLS ([`rest`]),
+//!   from a client far cheaper per request than k6 (P6 beside pgbench).
 //!
 //! Each prints one JSON object on stdout; `loadtests/run` reads it.
 
 mod realtime;
+mod rest;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -97,6 +100,31 @@ enum Cmd {
         #[arg(long, default_value_t = 10)]
         batch: u64,
     },
+    /// REST GET by primary key with a user JWT per request (RLS), from a
+    /// Rust client much cheaper per request than k6.
+    RestGet {
+        /// Fluxbase base URL.
+        #[arg(long)]
+        url: String,
+        /// The anon key.
+        #[arg(long)]
+        apikey: String,
+        /// The HS256 JWT secret.
+        #[arg(long)]
+        jwt_secret: String,
+        /// Rows in `items`.
+        #[arg(long, default_value_t = 100_000)]
+        nitems: u64,
+        /// Distinct users.
+        #[arg(long, default_value_t = 100)]
+        users: u64,
+        /// Requests in flight.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+    },
     /// Raw Argon2id hashes/s on all threads (the password sign-in ceiling).
     Argon2 {
         /// Threads hashing in parallel.
@@ -145,6 +173,9 @@ async fn run_async(cmd: Cmd) -> Result<serde_json::Value> {
             }
             None => ws_fanout_baseline(subscribers, messages, size.max(16), rate).await,
         },
+        Cmd::RestGet { url, apikey, jwt_secret, nitems, users, concurrency, seconds } => {
+            rest::run(rest::RestGet { url, apikey, jwt_secret, nitems, users, concurrency: concurrency.max(1), seconds }).await
+        }
         Cmd::Argon2 { .. } => bail!("argon2 runs synchronously"),
     }
 }
