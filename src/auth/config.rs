@@ -4,8 +4,11 @@
 //! passwords, refresh-token rotation on with a 10 s reuse interval, and
 //! GoTrue's per-IP rate limits.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
+pub use super::oauth::config::ExternalProvider;
 use crate::config::ConfigError;
 
 /// The `[auth]` section. Every key is also `FLUXBASE_AUTH_<KEY>`.
@@ -93,6 +96,10 @@ pub struct AuthConfig {
     pub password_workers: u32,
     /// Password hashes allowed to wait for a worker before requests get 429.
     pub password_queue: u32,
+    /// Whether users may link further identities themselves (`linkIdentity`).
+    pub manual_linking_enabled: bool,
+    /// OAuth / OpenID Connect providers, `[auth.external.<name>]` (file only).
+    pub external: BTreeMap<String, ExternalProvider>,
 }
 
 impl Default for AuthConfig {
@@ -135,6 +142,8 @@ impl Default for AuthConfig {
             hook_custom_access_token: String::new(),
             password_workers: 0,
             password_queue: 256,
+            manual_linking_enabled: false,
+            external: BTreeMap::new(),
         }
     }
 }
@@ -196,6 +205,9 @@ impl AuthConfig {
         if !(1..=1_000_000).contains(&self.password_queue) {
             return Err(invalid("password_queue", &self.password_queue, "an integer from 1 to 1000000"));
         }
+        for (name, provider) in &self.external {
+            provider.validate(name)?;
+        }
         Ok(())
     }
 
@@ -227,6 +239,11 @@ impl AuthConfig {
             !s.is_empty() && s.len() <= 63 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         };
         (ident(schema) && ident(function)).then(|| format!("\"{schema}\".\"{function}\""))
+    }
+
+    /// The enabled provider `name`, if configured.
+    pub fn provider(&self, name: &str) -> Option<&ExternalProvider> {
+        self.external.get(name).filter(|p| p.enabled)
     }
 
     /// The required character classes.

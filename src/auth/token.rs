@@ -1,4 +1,4 @@
-//! `POST /token?grant_type=password|refresh_token|pkce` (GoTrue's `token.go`).
+//! `POST /token?grant_type=password|refresh_token|pkce|id_token` (GoTrue's `token.go`).
 
 use std::time::Duration;
 
@@ -56,6 +56,7 @@ pub async fn handle(ctx: Ctx, body: Bytes) -> Result<Response, AuthError> {
             }
             Ok(json(&super::verify::exchange_code(&ctx, &code, &verifier).await?))
         }
+        Some("id_token") => super::oauth::grant::handle(&ctx, &body).await,
         _ => Err(AuthError::UnsupportedGrantType),
     }
 }

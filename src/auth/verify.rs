@@ -370,6 +370,7 @@ pub async fn exchange_code(ctx: &Ctx, code: &str, verifier: &str) -> Result<Valu
         .query_opt(
             "delete from auth.flow_state where auth_code = $1
              returning user_id, code_challenge_method::text as m, code_challenge as c, authentication_method as am,
+                       provider_access_token as pat, provider_refresh_token as prt,
                        coalesce(auth_code_issued_at, created_at) + make_interval(secs => $2::float8) > now() as fresh",
             &[&code, &(AUTH_CODE_TTL_SECS as f64)],
         )
@@ -380,6 +381,8 @@ pub async fn exchange_code(ctx: &Ctx, code: &str, verifier: &str) -> Result<Valu
     let method: Option<String> = row.try_get("m").map_err(AuthError::internal)?;
     let challenge: Option<String> = row.try_get("c").map_err(AuthError::internal)?;
     let am: String = row.try_get("am").map_err(AuthError::internal)?;
+    let pat: Option<String> = row.try_get("pat").map_err(AuthError::internal)?;
+    let prt: Option<String> = row.try_get("prt").map_err(AuthError::internal)?;
     if fresh != Some(true) {
         return Err(AuthError::FlowStateNotFound);
     }
@@ -392,9 +395,12 @@ pub async fn exchange_code(ctx: &Ctx, code: &str, verifier: &str) -> Result<Valu
         "recovery" => "recovery",
         "invite" => "invite",
         "email_change" => "email_change",
+        "oauth" => "oauth",
         _ => "otp",
     };
-    ctx.auth.start_session(user_id, amr, ctx.ip, ctx.user_agent.as_deref()).await
+    let mut session = ctx.auth.start_session(user_id, amr, ctx.ip, ctx.user_agent.as_deref()).await?;
+    super::oauth::flow::provider_tokens(pat, prt, &mut session);
+    Ok(session)
 }
 
 #[cfg(test)]
