@@ -271,4 +271,18 @@ mod tests {
         }
         assert!(AuthConfig::default().validate().is_ok());
     }
+
+    #[test]
+    fn external_providers_from_toml() {
+        let c: AuthConfig = toml::from_str(
+            "[external.github]\nclient_id = \"gh\"\nsecret = \"s\"\n[external.acme]\nclient_id = \"a\"\nissuer = \"https://id.example\"\nenabled = false\n",
+        )
+        .expect("toml");
+        assert!(c.validate().is_ok());
+        assert_eq!(c.provider("github").map(|p| p.client_id.as_str()), Some("gh"));
+        assert!(c.provider("acme").is_none(), "disabled");
+        let bad: AuthConfig = toml::from_str("[external.keycloak]\nclient_id = \"k\"\n").expect("toml");
+        assert!(bad.validate().is_err(), "an OIDC provider needs an issuer");
+        assert!(toml::from_str::<AuthConfig>("[external.github]\nclient_idd = \"x\"\n").is_err(), "unknown keys are refused");
+    }
 }

@@ -77,7 +77,9 @@ pub async fn link(ctx: Ctx, _body: Bytes) -> Result<Response, AuthError> {
     Ok(json(&json!({ "url": url })))
 }
 
-/// Records the flow and builds the provider's authorization URL.
+/// Records the flow and builds the provider's authorization URL. Flows
+/// abandoned for an hour are swept on the way (a hundred at a time), so
+/// unfinished flows cannot pile up.
 async fn start(ctx: &Ctx, link_to: Option<Uuid>) -> Result<String, AuthError> {
     let p = provider(ctx, ctx.param("provider").unwrap_or(""))?;
     let pkce = Pkce::from_params(ctx.param("code_challenge"), ctx.param("code_challenge_method"))?;
@@ -91,7 +93,12 @@ async fn start(ctx: &Ctx, link_to: Option<Uuid>) -> Result<String, AuthError> {
     };
     client
         .execute(
-            "insert into auth.flow_state (id, provider_type, code_challenge_method, code_challenge, authentication_method,
+            "with stale as (
+               delete from auth.flow_state where id in (
+                 select id from auth.flow_state
+                  where authentication_method = 'oauth' and created_at < now() - interval '1 hour'
+                  order by created_at limit 100))
+             insert into auth.flow_state (id, provider_type, code_challenge_method, code_challenge, authentication_method,
                  referrer, linking_target_id, created_at, updated_at)
              values ($1, $2, $3::text::auth.code_challenge_method, $4, 'oauth', $5, $6, now(), now())",
             &[&state, &p.name, &method, &challenge, &referrer, &link_to],
