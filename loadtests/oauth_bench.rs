@@ -111,9 +111,16 @@ async fn main() {
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
     header.kid = Some(key.kid.clone());
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let claims = json!({"iss": issuer, "sub": "bench-sub", "aud": "bench", "email": "idtoken@example.com",
-                        "email_verified": true, "iat": now, "exp": now + 3600});
-    let id_token = jsonwebtoken::encode(&header, &claims, &encoding).expect("sign");
+    // One provider user per client (one user signing in 32 times at once
+    // would measure the lock on its rows).
+    let id_tokens: Vec<String> = (0..clients)
+        .map(|i| {
+            let claims = json!({"iss": issuer, "sub": format!("bench-sub-{i}"), "aud": "bench",
+                                "email": format!("idtoken-{i}@example.com"), "email_verified": true, "iat": now, "exp": now + 3600});
+            jsonwebtoken::encode(&header, &claims, &encoding).expect("sign")
+        })
+        .collect();
+    let id_token = id_tokens[0].clone();
 
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::load(
@@ -147,17 +154,17 @@ async fn main() {
     };
     let mut tokens = Vec::new();
     let mut access = String::new();
-    for _ in 0..clients {
-        let r = grant(http.clone(), url.clone(), keys.anon.clone(), id_token.clone()).await.expect("first id_token sign-in");
+    for token in &id_tokens {
+        let r = grant(http.clone(), url.clone(), keys.anon.clone(), token.clone()).await.expect("first id_token sign-in");
         let v: Value = r.json().await.expect("json");
         access = v["access_token"].as_str().unwrap_or_default().to_owned();
         tokens.push(tokio::sync::Mutex::new(v["refresh_token"].as_str().unwrap_or_default().to_owned()));
     }
 
     let id_sign_in = {
-        let (http, url, anon, token) = (http.clone(), url.clone(), keys.anon.clone(), id_token.clone());
-        drive(clients, secs, move |_| {
-            let f = grant(http.clone(), url.clone(), anon.clone(), token.clone());
+        let (http, url, anon, id_tokens) = (http.clone(), url.clone(), keys.anon.clone(), Arc::new(id_tokens));
+        drive(clients, secs, move |i| {
+            let f = grant(http.clone(), url.clone(), anon.clone(), id_tokens.get(i).cloned().unwrap_or_default());
             async move { f.await.is_some() }
         })
         .await

@@ -60,6 +60,12 @@ pub struct AuthConfig {
     pub rate_limit_token_verifications: u32,
     /// Anonymous sign-ins per IP per hour.
     pub rate_limit_anonymous_users: u32,
+    /// Failed password sign-ins per address per 5 minutes before that
+    /// address is refused (429) until the window ends (0 = off).
+    pub rate_limit_sign_in_failures_per_address: u32,
+    /// Failed OTP verifications (e-mail + code) per address per 5 minutes
+    /// before that address is refused (429) until the window ends (0 = off).
+    pub rate_limit_verify_failures_per_address: u32,
     /// SMTP relay host; empty = capture mail in `fluxbase.auth_mail` instead.
     pub smtp_host: String,
     /// SMTP port.
@@ -126,6 +132,8 @@ impl Default for AuthConfig {
             rate_limit_token_refresh: 150,
             rate_limit_token_verifications: 30,
             rate_limit_anonymous_users: 30,
+            rate_limit_sign_in_failures_per_address: 10,
+            rate_limit_verify_failures_per_address: 10,
             smtp_host: String::new(),
             smtp_port: 587,
             smtp_user: String::new(),

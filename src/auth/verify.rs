@@ -229,6 +229,12 @@ async fn verify(ctx: &Ctx, p: &VerifyParams, from_link: bool) -> Result<Outcome,
         }
         (None, Some(email), Some(otp)) if !otp.is_empty() => {
             let email = validate_email(email)?;
+            // Per address, only failures count: check first, count after a failure.
+            let per = std::time::Duration::from_secs(300);
+            let max_failures = cfg.rate_limit_verify_failures_per_address;
+            if max_failures > 0 && ctx.auth.counted(Action::VerifyFailure, &email, per).await? >= max_failures {
+                return Err(AuthError::OverRequestRateLimit);
+            }
             let sql = "select id, email, confirmation_token, recovery_token, email_change_token_new, email_change_token_current, email_change
                          from auth.users where (lower(email) = $1 or lower(email_change) = $1) and deleted_at is null and not is_sso_user
                          for update";
@@ -250,7 +256,12 @@ async fn verify(ctx: &Ctx, p: &VerifyParams, from_link: bool) -> Result<Outcome,
                     }
                 }
             }
-            let (id, col) = found.ok_or(AuthError::OtpExpired)?;
+            let Some((id, col)) = found else {
+                if max_failures > 0 {
+                    ctx.auth.allow(Action::VerifyFailure, &email, u32::MAX, per).await?;
+                }
+                return Err(AuthError::OtpExpired);
+            };
             (id, col, false)
         }
         _ => return Err(AuthError::Validation("Verify requires either a token or a token hash".into())),

@@ -118,7 +118,9 @@ pub async fn resolve(
         }
     };
     let user_id = linked.user_id();
-    refresh_providers(tx, user_id).await?;
+    if !matches!(linked, Linked::Existing(_)) {
+        refresh_providers(tx, user_id).await?;
+    }
     let row = tx
         .query_one(
             "select email_confirmed_at is not null as confirmed, coalesce(banned_until > now(), false) as banned

@@ -145,7 +145,7 @@ pub async fn callback(ctx: Ctx, body: Bytes) -> Result<Response, AuthError> {
     let site = ctx.auth.config().site_url.clone();
     let flow = match claim(&ctx, get("state")).await {
         Ok(f) => f,
-        Err(e) => return Ok(error_redirect(&site, &e)),
+        Err(e) => return Ok(error_redirect(&site, &shown(e, "?"))),
     };
     let target = flow.referrer.clone();
     if let Some(err) = get("error") {
@@ -154,11 +154,18 @@ pub async fn callback(ctx: Ctx, body: Bytes) -> Result<Response, AuthError> {
     }
     match finish(&ctx, &flow, get("code")).await {
         Ok(location) => Ok(redirect(StatusCode::FOUND, &location)),
-        Err(AuthError::Internal(cause)) => {
-            tracing::error!(error = %cause, provider = %flow.provider, "OAuth callback failed");
-            Ok(error_redirect(&target, &AuthError::Coded(StatusCode::INTERNAL_SERVER_ERROR, "unexpected_failure", "Internal server error".into())))
+        Err(e) => Ok(error_redirect(&target, &shown(e, &flow.provider))),
+    }
+}
+
+/// What a redirect may say about `e`: internal causes are logged, not shown.
+fn shown(e: AuthError, provider: &str) -> AuthError {
+    match e {
+        AuthError::Internal(cause) => {
+            tracing::error!(error = %cause, %provider, "OAuth callback failed");
+            AuthError::Coded(StatusCode::INTERNAL_SERVER_ERROR, "unexpected_failure", "Internal server error".into())
         }
-        Err(e) => Ok(error_redirect(&target, &e)),
+        other => other,
     }
 }
 
