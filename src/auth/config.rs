@@ -102,6 +102,30 @@ pub struct AuthConfig {
     pub password_workers: u32,
     /// Password hashes allowed to wait for a worker before requests get 429.
     pub password_queue: u32,
+    /// Subject of the confirmation mail (GoTrue's `MAILER_SUBJECTS_*`); empty: the default.
+    pub mailer_subjects_confirmation: String,
+    /// Subject of the invite mail (GoTrue's `MAILER_SUBJECTS_*`); empty: the default.
+    pub mailer_subjects_invite: String,
+    /// Subject of the magic link mail (GoTrue's `MAILER_SUBJECTS_*`); empty: the default.
+    pub mailer_subjects_magic_link: String,
+    /// Subject of the recovery mail (GoTrue's `MAILER_SUBJECTS_*`); empty: the default.
+    pub mailer_subjects_recovery: String,
+    /// Subject of the email change mail (GoTrue's `MAILER_SUBJECTS_*`); empty: the default.
+    pub mailer_subjects_email_change: String,
+    /// Subject of the reauthentication mail (GoTrue's `MAILER_SUBJECTS_*`); empty: the default.
+    pub mailer_subjects_reauthentication: String,
+    /// HTML template file of the confirmation mail (GoTrue's `MAILER_TEMPLATES_*`, read at start); empty: the default.
+    pub mailer_templates_confirmation: String,
+    /// HTML template file of the invite mail (GoTrue's `MAILER_TEMPLATES_*`, read at start); empty: the default.
+    pub mailer_templates_invite: String,
+    /// HTML template file of the magic link mail (GoTrue's `MAILER_TEMPLATES_*`, read at start); empty: the default.
+    pub mailer_templates_magic_link: String,
+    /// HTML template file of the recovery mail (GoTrue's `MAILER_TEMPLATES_*`, read at start); empty: the default.
+    pub mailer_templates_recovery: String,
+    /// HTML template file of the email change mail (GoTrue's `MAILER_TEMPLATES_*`, read at start); empty: the default.
+    pub mailer_templates_email_change: String,
+    /// HTML template file of the reauthentication mail (GoTrue's `MAILER_TEMPLATES_*`, read at start); empty: the default.
+    pub mailer_templates_reauthentication: String,
     /// Whether users may link further identities themselves (`linkIdentity`).
     pub manual_linking_enabled: bool,
     /// OAuth / OpenID Connect providers, `[auth.external.<name>]` (file only).
@@ -150,6 +174,18 @@ impl Default for AuthConfig {
             hook_custom_access_token: String::new(),
             password_workers: 0,
             password_queue: 256,
+            mailer_subjects_confirmation: String::new(),
+            mailer_subjects_invite: String::new(),
+            mailer_subjects_magic_link: String::new(),
+            mailer_subjects_recovery: String::new(),
+            mailer_subjects_email_change: String::new(),
+            mailer_subjects_reauthentication: String::new(),
+            mailer_templates_confirmation: String::new(),
+            mailer_templates_invite: String::new(),
+            mailer_templates_magic_link: String::new(),
+            mailer_templates_recovery: String::new(),
+            mailer_templates_email_change: String::new(),
+            mailer_templates_reauthentication: String::new(),
             manual_linking_enabled: false,
             external: BTreeMap::new(),
         }
@@ -213,6 +249,11 @@ impl AuthConfig {
         if !(1..=1_000_000).contains(&self.password_queue) {
             return Err(invalid("password_queue", &self.password_queue, "an integer from 1 to 1000000"));
         }
+        for (key, path) in self.mail_template_paths() {
+            if let Err(why) = super::templates::read_template(path) {
+                return Err(invalid(key, &path, &format!("a readable UTF-8 file of at most 1 MiB ({why})")));
+            }
+        }
         for (name, provider) in &self.external {
             provider.validate(name)?;
         }
@@ -247,6 +288,22 @@ impl AuthConfig {
             !s.is_empty() && s.len() <= 63 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         };
         (ident(schema) && ident(function)).then(|| format!("\"{schema}\".\"{function}\""))
+    }
+
+    /// The configured template files: (key, path).
+    pub fn mail_template_paths(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("mailer_templates_confirmation", &self.mailer_templates_confirmation),
+            ("mailer_templates_invite", &self.mailer_templates_invite),
+            ("mailer_templates_magic_link", &self.mailer_templates_magic_link),
+            ("mailer_templates_recovery", &self.mailer_templates_recovery),
+            ("mailer_templates_email_change", &self.mailer_templates_email_change),
+            ("mailer_templates_reauthentication", &self.mailer_templates_reauthentication),
+        ]
+        .into_iter()
+        .filter(|(_, p)| !p.is_empty())
+        .map(|(k, p)| (k, p.as_str()))
+        .collect()
     }
 
     /// The enabled provider `name`, if configured.

@@ -71,6 +71,8 @@ pub struct Auth {
     pub smtp: Option<Arc<smtp::Smtp>>,
     /// The OAuth providers' HTTP client and key cache.
     pub oauth: oauth::Oauth,
+    /// Configured mail subjects and templates.
+    pub templates: Arc<templates::Overrides>,
 }
 
 impl Auth {
@@ -79,7 +81,8 @@ impl Auth {
         let passwords = password::PasswordPool::new(&state.config.auth)?;
         let smtp = smtp::Smtp::from_config(&state.config.auth).map_err(AuthError::internal)?.map(Arc::new);
         let oauth = oauth::Oauth::new().map_err(AuthError::internal)?;
-        Ok(Auth { state, passwords, limits: Arc::new(ratelimit::RateLimiter::default()), shared: Arc::default(), smtp, oauth })
+        let templates = Arc::new(templates::Overrides::load(&state.config.auth).map_err(AuthError::Internal)?);
+        Ok(Auth { state, passwords, limits: Arc::new(ratelimit::RateLimiter::default()), shared: Arc::default(), smtp, oauth, templates })
     }
 
     /// The `[auth]` configuration.
