@@ -26,6 +26,8 @@ async fn oauth_js_suite() {
         c.auth.external.insert("github".into(), ExternalProvider { url: idp.url.clone(), api_url: idp.url.clone(), ..provider("client-github") });
         c.auth.external.insert("google".into(), ExternalProvider { issuer: idp.url.clone(), ..provider("client-google") });
         c.auth.external.insert("acme".into(), ExternalProvider { issuer: idp.url.clone(), ..provider("client-acme,client-acme-ios") });
+        // Nothing listens on port 9 of loopback: an unreachable provider.
+        c.auth.external.insert("dead".into(), ExternalProvider { issuer: "http://127.0.0.1:9".into(), ..provider("client-dead") });
     })
     .await;
     let files = vec!["oauth.test.mjs".to_owned()];

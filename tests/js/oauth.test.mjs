@@ -220,6 +220,25 @@ test('unknown or unconfigured providers are refused', async () => {
   assert.equal(body.error_code ?? body.code, 'provider_disabled');
 });
 
+test('bad /authorize input and unreachable providers leave no flow state behind', async () => {
+  const count = async () => (await sql("select count(*)::int as n from auth.flow_state where authentication_method = 'oauth'"))[0].n;
+  const before = await count();
+  const badPkce = await fetch(`${url}/auth/v1/authorize?provider=github&code_challenge=short&code_challenge_method=s256`, { redirect: 'manual' });
+  assert.equal(badPkce.status, 400);
+  const dead = await fetch(`${url}/auth/v1/authorize?provider=dead&redirect_to=${encodeURIComponent(app)}`, {
+    redirect: 'manual',
+    headers: { 'x-supabase-api-version': '2024-01-01' },
+  });
+  assert.equal(dead.status, 500);
+  const body = await dead.json();
+  assert.equal(body.code, 'unexpected_failure');
+  assert.equal(body.message, 'Error getting user profile from external provider');
+  const token = await mint({ email: unique('dead'), aud: 'client-dead' });
+  const { error } = await mk().auth.signInWithIdToken({ provider: 'dead', token });
+  assert.equal(error.status, 500);
+  assert.equal(await count(), before);
+});
+
 async function mint(claims) {
   const r = await fetch(`${oidc}/fixture/id_token`, { method: 'POST', body: JSON.stringify(claims) });
   return (await r.json()).id_token;
