@@ -28,6 +28,7 @@ async fn oauth_js_suite() {
         c.auth.external.insert("acme".into(), ExternalProvider { issuer: idp.url.clone(), ..provider("client-acme,client-acme-ios") });
         // Nothing listens on port 9 of loopback: an unreachable provider.
         c.auth.external.insert("dead".into(), ExternalProvider { issuer: "http://127.0.0.1:9".into(), ..provider("client-dead") });
+        c.auth.external.insert("huge".into(), ExternalProvider { issuer: format!("{}/huge", idp.url), ..provider("client-huge") });
     })
     .await;
     let files = vec!["oauth.test.mjs".to_owned()];

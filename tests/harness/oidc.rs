@@ -12,6 +12,7 @@
 //! ID token. `POST /fixture/id_token` mints ID tokens for the `id_token`
 //! grant (any issuer, audience, nonce, expiry, or signed by a key not
 //! published); `POST /fixture/rotate` publishes a second key and signs with it.
+//! The issuer `<url>/huge` answers discovery with 1 MiB (a hostile provider).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -178,6 +179,18 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<hyper::body::Incoming>) -
                 "userinfo_endpoint": format!("{}/userinfo", st.url),
                 "jwks_uri": format!("{}/jwks", st.url),
                 "id_token_signing_alg_values_supported": ["RS256"],
+            }),
+        ),
+        // A hostile issuer: a discovery document of 1 MiB.
+        // (Valid but for its size: without the limit, `/authorize` would succeed.)
+        ("GET", "/huge/.well-known/openid-configuration") => reply(
+            StatusCode::OK,
+            json!({
+                "issuer": format!("{}/huge", st.url),
+                "authorization_endpoint": format!("{}/authorize", st.url),
+                "token_endpoint": format!("{}/token", st.url),
+                "jwks_uri": format!("{}/jwks", st.url),
+                "padding": "x".repeat(1 << 20),
             }),
         ),
         ("GET", "/jwks") => reply(StatusCode::OK, json!({ "keys": st.keys[..st.published].iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() })),

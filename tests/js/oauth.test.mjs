@@ -220,7 +220,7 @@ test('unknown or unconfigured providers are refused', async () => {
   assert.equal(body.error_code ?? body.code, 'provider_disabled');
 });
 
-test('bad /authorize input and unreachable providers leave no flow state behind', async () => {
+test('bad /authorize input, unreachable and oversized providers leave no flow state behind', async () => {
   const count = async () => (await sql("select count(*)::int as n from auth.flow_state where authentication_method = 'oauth'"))[0].n;
   const before = await count();
   const badPkce = await fetch(`${url}/auth/v1/authorize?provider=github&code_challenge=short&code_challenge_method=s256`, { redirect: 'manual' });
@@ -233,6 +233,9 @@ test('bad /authorize input and unreachable providers leave no flow state behind'
   const body = await dead.json();
   assert.equal(body.code, 'unexpected_failure');
   assert.equal(body.message, 'Error getting user profile from external provider');
+  // A provider answering with more than the size limit is refused the same way.
+  const huge = await fetch(`${url}/auth/v1/authorize?provider=huge`, { redirect: 'manual' });
+  assert.equal(huge.status, 500);
   const token = await mint({ email: unique('dead'), aud: 'client-dead' });
   const { error } = await mk().auth.signInWithIdToken({ provider: 'dead', token });
   assert.equal(error.status, 500);
