@@ -172,6 +172,77 @@ async fn sign_in_rate_limit_gives_429() {
 }
 
 #[tokio::test]
+async fn failures_are_limited_per_address_whatever_the_ip_limit() {
+    let s = TestServer::start_with(TestDatabase::fresh().await, |c| {
+        c.auth.rate_limit_sign_in_sign_ups = 10_000;
+        c.auth.rate_limit_token_verifications = 10_000;
+        c.auth.rate_limit_email_sent = 10_000;
+        c.auth.rate_limit_sign_in_failures_per_address = 3;
+        c.auth.rate_limit_verify_failures_per_address = 3;
+    })
+    .await;
+    let api = Api::new(&s);
+    let (victim, other) = (addr("victim"), addr("other"));
+    for e in [&victim, &other] {
+        let (st, body) = api.post("/signup", json!({"email": e, "password": "right-pass-1"})).await;
+        assert_eq!(st, 200, "{body}");
+    }
+    // Successes do not count; three failures close the address, even for the right password.
+    let (st, _) = api.post("/token?grant_type=password", json!({"email": victim, "password": "right-pass-1"})).await;
+    assert_eq!(st, 200);
+    for _ in 0..3 {
+        let (st, e) = api.post("/token?grant_type=password", json!({"email": victim, "password": "guess-123"})).await;
+        assert_eq!((st, e["code"].as_str()), (400, Some("invalid_credentials")));
+    }
+    let (st, e) = api.post("/token?grant_type=password", json!({"email": victim.to_uppercase(), "password": "right-pass-1"})).await;
+    assert_eq!((st, e["code"].as_str()), (429, Some("over_request_rate_limit")), "{e}");
+    let (st, _) = api.post("/token?grant_type=password", json!({"email": other, "password": "right-pass-1"})).await;
+    assert_eq!(st, 200, "other addresses are not affected");
+
+    // OTP guesses: three wrong codes close the address for verification.
+    let (st, _) = api.post("/otp", json!({"email": other})).await;
+    assert_eq!(st, 200);
+    for guess in ["000000", "000001", "000002"] {
+        let (st, e) = api.post("/verify", json!({"email": other, "token": guess, "type": "email"})).await;
+        assert_eq!((st, e["code"].as_str()), (403, Some("otp_expired")), "{e}");
+    }
+    let (st, e) = api.post("/verify", json!({"email": other, "token": "123456", "type": "email"})).await;
+    assert_eq!((st, e["code"].as_str()), (429, Some("over_request_rate_limit")), "{e}");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn mail_subjects_and_templates_come_from_the_configuration() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("magic_link.html");
+    std::fs::write(&path, "<p>Hello {{ .Email }}, sign in at <a href=\"{{ .ConfirmationURL }}\">here</a> or type {{ .Token }}.</p>").expect("write");
+    let path = path.to_string_lossy().into_owned();
+    let s = TestServer::start_with(TestDatabase::fresh().await, |c| {
+        c.auth.mailer_subjects_magic_link = "Sign in to {{ .SiteURL }}".into();
+        c.auth.mailer_templates_magic_link = path.clone();
+    })
+    .await;
+    let api = Api::new(&s);
+    let email = addr("tpl");
+    let (st, body) = api.post("/signup", json!({"email": email, "password": "right-pass-1"})).await;
+    assert_eq!(st, 200, "{body}");
+    let (st, _) = api.post("/otp", json!({"email": email})).await;
+    assert_eq!(st, 200);
+    let mail = api.mail(&email).await;
+    assert_eq!(mail["subject"], "Sign in to http://localhost:3000", "{mail}");
+    let html = mail["body"].as_str().unwrap_or("");
+    assert!(html.starts_with(&format!("<p>Hello {email}, sign in at <a href=\"")), "{html}");
+    assert!(html.contains("/auth/v1/verify?token="), "{html}");
+    // Other kinds keep GoTrue's defaults, and a missing file is a configuration error.
+    let bad = fluxbase::auth::AuthConfig {
+        mailer_templates_recovery: dir.path().join("missing.html").to_string_lossy().into_owned(),
+        ..fluxbase::auth::AuthConfig::default()
+    };
+    assert!(bad.validate().is_err());
+    s.shutdown().await;
+}
+
+#[tokio::test]
 async fn rate_limits_are_shared_by_instances_on_one_database() {
     let db = TestDatabase::fresh().await;
     let same = TestDatabase { name: db.name.clone(), url: db.url.clone() };

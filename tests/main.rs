@@ -13,6 +13,7 @@ mod embedded;
 mod gate;
 mod js;
 mod migrations;
+mod oauth;
 mod realtime;
 mod rest;
 mod rls_diff;

@@ -4,8 +4,11 @@
 //! passwords, refresh-token rotation on with a 10 s reuse interval, and
 //! GoTrue's per-IP rate limits.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
+pub use super::oauth::config::ExternalProvider;
 use crate::config::ConfigError;
 
 /// The `[auth]` section. Every key is also `FLUXBASE_AUTH_<KEY>`.
@@ -57,6 +60,12 @@ pub struct AuthConfig {
     pub rate_limit_token_verifications: u32,
     /// Anonymous sign-ins per IP per hour.
     pub rate_limit_anonymous_users: u32,
+    /// Failed password sign-ins per address per 5 minutes before that
+    /// address is refused (429) until the window ends (0 = off).
+    pub rate_limit_sign_in_failures_per_address: u32,
+    /// Failed OTP verifications (e-mail + code) per address per 5 minutes
+    /// before that address is refused (429) until the window ends (0 = off).
+    pub rate_limit_verify_failures_per_address: u32,
     /// SMTP relay host; empty = capture mail in `fluxbase.auth_mail` instead.
     pub smtp_host: String,
     /// SMTP port.
@@ -93,6 +102,34 @@ pub struct AuthConfig {
     pub password_workers: u32,
     /// Password hashes allowed to wait for a worker before requests get 429.
     pub password_queue: u32,
+    /// Subject of the confirmation mail (GoTrue's `MAILER_SUBJECTS_*`); empty: the default.
+    pub mailer_subjects_confirmation: String,
+    /// Subject of the invite mail (GoTrue's `MAILER_SUBJECTS_*`); empty: the default.
+    pub mailer_subjects_invite: String,
+    /// Subject of the magic link mail (GoTrue's `MAILER_SUBJECTS_*`); empty: the default.
+    pub mailer_subjects_magic_link: String,
+    /// Subject of the recovery mail (GoTrue's `MAILER_SUBJECTS_*`); empty: the default.
+    pub mailer_subjects_recovery: String,
+    /// Subject of the email change mail (GoTrue's `MAILER_SUBJECTS_*`); empty: the default.
+    pub mailer_subjects_email_change: String,
+    /// Subject of the reauthentication mail (GoTrue's `MAILER_SUBJECTS_*`); empty: the default.
+    pub mailer_subjects_reauthentication: String,
+    /// HTML template file of the confirmation mail (GoTrue's `MAILER_TEMPLATES_*`, read at start); empty: the default.
+    pub mailer_templates_confirmation: String,
+    /// HTML template file of the invite mail (GoTrue's `MAILER_TEMPLATES_*`, read at start); empty: the default.
+    pub mailer_templates_invite: String,
+    /// HTML template file of the magic link mail (GoTrue's `MAILER_TEMPLATES_*`, read at start); empty: the default.
+    pub mailer_templates_magic_link: String,
+    /// HTML template file of the recovery mail (GoTrue's `MAILER_TEMPLATES_*`, read at start); empty: the default.
+    pub mailer_templates_recovery: String,
+    /// HTML template file of the email change mail (GoTrue's `MAILER_TEMPLATES_*`, read at start); empty: the default.
+    pub mailer_templates_email_change: String,
+    /// HTML template file of the reauthentication mail (GoTrue's `MAILER_TEMPLATES_*`, read at start); empty: the default.
+    pub mailer_templates_reauthentication: String,
+    /// Whether users may link further identities themselves (`linkIdentity`).
+    pub manual_linking_enabled: bool,
+    /// OAuth / OpenID Connect providers, `[auth.external.<name>]` (file only).
+    pub external: BTreeMap<String, ExternalProvider>,
 }
 
 impl Default for AuthConfig {
@@ -119,6 +156,8 @@ impl Default for AuthConfig {
             rate_limit_token_refresh: 150,
             rate_limit_token_verifications: 30,
             rate_limit_anonymous_users: 30,
+            rate_limit_sign_in_failures_per_address: 10,
+            rate_limit_verify_failures_per_address: 10,
             smtp_host: String::new(),
             smtp_port: 587,
             smtp_user: String::new(),
@@ -135,6 +174,20 @@ impl Default for AuthConfig {
             hook_custom_access_token: String::new(),
             password_workers: 0,
             password_queue: 256,
+            mailer_subjects_confirmation: String::new(),
+            mailer_subjects_invite: String::new(),
+            mailer_subjects_magic_link: String::new(),
+            mailer_subjects_recovery: String::new(),
+            mailer_subjects_email_change: String::new(),
+            mailer_subjects_reauthentication: String::new(),
+            mailer_templates_confirmation: String::new(),
+            mailer_templates_invite: String::new(),
+            mailer_templates_magic_link: String::new(),
+            mailer_templates_recovery: String::new(),
+            mailer_templates_email_change: String::new(),
+            mailer_templates_reauthentication: String::new(),
+            manual_linking_enabled: false,
+            external: BTreeMap::new(),
         }
     }
 }
@@ -196,6 +249,14 @@ impl AuthConfig {
         if !(1..=1_000_000).contains(&self.password_queue) {
             return Err(invalid("password_queue", &self.password_queue, "an integer from 1 to 1000000"));
         }
+        for (key, path) in self.mail_template_paths() {
+            if let Err(why) = super::templates::read_template(path) {
+                return Err(invalid(key, &path, &format!("a readable UTF-8 file of at most 1 MiB ({why})")));
+            }
+        }
+        for (name, provider) in &self.external {
+            provider.validate(name)?;
+        }
         Ok(())
     }
 
@@ -229,6 +290,27 @@ impl AuthConfig {
         (ident(schema) && ident(function)).then(|| format!("\"{schema}\".\"{function}\""))
     }
 
+    /// The configured template files: (key, path).
+    pub fn mail_template_paths(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("mailer_templates_confirmation", &self.mailer_templates_confirmation),
+            ("mailer_templates_invite", &self.mailer_templates_invite),
+            ("mailer_templates_magic_link", &self.mailer_templates_magic_link),
+            ("mailer_templates_recovery", &self.mailer_templates_recovery),
+            ("mailer_templates_email_change", &self.mailer_templates_email_change),
+            ("mailer_templates_reauthentication", &self.mailer_templates_reauthentication),
+        ]
+        .into_iter()
+        .filter(|(_, p)| !p.is_empty())
+        .map(|(k, p)| (k, p.as_str()))
+        .collect()
+    }
+
+    /// The enabled provider `name`, if configured.
+    pub fn provider(&self, name: &str) -> Option<&ExternalProvider> {
+        self.external.get(name).filter(|p| p.enabled)
+    }
+
     /// The required character classes.
     pub fn required_classes(&self) -> Vec<&str> {
         self.password_required_characters.split(':').filter(|s| !s.is_empty()).collect()
@@ -253,5 +335,19 @@ mod tests {
             assert!(c.validate().is_err(), "{bad}");
         }
         assert!(AuthConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn external_providers_from_toml() {
+        let c: AuthConfig = toml::from_str(
+            "[external.github]\nclient_id = \"gh\"\nsecret = \"s\"\n[external.acme]\nclient_id = \"a\"\nissuer = \"https://id.example\"\nenabled = false\n",
+        )
+        .expect("toml");
+        assert!(c.validate().is_ok());
+        assert_eq!(c.provider("github").map(|p| p.client_id.as_str()), Some("gh"));
+        assert!(c.provider("acme").is_none(), "disabled");
+        let bad: AuthConfig = toml::from_str("[external.keycloak]\nclient_id = \"k\"\n").expect("toml");
+        assert!(bad.validate().is_err(), "an OIDC provider needs an issuer");
+        assert!(toml::from_str::<AuthConfig>("[external.github]\nclient_idd = \"x\"\n").is_err(), "unknown keys are refused");
     }
 }

@@ -201,8 +201,8 @@ pub async fn issue(
             new_email: &new_email,
             redirect_to: &redirect_to,
         };
-        let subject = templates::render(templates::default_subject(kind), &data);
-        let body = templates::render(templates::default_body(kind), &data);
+        let subject = templates::render(ctx.auth.templates.subject(kind), &data);
+        let body = templates::render(ctx.auth.templates.body(kind), &data);
         match ctx.auth.smtp.as_ref() {
             Some(smtp) => {
                 smtp.send(email, &subject, body).await.map_err(|e| {

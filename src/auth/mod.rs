@@ -20,6 +20,7 @@
 //! - [`signup`], [`token`], [`user`], [`logout`], [`settings`]: the user-facing endpoints.
 //! - [`otp`], [`verify`]: magic links, OTPs, recovery, resend, confirmation links, PKCE.
 //! - [`mfa`]: TOTP factors, AAL2 sessions.
+//! - [`oauth`]: OAuth / OpenID Connect providers, the `id_token` grant, identity linking.
 //! - [`admin`]: the service-role endpoints.
 
 pub mod admin;
@@ -28,6 +29,7 @@ pub mod errors;
 pub mod logout;
 pub mod mailer;
 pub mod mfa;
+pub mod oauth;
 pub mod otp;
 pub mod password;
 pub mod ratelimit;
@@ -67,6 +69,10 @@ pub struct Auth {
     pub shared: Arc<shared_limits::SharedLimits>,
     /// The SMTP relay, when `smtp_host` is set.
     pub smtp: Option<Arc<smtp::Smtp>>,
+    /// The OAuth providers' HTTP client and key cache.
+    pub oauth: oauth::Oauth,
+    /// Configured mail subjects and templates.
+    pub templates: Arc<templates::Overrides>,
 }
 
 impl Auth {
@@ -74,7 +80,9 @@ impl Auth {
     pub fn new(state: Arc<AppState>) -> Result<Auth, AuthError> {
         let passwords = password::PasswordPool::new(&state.config.auth)?;
         let smtp = smtp::Smtp::from_config(&state.config.auth).map_err(AuthError::internal)?.map(Arc::new);
-        Ok(Auth { state, passwords, limits: Arc::new(ratelimit::RateLimiter::default()), shared: Arc::default(), smtp })
+        let oauth = oauth::Oauth::new().map_err(AuthError::internal)?;
+        let templates = Arc::new(templates::Overrides::load(&state.config.auth).map_err(AuthError::Internal)?);
+        Ok(Auth { state, passwords, limits: Arc::new(ratelimit::RateLimiter::default()), shared: Arc::default(), smtp, oauth, templates })
     }
 
     /// The `[auth]` configuration.

@@ -1,7 +1,8 @@
 //! Fixed-window rate limits per (action, key), GoTrue's model: sign-ins and
 //! sign-ups, refreshes, verifications, anonymous sign-ins and mails are
 //! counted per client IP (and mails also per address), and the call over
-//! the limit gets 429.
+//! the limit gets 429. Failed password sign-ins and OTP verifications are
+//! also counted per address, so guessing spread over many IPs is stopped too.
 //!
 //! Invariant: memory is bounded. At most [`MAX_KEYS`] counters are kept;
 //! finished windows are dropped first, and if the map is still full the
@@ -38,6 +39,10 @@ pub enum Action {
     EmailFrequency,
     /// Failed MFA verifications, per factor.
     MfaFailure,
+    /// Failed password sign-ins, per address.
+    SignInFailure,
+    /// Failed OTP verifications, per address.
+    VerifyFailure,
 }
 
 impl Action {
@@ -51,6 +56,8 @@ impl Action {
             Action::Email => "email",
             Action::EmailFrequency => "email_frequency",
             Action::MfaFailure => "mfa_failure",
+            Action::SignInFailure => "sign_in_failure",
+            Action::VerifyFailure => "verify_failure",
         }
     }
 }

@@ -239,15 +239,16 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(warp::path!("auth" / "v1" / "user" / "identities" / String))
         .and(ctx.clone())
         .then(|id: String, c: Ctx| finish(super::user::unlink_identity(c, id)));
-    // OAuth/OIDC providers are not built yet: answer as GoTrue does for a
-    // provider that is not enabled.
-    let authorize = get().and(warp::path!("auth" / "v1" / "authorize")).map(|| {
-        ApiError::from(AuthError::Coded(
-            http::StatusCode::BAD_REQUEST,
-            "provider_disabled",
-            "Unsupported provider: provider is not enabled".into(),
-        ))
-        .into_response()
-    });
-    r.or(with_id(&ctx)).unify().or(factors).unify().or(identities).unify().or(authorize).unify().boxed()
+    let oauth = {
+        use super::oauth::flow;
+        route!(ctx, get(), warp::path!("auth" / "v1" / "authorize"), flow::authorize)
+            .or(route!(ctx, get(), warp::path!("auth" / "v1" / "callback"), flow::callback))
+            .unify()
+            .or(route!(ctx, post(), warp::path!("auth" / "v1" / "callback"), flow::callback))
+            .unify()
+            .or(route!(ctx, get(), warp::path!("auth" / "v1" / "user" / "identities" / "authorize"), flow::link))
+            .unify()
+            .boxed()
+    };
+    r.or(with_id(&ctx)).unify().or(factors).unify().or(identities).unify().or(oauth).unify().boxed()
 }

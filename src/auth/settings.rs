@@ -10,17 +10,23 @@ use super::routes::{json, Ctx};
 /// Handles `GET /settings` (GoTrue's `Settings`).
 pub async fn handle(ctx: Ctx, _body: Bytes) -> Result<Response, AuthError> {
     let c = ctx.auth.config();
+    let mut external = json!({
+        "anonymous_users": c.enable_anonymous_sign_ins,
+        "email": true,
+        "phone": false,
+        "apple": false, "azure": false, "bitbucket": false, "discord": false, "facebook": false,
+        "figma": false, "fly": false, "github": false, "gitlab": false, "google": false,
+        "keycloak": false, "kakao": false, "linkedin": false, "linkedin_oidc": false, "notion": false,
+        "slack": false, "slack_oidc": false, "spotify": false, "twitch": false, "twitter": false,
+        "workos": false, "zoom": false, "saml": false,
+    });
+    if let Some(map) = external.as_object_mut() {
+        for (name, p) in &c.external {
+            map.insert(name.clone(), json!(p.enabled));
+        }
+    }
     Ok(json(&json!({
-        "external": {
-            "anonymous_users": c.enable_anonymous_sign_ins,
-            "email": true,
-            "phone": false,
-            "apple": false, "azure": false, "bitbucket": false, "discord": false, "facebook": false,
-            "figma": false, "fly": false, "github": false, "gitlab": false, "google": false,
-            "keycloak": false, "kakao": false, "linkedin": false, "linkedin_oidc": false, "notion": false,
-            "slack": false, "slack_oidc": false, "spotify": false, "twitch": false, "twitter": false,
-            "workos": false, "zoom": false, "saml": false,
-        },
+        "external": external,
         "disable_signup": !c.enable_signup,
         "mailer_autoconfirm": c.mailer_autoconfirm,
         "phone_autoconfirm": false,

@@ -4,9 +4,81 @@
 //! (`{{ .ConfirmationURL }}`, `{{ .Token }}`, `{{ .TokenHash }}`,
 //! `{{ .SiteURL }}`, `{{ .Email }}`, `{{ .NewEmail }}`, `{{ .RedirectTo }}`),
 //! so a template written for Supabase renders the same here. Values are
-//! HTML-escaped.
+//! HTML-escaped. Subjects and bodies can be replaced per kind from the
+//! configuration ([`Overrides`]).
 
+use std::collections::HashMap;
+
+use super::config::AuthConfig;
 use super::mailer::MailKind;
+
+/// Largest template file accepted.
+pub const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
+
+/// Reads a template file: UTF-8, at most [`MAX_TEMPLATE_BYTES`].
+pub fn read_template(path: &str) -> Result<String, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() || meta.len() > MAX_TEMPLATE_BYTES {
+        return Err("not a file of at most 1 MiB".into());
+    }
+    std::fs::read_to_string(path).map_err(|e| e.to_string())
+}
+
+/// The configured subjects and bodies (GoTrue's `mailer.subjects.*` and
+/// `mailer.templates.*`), read once at start; a kind without one uses the default.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    subjects: HashMap<&'static str, String>,
+    bodies: HashMap<&'static str, String>,
+}
+
+/// The configuration's name of `kind` (`mailer_subjects_<name>`).
+fn config_name(kind: MailKind) -> &'static str {
+    match kind {
+        MailKind::Signup => "confirmation",
+        MailKind::Invite => "invite",
+        MailKind::MagicLink => "magic_link",
+        MailKind::Recovery => "recovery",
+        MailKind::EmailChangeNew | MailKind::EmailChangeCurrent => "email_change",
+        MailKind::Reauthentication => "reauthentication",
+    }
+}
+
+impl Overrides {
+    /// Reads the configured templates.
+    pub fn load(cfg: &AuthConfig) -> Result<Overrides, String> {
+        let mut o = Overrides::default();
+        let subjects = [
+            ("confirmation", &cfg.mailer_subjects_confirmation),
+            ("invite", &cfg.mailer_subjects_invite),
+            ("magic_link", &cfg.mailer_subjects_magic_link),
+            ("recovery", &cfg.mailer_subjects_recovery),
+            ("email_change", &cfg.mailer_subjects_email_change),
+            ("reauthentication", &cfg.mailer_subjects_reauthentication),
+        ];
+        for (name, subject) in subjects {
+            if !subject.trim().is_empty() {
+                o.subjects.insert(name, subject.clone());
+            }
+        }
+        for (key, path) in cfg.mail_template_paths() {
+            let name = key.trim_start_matches("mailer_templates_");
+            let name = subjects.iter().map(|(n, _)| *n).find(|n| *n == name).unwrap_or("confirmation");
+            o.bodies.insert(name, read_template(path).map_err(|e| format!("{key} = {path}: {e}"))?);
+        }
+        Ok(o)
+    }
+
+    /// The subject template of `kind`.
+    pub fn subject(&self, kind: MailKind) -> &str {
+        self.subjects.get(config_name(kind)).map(String::as_str).unwrap_or_else(|| default_subject(kind))
+    }
+
+    /// The body template of `kind`.
+    pub fn body(&self, kind: MailKind) -> &str {
+        self.bodies.get(config_name(kind)).map(String::as_str).unwrap_or_else(|| default_body(kind))
+    }
+}
 
 /// The values a template may use.
 #[derive(Debug, Clone, Default)]

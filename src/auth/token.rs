@@ -1,4 +1,4 @@
-//! `POST /token?grant_type=password|refresh_token|pkce` (GoTrue's `token.go`).
+//! `POST /token?grant_type=password|refresh_token|pkce|id_token` (GoTrue's `token.go`).
 
 use std::time::Duration;
 
@@ -56,6 +56,7 @@ pub async fn handle(ctx: Ctx, body: Bytes) -> Result<Response, AuthError> {
             }
             Ok(json(&super::verify::exchange_code(&ctx, &code, &verifier).await?))
         }
+        Some("id_token") => super::oauth::grant::handle(&ctx, &body).await,
         _ => Err(AuthError::UnsupportedGrantType),
     }
 }
@@ -74,11 +75,20 @@ async fn password(ctx: &Ctx, p: PasswordGrant) -> Result<Response, AuthError> {
         return Err(AuthError::Validation("missing email or phone".into()));
     }
     let email = validate_email(&email).map_err(|_| AuthError::InvalidCredentials)?;
+    // Per address, only failures count: check first, count after a failure.
+    let per = Duration::from_secs(300);
+    let max_failures = cfg.rate_limit_sign_in_failures_per_address;
+    if max_failures > 0 && ctx.auth.counted(Action::SignInFailure, &email, per).await? >= max_failures {
+        return Err(AuthError::OverRequestRateLimit);
+    }
     let client = ctx.auth.db().await?;
     let found = find_by_email(&client, &email).await?;
     // The hash runs whether or not the user exists: same time either way.
     let verified = ctx.auth.passwords.verify(password, found.as_ref().and_then(|f| f.password_hash.clone())).await?;
     let Some(found) = found.filter(|_| verified.ok) else {
+        if max_failures > 0 {
+            ctx.auth.allow(Action::SignInFailure, &email, u32::MAX, per).await?;
+        }
         return Err(AuthError::InvalidCredentials);
     };
     if found.banned {

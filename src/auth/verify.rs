@@ -229,6 +229,12 @@ async fn verify(ctx: &Ctx, p: &VerifyParams, from_link: bool) -> Result<Outcome,
         }
         (None, Some(email), Some(otp)) if !otp.is_empty() => {
             let email = validate_email(email)?;
+            // Per address, only failures count: check first, count after a failure.
+            let per = std::time::Duration::from_secs(300);
+            let max_failures = cfg.rate_limit_verify_failures_per_address;
+            if max_failures > 0 && ctx.auth.counted(Action::VerifyFailure, &email, per).await? >= max_failures {
+                return Err(AuthError::OverRequestRateLimit);
+            }
             let sql = "select id, email, confirmation_token, recovery_token, email_change_token_new, email_change_token_current, email_change
                          from auth.users where (lower(email) = $1 or lower(email_change) = $1) and deleted_at is null and not is_sso_user
                          for update";
@@ -250,7 +256,12 @@ async fn verify(ctx: &Ctx, p: &VerifyParams, from_link: bool) -> Result<Outcome,
                     }
                 }
             }
-            let (id, col) = found.ok_or(AuthError::OtpExpired)?;
+            let Some((id, col)) = found else {
+                if max_failures > 0 {
+                    ctx.auth.allow(Action::VerifyFailure, &email, u32::MAX, per).await?;
+                }
+                return Err(AuthError::OtpExpired);
+            };
             (id, col, false)
         }
         _ => return Err(AuthError::Validation("Verify requires either a token or a token hash".into())),
@@ -370,6 +381,7 @@ pub async fn exchange_code(ctx: &Ctx, code: &str, verifier: &str) -> Result<Valu
         .query_opt(
             "delete from auth.flow_state where auth_code = $1
              returning user_id, code_challenge_method::text as m, code_challenge as c, authentication_method as am,
+                       provider_access_token as pat, provider_refresh_token as prt,
                        coalesce(auth_code_issued_at, created_at) + make_interval(secs => $2::float8) > now() as fresh",
             &[&code, &(AUTH_CODE_TTL_SECS as f64)],
         )
@@ -380,6 +392,8 @@ pub async fn exchange_code(ctx: &Ctx, code: &str, verifier: &str) -> Result<Valu
     let method: Option<String> = row.try_get("m").map_err(AuthError::internal)?;
     let challenge: Option<String> = row.try_get("c").map_err(AuthError::internal)?;
     let am: String = row.try_get("am").map_err(AuthError::internal)?;
+    let pat: Option<String> = row.try_get("pat").map_err(AuthError::internal)?;
+    let prt: Option<String> = row.try_get("prt").map_err(AuthError::internal)?;
     if fresh != Some(true) {
         return Err(AuthError::FlowStateNotFound);
     }
@@ -392,9 +406,12 @@ pub async fn exchange_code(ctx: &Ctx, code: &str, verifier: &str) -> Result<Valu
         "recovery" => "recovery",
         "invite" => "invite",
         "email_change" => "email_change",
+        "oauth" => "oauth",
         _ => "otp",
     };
-    ctx.auth.start_session(user_id, amr, ctx.ip, ctx.user_agent.as_deref()).await
+    let mut session = ctx.auth.start_session(user_id, amr, ctx.ip, ctx.user_agent.as_deref()).await?;
+    super::oauth::flow::provider_tokens(pat, prt, &mut session);
+    Ok(session)
 }
 
 #[cfg(test)]

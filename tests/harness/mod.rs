@@ -10,12 +10,14 @@
 //! - [`server`]: a Fluxbase server per test on port 0, in-process, or the
 //!   real binary as a child process for tests that kill it.
 //! - [`smtp`]: a minimal SMTP receiver, for mail sent over SMTP.
+//! - [`oidc`]: an OpenID Connect (and GitHub-shaped) provider on loopback.
 
 #![allow(dead_code)]
 
 pub mod cluster;
 pub mod database;
 pub mod node;
+pub mod oidc;
 pub mod reaper;
 pub mod s3;
 pub mod server;

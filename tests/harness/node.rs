@@ -16,6 +16,11 @@ pub fn npm_ci_if_missing(dir: &Path, marker: &str) {
 /// database URL in the environment; asserts that every test passed and
 /// prints the node report into cargo's output.
 pub async fn run_suite(dir: &Path, files: &[String], s: &TestServer, what: &str) {
+    run_suite_with(dir, files, s, what, &[]).await
+}
+
+/// [`run_suite`] with more environment variables.
+pub async fn run_suite_with(dir: &Path, files: &[String], s: &TestServer, what: &str, env: &[(&str, &str)]) {
     assert!(!files.is_empty(), "no tests for {what}");
     let out = tokio::process::Command::new("node")
         .arg("--test")
@@ -27,6 +32,7 @@ pub async fn run_suite(dir: &Path, files: &[String], s: &TestServer, what: &str)
         .env("FLUXBASE_SERVICE_KEY", &s.keys.service_role)
         .env("FLUXBASE_JWT_SECRET", s.keys.secret())
         .env("FLUXBASE_DB_URL", &s.db.url)
+        .envs(env.iter().copied())
         .output()
         .await
         .expect("node runs");
