@@ -5,8 +5,9 @@
 //! audience (role plus the claims the table's policies read), serialises
 //! the payload once per visibility and splices it once per (topic,
 //! version) ([`Judged`]); each member's socket is offered that frame,
-//! shared (a reference count, not a copy), without waiting. A change costs
-//! one judgement per audience and one queue push per socket.
+//! shared (a reference count, not a copy), without waiting. Members are
+//! kept sorted by audience ([`Partition`]), so a change costs one
+//! judgement per audience and one queue push per socket that may see it.
 //!
 //! A member starts *held*: live frames wait in its bounded hold until it
 //! goes live ([`Member::go_live`]), after the join reply and, for a join
@@ -18,7 +19,8 @@
 //! for [`super::outbox::SLOW_GRACE`], or whose hold overflows, is cut loose.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 
 use dashmap::DashMap;
@@ -27,7 +29,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::frame::Vsn;
 use super::outbox::{Item, Offer, Outbox};
-use super::pg_changes::{AudienceMemo, Binding, Judged};
+use super::pg_changes::{AudienceMemo, Binding, Judged, Visibility};
+use crate::rls::policy_eval::TablePolicy;
 use crate::changes::ChangesCore;
 use crate::eventlog::{Position, Txn};
 use crate::fanout::Subscription;
@@ -64,6 +67,8 @@ pub struct Member {
     pub memo: AudienceMemo,
     /// Live changes at or before this position are not sent (replayed, or before the join).
     start: OnceLock<Position>,
+    /// Set when the channel left: frames still in flight are not sent.
+    left: AtomicBool,
     held: AtomicBool,
     hold: Mutex<VecDeque<(Position, Message)>>,
     hold_max: usize,
@@ -80,6 +85,7 @@ impl Member {
             caller,
             memo: AudienceMemo::default(),
             start: OnceLock::new(),
+            left: AtomicBool::new(false),
             held: AtomicBool::new(true),
             hold: Mutex::new(VecDeque::new()),
             hold_max: hold_max.max(1),
@@ -154,6 +160,9 @@ pub struct Group {
     bindings: Vec<Binding>,
     core: Arc<ChangesCore>,
     state: Mutex<State>,
+    /// Bumped when a member joins or leaves or a caller changes: the
+    /// task's partitions by audience are then rebuilt.
+    version: AtomicU64,
     stop: Notify,
     registry: Weak<Registry>,
 }
@@ -187,6 +196,7 @@ impl Groups {
                     let start = st.position.max(core.hub.position());
                     let _ = member.start.set(start);
                     st.members.push(Arc::clone(member));
+                    group.version.fetch_add(1, Ordering::AcqRel);
                     return (Arc::clone(&group), start);
                 }
             }
@@ -197,9 +207,11 @@ impl Groups {
 
     /// Removes `member`; the last one out stops the group.
     pub fn leave(&self, group: &Arc<Group>, member: &Arc<Member>) {
+        member.left.store(true, Ordering::Release);
         let empty = {
             let mut st = lock(&group.state);
             st.members.retain(|m| !Arc::ptr_eq(m, member));
+            group.version.fetch_add(1, Ordering::AcqRel);
             st.closed |= st.members.is_empty();
             st.closed
         };
@@ -207,6 +219,11 @@ impl Groups {
             group.stop.notify_one();
             self.map.remove_if(&group.key, |_, g| Arc::ptr_eq(g, group));
         }
+    }
+
+    /// A member's caller changed (`access_token`): its audience is judged anew.
+    pub fn caller_changed(&self, group: &Group) {
+        group.version.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Live groups.
@@ -229,6 +246,7 @@ impl Group {
             bindings: bindings.to_vec(),
             core: Arc::clone(core),
             state: Mutex::new(State { members: Vec::new(), position: sub.start, closed: false }),
+            version: AtomicU64::new(0),
             stop: Notify::new(),
             registry: Arc::downgrade(registry),
         });
@@ -237,6 +255,7 @@ impl Group {
     }
 
     async fn run(self: Arc<Self>, sub: Subscription) {
+        let mut partitions: HashMap<(String, String), Partition> = HashMap::new();
         loop {
             let next = tokio::select! {
                 d = sub.rx.recv_async() => d,
@@ -246,7 +265,7 @@ impl Group {
             if sub.cut_loose().is_some() {
                 break;
             }
-            self.deliver(&d.txn, d.index as usize).await;
+            self.deliver(&d.txn, d.index as usize, &mut partitions).await;
         }
         let members = {
             let mut st = lock(&self.state);
@@ -266,25 +285,108 @@ impl Group {
         }
     }
 
-    async fn deliver(&self, txn: &Txn, i: usize) {
+    async fn deliver(&self, txn: &Txn, i: usize, partitions: &mut HashMap<(String, String), Partition>) {
         let pos = txn.position(i);
-        let members = {
+        // Members joining after this start after `pos` (see `join`).
+        let version = {
             let mut st = lock(&self.state);
             st.position = pos;
-            st.members.clone()
+            self.version.load(Ordering::Acquire)
         };
         let Some(mut judged) = Judged::new(&self.core, &self.bindings, txn, i) else {
             return;
         };
-        for m in &members {
-            if m.start.get().is_none_or(|s| pos <= *s) || m.out.is_cut() {
+        let (schema, table) = judged.table();
+        let key = (schema.to_owned(), table.to_owned());
+        let fresh = match partitions.get(&key) {
+            Some(p) => p.version == version && p.policies_unchanged(&self.core, schema, table).await,
+            None => false,
+        };
+        if !fresh {
+            let p = Partition::build(&self.core, &self.state, version, schema, table).await;
+            partitions.insert(key.clone(), p);
+        }
+        let Some(part) = partitions.get(&key) else { return };
+        for audience in &part.audiences {
+            let vis = judged.judge(&audience.caller).await;
+            if vis == Visibility::Hidden {
                 continue;
             }
-            let caller = m.caller();
-            let vis = judged.visibility(&caller, &m.memo).await;
-            if let Some(frame) = judged.frame(vis, &m.topic, m.vsn) {
-                m.deliver(frame, pos);
+            for m in &audience.members {
+                if m.start.get().is_none_or(|s| pos <= *s) || m.left.load(Ordering::Acquire) || m.out.is_cut() {
+                    continue;
+                }
+                if let Some(frame) = judged.frame(vis, &m.topic, m.vsn) {
+                    m.deliver(frame, pos);
+                }
             }
         }
+    }
+}
+
+/// A group's members sorted by audience for one table: each audience is
+/// judged once per change, and only the members of audiences that may see
+/// it are visited. Rebuilt when members or callers change ([`Group`]'s
+/// version) or the table's policies are reloaded.
+struct Partition {
+    version: u64,
+    /// The policies each role's audiences were computed under, with a caller of that role.
+    policies: Vec<(Arc<Caller>, TablePolicy)>,
+    audiences: Vec<Audience>,
+}
+
+struct Audience {
+    /// One caller of the audience (all of them get its verdicts).
+    caller: Arc<Caller>,
+    members: Vec<Arc<Member>>,
+}
+
+impl Partition {
+    async fn build(core: &ChangesCore, state: &Mutex<State>, version: u64, schema: &str, table: &str) -> Partition {
+        let members = lock(state).members.clone();
+        let mut policies: Vec<(Arc<Caller>, TablePolicy)> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut audiences: Vec<Audience> = Vec::new();
+        for m in members {
+            let caller = m.caller();
+            let key = if caller.is_service_role() {
+                // Sees every row: one audience of its own.
+                "\u{0}service_role".to_owned()
+            } else {
+                let policy = match policies.iter().find(|(c, _)| c.role == caller.role) {
+                    Some((_, p)) => Some(p.clone()),
+                    None => match core.evaluator.table_policy(&caller, schema, table).await {
+                        Ok(p) => {
+                            policies.push((Arc::clone(&caller), p.clone()));
+                            Some(p)
+                        }
+                        // Policies that cannot be read: nothing is visible (an audience of one, hidden).
+                        Err(_) => None,
+                    },
+                };
+                match policy {
+                    Some(p) => p.audience(&caller),
+                    None => format!("\u{0}unreadable|{}|{}", caller.role, caller.claims),
+                }
+            };
+            match index.get(&key) {
+                Some(&n) => audiences[n].members.push(m),
+                None => {
+                    index.insert(key, audiences.len());
+                    audiences.push(Audience { caller, members: vec![m] });
+                }
+            }
+        }
+        Partition { version, policies, audiences }
+    }
+
+    async fn policies_unchanged(&self, core: &ChangesCore, schema: &str, table: &str) -> bool {
+        for (caller, policy) in &self.policies {
+            match core.evaluator.table_policy(caller, schema, table).await {
+                Ok(now) if now.same(policy) => {}
+                _ => return false,
+            }
+        }
+        true
     }
 }

@@ -251,6 +251,9 @@ impl Conn {
                 }
                 ch.expiry = expiry_timer(&c, &msg.topic, ch.join_ref.clone(), &self.expired);
                 ch.caller.send_replace(Arc::new(c));
+                if let Some((group, _)) = &ch.changes {
+                    self.rt.groups.caller_changed(group);
+                }
             }
             Err(e) => {
                 self.system_error(&msg.topic, &format!("Invalid token: {}", e.message));
