@@ -129,7 +129,10 @@ impl<'a> From<&'a ColumnInfo> for ColumnOut<'a> {
 /// A caller's audience for one table's policies, remembered between changes
 /// while neither the caller nor the policies changed.
 #[derive(Debug, Default)]
-pub struct AudienceMemo(Mutex<Option<(Arc<Caller>, TablePolicy, Arc<str>)>>);
+pub struct AudienceMemo(Mutex<Option<Remembered>>);
+
+/// The caller and policies an audience was computed for, and the audience.
+type Remembered = (Arc<Caller>, TablePolicy, Arc<str>);
 
 /// One change judged for one set of bindings.
 pub struct Judged<'a> {
