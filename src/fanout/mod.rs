@@ -156,6 +156,11 @@ impl Hub {
         })
     }
 
+    /// The position of the last transaction dispatched to the shards.
+    pub fn position(&self) -> Position {
+        self.position.lock().map(|p| *p).unwrap_or(Position::START)
+    }
+
     /// Subscribes to changes of `keys` (`*` as schema or table matches all).
     pub fn subscribe(&self, mut keys: Vec<TableKey>) -> Subscription {
         keys.sort();

@@ -10,6 +10,7 @@
 
 use bytes::Bytes;
 use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
 
 /// Kind of a client's user broadcast push (vsn 2 binary).
 const KIND_USER_BROADCAST_PUSH: u8 = 3;
@@ -28,8 +29,61 @@ pub enum Wire {
     Binary(Vec<u8>),
 }
 
+impl From<Wire> for Message {
+    fn from(w: Wire) -> Message {
+        match w {
+            Wire::Text(t) => Message::Text(t.into()),
+            Wire::Binary(b) => Message::Binary(b.into()),
+        }
+    }
+}
+
+/// A `postgres_changes` payload, `{"data":DATA,"ids":[…]}`, around `data`
+/// already serialised: the bytes `serde_json` writes for
+/// `json!({"ids": ids, "data": data})` (keys in order).
+pub fn change_payload(data: &str, ids: &[u32]) -> String {
+    let mut out = String::with_capacity(data.len() + 16 + ids.len() * 10);
+    out.push_str("{\"data\":");
+    out.push_str(data);
+    out.push_str(",\"ids\":[");
+    for (n, id) in ids.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        out.push_str(&id.to_string());
+    }
+    out.push_str("]}");
+    out
+}
+
+/// A server `postgres_changes` frame for `topic` with `payload` spliced in
+/// (from [`change_payload`]): byte for byte what [`Msg::encode`] writes for
+/// `Msg::new(None, None, topic, "postgres_changes", payload)`, so one
+/// serialised payload serves every socket, whatever its topic and version.
+pub fn splice_change(vsn: Vsn, topic: &str, payload: &str) -> String {
+    let topic = Value::String(topic.to_owned()).to_string();
+    let mut out = String::with_capacity(payload.len() + topic.len() + 64);
+    match vsn {
+        Vsn::V1 => {
+            out.push_str("{\"event\":\"postgres_changes\",\"payload\":");
+            out.push_str(payload);
+            out.push_str(",\"ref\":null,\"topic\":");
+            out.push_str(&topic);
+            out.push('}');
+        }
+        Vsn::V2 => {
+            out.push_str("[null,null,");
+            out.push_str(&topic);
+            out.push_str(",\"postgres_changes\",");
+            out.push_str(payload);
+            out.push(']');
+        }
+    }
+    out
+}
+
 /// The serializer version of a socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Vsn {
     /// Object frames.
     V1,
@@ -258,6 +312,26 @@ mod tests {
         want.extend_from_slice(&body);
         assert_eq!(out.encode(Vsn::V2), Some(Wire::Binary(want)));
         assert_eq!(out.encode(Vsn::V1), None);
+    }
+
+    #[test]
+    fn spliced_change_frames_equal_encoded_ones() {
+        let data = json!({
+            "schema": "public", "table": "todos", "commit_timestamp": "2023-11-14T22:13:20.123Z", "type": "INSERT",
+            "columns": [{"name": "id", "type": "int8"}, {"name": "t\"x", "type": "text"}], "errors": null,
+            "record": {"id": 1, "t\"x": "é \\ \u{1}"}, "position": "0/10:0",
+        });
+        let shared = data.to_string();
+        for ids in [vec![], vec![7], vec![12_345_678, 3, 99]] {
+            let payload = change_payload(&shared, &ids);
+            assert_eq!(payload, json!({"ids": ids, "data": data}).to_string());
+            for topic in ["realtime:room", "realtime:\"odd\" é"] {
+                for vsn in [Vsn::V1, Vsn::V2] {
+                    let want = Msg::new(None, None, topic, "postgres_changes", json!({"ids": ids, "data": data})).encode(vsn);
+                    assert_eq!(Some(Wire::Text(splice_change(vsn, topic, &payload))), want, "{vsn:?} {topic} {ids:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -3,13 +3,16 @@
 //! - [`frame`]: vsn 1.0.0 object frames, vsn 2.0.0 array and binary frames.
 //! - [`socket`]: one connection: heartbeats, joins, leaves, broadcast,
 //!   presence, `access_token` refresh, a bounded outgoing queue.
-//! - [`pg_changes`]: `postgres_changes` bindings fed by the fan-out hub,
-//!   with filters, RLS and resume (`config.since`, a position).
+//! - [`pg_changes`]: `postgres_changes` bindings, one change judged for
+//!   them (filters, RLS, the encoded frame), resume (`config.since`).
+//! - [`groups`]: live fan-out by group of identical bindings: one hub
+//!   subscription, one RLS verdict per audience, one shared frame per change.
 //! - [`filter`]: the `column=op.value` filters.
 //! - [`topics`]: channel membership and presence.
 //! - [`outbox`]: a socket's bounded queue; a client that falls behind is
 //!   told where to resume and disconnected.
 //! - [`limits`]: connections per user and per IP, joins per second.
+//! - [`upgrade`]: the WebSocket handshake, with small per-socket buffers.
 //! - [`config`]: the `[realtime]` settings.
 //! - `POST /realtime/v1/api/broadcast`: broadcast over HTTP.
 //!
@@ -21,11 +24,13 @@
 pub mod config;
 pub mod filter;
 pub mod frame;
+pub mod groups;
 pub mod limits;
 pub mod outbox;
 pub mod pg_changes;
 pub mod socket;
 pub mod topics;
+pub mod upgrade;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -69,6 +74,8 @@ pub struct Realtime {
     pub per_user: Arc<limits::Counter<String>>,
     /// Membership and presence.
     pub topics: topics::Topics,
+    /// `postgres_changes` fan-out groups.
+    pub groups: groups::Groups,
     /// For verifying access tokens.
     pub keys: Keys,
     /// The change pipeline (absent when replication is off).
@@ -91,6 +98,7 @@ impl Realtime {
     pub fn new(keys: Keys, changes: Option<Arc<ChangesCore>>, pool: Pool, config: config::RealtimeConfig) -> Realtime {
         Realtime {
             topics: topics::Topics::default(),
+            groups: groups::Groups::default(),
             keys,
             changes,
             pool,
@@ -162,13 +170,23 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         warp::any().map(move || Arc::clone(&state))
     };
     let ws = warp::path!("realtime" / "v1" / "websocket")
-        .and(warp::ws())
+        .and(warp::get())
+        .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<hyper::upgrade::OnUpgrade>())
         .and(with_state.clone())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::ext::optional::<ApiKey>())
         .and(warp::ext::optional::<crate::http::edge::ClientAddr>())
         .and_then(
-            |ws: warp::ws::Ws, state: Arc<AppState>, raw: String, key: Option<ApiKey>, peer: Option<crate::http::edge::ClientAddr>| async move {
+            |headers: http::HeaderMap,
+             on_upgrade: Option<hyper::upgrade::OnUpgrade>,
+             state: Arc<AppState>,
+             raw: String,
+             key: Option<ApiKey>,
+             peer: Option<crate::http::edge::ClientAddr>| async move {
+                let bad = |m: &str| warp::reject::custom(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m.to_owned()));
+                let accept = upgrade::accept_key(&headers).map_err(|e| bad(e.0))?;
+                let on_upgrade = on_upgrade.ok_or_else(|| bad("this connection cannot be upgraded"))?;
                 let rt = realtime(&state)?;
                 let ip = peer.map(|p| p.0.ip()).unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
                 let Some(slot) = rt.per_ip.admit(ip) else {
@@ -183,11 +201,14 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
                 let vsn = frame::Vsn::parse(vsn)
                     .ok_or_else(|| warp::reject::custom(ApiError::new(StatusCode::BAD_REQUEST, "bad_vsn", "unsupported vsn: use 1.0.0 or 2.0.0")))?;
                 let key = key.unwrap_or(ApiKey::Anon);
-                Ok::<_, Rejection>(
-                    ws.max_message_size(rt.config.max_message_bytes as usize)
-                        .on_upgrade(move |socket| socket::serve(rt, socket, vsn, key, limits::Charge::Ip(slot)))
-                        .into_response(),
-                )
+                let config = upgrade::socket_config(rt.config.max_message_bytes as usize);
+                tokio::spawn(async move {
+                    match upgrade::take_over(on_upgrade, config).await {
+                        Ok(socket) => socket::serve(rt, socket, vsn, key, limits::Charge::Ip(slot)).await,
+                        Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+                    }
+                });
+                Ok::<_, Rejection>(upgrade::switching_protocols(&accept))
             },
         );
     let stats = warp::path!("realtime" / "v1" / "stats")
@@ -197,11 +218,19 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and_then(stats);
     let broadcast = warp::path!("realtime" / "v1" / "api" / "broadcast")
         .and(warp::post())
-        .and(with_state)
-        .and(crate::http::with_caller(state))
+        .and(with_state.clone())
+        .and(crate::http::with_caller(Arc::clone(&state)))
         .and(warp::body::json::<Value>())
         .and_then(api_broadcast);
-    ws.or(broadcast).unify().or(stats).unify().boxed()
+    let send = warp::path!("realtime" / "v1" / "api" / "broadcast" / String / "events" / String)
+        .and(warp::post())
+        .and(with_state)
+        .and(crate::http::with_caller(state))
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::body::bytes())
+        .and_then(api_send);
+    ws.or(broadcast).unify().or(send).unify().or(stats).unify().boxed()
 }
 
 fn realtime(state: &AppState) -> Result<Arc<Realtime>, Rejection> {
@@ -230,9 +259,59 @@ async fn stats(state: Arc<AppState>, caller: Caller) -> Result<Response, Rejecti
         "slow_disconnects": rt.stats.slow_disconnects.load(Relaxed),
         "connections_refused": rt.stats.connections_refused.load(Relaxed),
         "joins_rate_limited": rt.stats.joins_rate_limited.load(Relaxed),
+        "groups": rt.groups.len(),
         "fanout": hub,
     });
     Ok(warp::reply::json(&body).into_response())
+}
+
+/// `POST /realtime/v1/api/broadcast/<topic>/events/<event>[?private=true]`
+/// (realtime-js `httpSend`): the body is the payload, JSON, or raw bytes with
+/// `Content-Type: application/octet-stream`, which reach vsn 2 sockets as a
+/// binary (kind 4) broadcast and, as Supabase does, not vsn 1 sockets.
+/// `persist` (storing the message for replay) is refused: not supported.
+async fn api_send(
+    topic: String,
+    event: String,
+    state: Arc<AppState>,
+    caller: Caller,
+    raw: String,
+    content_type: Option<String>,
+    body: bytes::Bytes,
+) -> Result<Response, Rejection> {
+    let rt = realtime(&state)?;
+    let bad = |m: &str| {
+        warp::reject::custom(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m.to_owned()).with_extra("error", Value::String(m.to_owned())))
+    };
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8().map(|c| c.into_owned());
+    let (Ok(topic), Ok(event)) = (decode(&topic), decode(&event)) else {
+        return Err(bad("topic and event must be UTF-8"));
+    };
+    if topic.is_empty() || event.is_empty() {
+        return Err(bad("topic and event are required"));
+    }
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&raw).unwrap_or_default();
+    if pairs.iter().any(|(k, _)| k.starts_with("persist")) {
+        return Err(bad("persisting broadcasts is not supported by this server"));
+    }
+    if body.len() > rt.config.max_message_bytes as usize {
+        return Err(bad("payload too large"));
+    }
+    let private = pairs.iter().any(|(k, v)| k == "private" && v == "true");
+    let topic = format!("realtime:{topic}");
+    if private && !rt.can_write(&caller, &topic).await {
+        return Err(warp::reject::custom(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("cannot write to {topic}"))));
+    }
+    let binary = content_type.is_some_and(|c| c.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/octet-stream")));
+    if binary {
+        rt.topics.broadcast(&topic, None, json!({"type": "broadcast", "event": event}), Some(body));
+    } else {
+        let payload: Value = serde_json::from_slice(&body).map_err(|e| bad(&format!("the payload is not JSON: {e}")))?;
+        rt.topics.broadcast(&topic, None, json!({"type": "broadcast", "event": event, "payload": payload}), None);
+    }
+    let mut res = Response::default();
+    *res.status_mut() = StatusCode::ACCEPTED;
+    Ok(res)
 }
 
 /// `POST /realtime/v1/api/broadcast` with `{"messages": [{topic, event, payload, private}]}`.

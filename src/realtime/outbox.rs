@@ -1,10 +1,12 @@
 //! One socket's bounded outgoing queue, and the rule for a client that
 //! cannot keep up.
 //!
-//! Replies, broadcasts and presence are *offered* to a socket's queue without
-//! waiting; a channel's changes wait for room at most [`SLOW_GRACE`] (its
-//! own task waits, never the hub's). When an offer finds the queue full, or
-//! the queue stays full for the grace, or the hub cut the channel's
+//! Replies, broadcasts, presence and live changes are *offered* to a
+//! socket's queue without waiting (live changes by their fan-out group, as
+//! frames already encoded and shared by every socket of the group);
+//! replayed changes wait for room at most [`SLOW_GRACE`] (the replaying
+//! task waits, never the hub's). When an offer finds the queue full, or
+//! the queue stays full for the grace, or the hub cut the group's
 //! subscription loose, the socket is **cut loose**: nothing more is queued, the writer
 //! sends what is already queued, then one `system` error per joined channel
 //! (for a channel with `postgres_changes`, carrying `since`: the position of
@@ -20,9 +22,9 @@ use std::time::Duration;
 use futures_util::{Sink, SinkExt};
 use serde_json::json;
 use tokio::sync::{mpsc, Notify};
-use warp::ws::Message;
+use tokio_tungstenite::tungstenite::Message;
 
-use super::frame::{Msg, Vsn, Wire};
+use super::frame::{Msg, Vsn};
 use crate::eventlog::Position;
 
 /// How long a cut-loose socket gets to take what was queued for it.
@@ -42,17 +44,42 @@ struct Shared {
     marks: Mutex<HashMap<String, Option<Position>>>,
 }
 
+/// One queued frame: a message to encode for the socket's version, or a
+/// frame already encoded (a live change, shared by a group's sockets).
+/// Small, so that a queue's first block stays small on an idle socket.
+#[derive(Debug)]
+pub enum Item {
+    /// Encoded by the writer.
+    Msg(Box<Msg>),
+    /// Written as it is.
+    Frame(Message),
+}
+
+/// What became of an offered change.
+#[derive(Debug)]
+pub enum Offer {
+    /// Queued.
+    Queued,
+    /// The queue is full: the frame, back.
+    Full(Message),
+    /// The socket is cut loose or gone.
+    Gone,
+}
+
+/// Frames written to the socket before one flush.
+const WRITE_BATCH: usize = 64;
+
 /// The sending side of a socket's queue (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct Outbox {
-    tx: mpsc::Sender<Msg>,
+    tx: mpsc::Sender<Item>,
     shared: Arc<Shared>,
 }
 
 /// The writer's side.
 #[derive(Debug)]
 pub struct Inbox {
-    rx: mpsc::Receiver<Msg>,
+    rx: mpsc::Receiver<Item>,
     shared: Arc<Shared>,
 }
 
@@ -69,7 +96,7 @@ impl Outbox {
         if self.is_cut() {
             return false;
         }
-        match self.tx.try_send(msg) {
+        match self.tx.try_send(Item::Msg(Box::new(msg))) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.cut();
@@ -79,10 +106,10 @@ impl Outbox {
         }
     }
 
-    /// Queues a change of channel `topic` at `pos`, waiting up to
-    /// [`SLOW_GRACE`] for room, and records `pos` as the channel's resume
-    /// position; false if the socket is (now) cut loose or gone.
-    pub async fn send_change(&self, topic: &str, msg: Msg, pos: Position) -> bool {
+    /// Queues a change of channel `topic` at `pos` (a replayed one), waiting
+    /// up to [`SLOW_GRACE`] for room, and records `pos` as the channel's
+    /// resume position; false if the socket is (now) cut loose or gone.
+    pub async fn send_change(&self, topic: &str, item: Item, pos: Position) -> bool {
         if self.is_cut() {
             return false;
         }
@@ -103,11 +130,33 @@ impl Outbox {
         if self.is_cut() {
             return false;
         }
-        permit.send(msg);
+        permit.send(item);
         if let Some(m) = marks.get_mut(topic) {
             *m = Some(pos);
         }
         true
+    }
+
+    /// Queues an encoded change `frame` of channel `topic` at `pos` without
+    /// waiting, and records `pos` as the channel's resume position. A full
+    /// queue hands the frame back (the caller decides how long to wait).
+    pub fn offer_change(&self, topic: &str, frame: Message, pos: Position) -> Offer {
+        let Ok(mut marks) = self.shared.marks.lock() else {
+            return Offer::Gone;
+        };
+        if self.is_cut() {
+            return Offer::Gone;
+        }
+        match self.tx.try_send(Item::Frame(frame)) {
+            Ok(()) => {
+                if let Some(m) = marks.get_mut(topic) {
+                    *m = Some(pos);
+                }
+                Offer::Queued
+            }
+            Err(mpsc::error::TrySendError::Full(Item::Frame(f))) => Offer::Full(f),
+            Err(_) => Offer::Gone,
+        }
     }
 
     /// Registers a joined channel; `start` is its resume position before any
@@ -167,17 +216,36 @@ impl Inbox {
         S: Sink<Message> + Unpin,
     {
         let shared = Arc::clone(&self.shared);
-        let end = loop {
+        let end = 'run: loop {
             tokio::select! {
                 biased;
                 () = shared.notify.notified() => break WriterEnd::CutLoose,
                 m = self.rx.recv() => {
-                    let Some(m) = m else { break WriterEnd::Closed };
-                    if m.event == "__close" {
-                        let _ = sink.send(Message::close()).await;
-                        break WriterEnd::Closed;
+                    let Some(mut m) = m else { break WriterEnd::Closed };
+                    // What is queued now goes out in one batch, then one flush.
+                    let mut n = 0;
+                    loop {
+                        if is_close(&m) {
+                            let _ = sink.send(Message::Close(None)).await;
+                            break 'run WriterEnd::Closed;
+                        }
+                        if !feed(&mut sink, m, vsn).await {
+                            break 'run WriterEnd::Closed;
+                        }
+                        n += 1;
+                        match self.rx.try_recv() {
+                            Ok(next) if n < WRITE_BATCH => m = next,
+                            Ok(next) => {
+                                if sink.flush().await.is_err() {
+                                    break 'run WriterEnd::Closed;
+                                }
+                                n = 0;
+                                m = next;
+                            }
+                            Err(_) => break,
+                        }
                     }
-                    if !write(&mut sink, &m, vsn).await {
+                    if sink.flush().await.is_err() {
                         break WriterEnd::Closed;
                     }
                 }
@@ -190,18 +258,18 @@ impl Inbox {
                 // where to resume.
                 self.rx.close();
                 while let Some(m) = self.rx.recv().await {
-                    if m.event != "__close" && !write(&mut sink, &m, vsn).await {
+                    if !is_close(&m) && !feed(&mut sink, m, vsn).await {
                         return;
                     }
                 }
                 let marks: Vec<(String, Option<Position>)> =
                     shared.marks.lock().map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect()).unwrap_or_default();
                 for (topic, mark) in marks {
-                    if !write(&mut sink, &cut_notice(&topic, mark), vsn).await {
+                    if !feed(&mut sink, Item::Msg(Box::new(cut_notice(&topic, mark))), vsn).await {
                         return;
                     }
                 }
-                let _ = sink.send(Message::close()).await;
+                let _ = sink.send(Message::Close(None)).await;
             };
             let _ = tokio::time::timeout(FLUSH_TIMEOUT, flush).await;
         }
@@ -210,13 +278,22 @@ impl Inbox {
     }
 }
 
-async fn write<S: Sink<Message> + Unpin>(sink: &mut S, m: &Msg, vsn: Vsn) -> bool {
-    match m.encode(vsn) {
-        Some(Wire::Text(t)) => sink.send(Message::text(t)).await.is_ok(),
-        Some(Wire::Binary(b)) => sink.send(Message::binary(b)).await.is_ok(),
-        // Not representable for this socket's version (a binary broadcast to vsn 1): dropped.
-        None => true,
-    }
+/// The socket's own request to close it (after a refused join).
+fn is_close(item: &Item) -> bool {
+    matches!(item, Item::Msg(m) if m.event == "__close")
+}
+
+/// Hands one frame to the sink (written once its buffer fills, or at the next flush).
+async fn feed<S: Sink<Message> + Unpin>(sink: &mut S, item: Item, vsn: Vsn) -> bool {
+    let frame = match item {
+        Item::Frame(f) => f,
+        Item::Msg(m) => match m.encode(vsn) {
+            Some(w) => Message::from(w),
+            // Not representable for this socket's version (a binary broadcast to vsn 1): dropped.
+            None => return true,
+        },
+    };
+    sink.feed(frame).await.is_ok()
 }
 
 /// The `system` message telling a channel it was cut loose, and where to resume.
@@ -245,8 +322,8 @@ mod tests {
     use super::*;
     use crate::eventlog::Lsn;
 
-    fn msg(n: u32) -> Msg {
-        Msg::new(None, None, "realtime:t", "postgres_changes", json!({ "n": n }))
+    fn msg(n: u32) -> Item {
+        Item::Msg(Box::new(Msg::new(None, None, "realtime:t", "postgres_changes", json!({ "n": n }))))
     }
 
     #[tokio::test]
@@ -256,12 +333,13 @@ mod tests {
         out.track("realtime:t", Some(Position::new(Lsn(5), 0)));
         out.track("realtime:b", None);
         assert!(out.send_change("realtime:t", msg(1), Position::new(Lsn(10), 0)).await);
-        assert!(out.send_change("realtime:t", msg(2), Position::new(Lsn(10), 1)).await);
+        assert!(matches!(out.offer_change("realtime:t", Message::text(r#"{"n":2}"#), Position::new(Lsn(10), 1)), Offer::Queued));
         // Nobody drains the queue: after the grace, the socket is cut.
         assert!(!out.send_change("realtime:t", msg(3), Position::new(Lsn(11), 0)).await, "full for the grace: cut");
         assert!(out.is_cut());
         assert_eq!(count.load(Ordering::Relaxed), 1);
-        assert!(!out.offer(msg(4)), "nothing after the cut");
+        assert!(!out.offer(Msg::new(None, None, "realtime:t", "x", json!({}))), "nothing after the cut");
+        assert!(matches!(out.offer_change("realtime:t", Message::text("{}"), Position::new(Lsn(12), 0)), Offer::Gone), "nor a change");
         let (tx, mut got) = mpsc::unbounded_channel::<Message>();
         let sink = futures_util::sink::unfold(tx, |tx, m: Message| async move {
             let _ = tx.send(m);
@@ -271,10 +349,10 @@ mod tests {
         assert_eq!(end, WriterEnd::CutLoose);
         let mut texts = Vec::new();
         while let Ok(m) = got.try_recv() {
-            if let Ok(t) = m.to_str() {
-                texts.push(t.to_owned());
-            } else if m.is_close() {
-                texts.push("<close>".into());
+            match m {
+                Message::Text(t) => texts.push(t.as_str().to_owned()),
+                Message::Close(_) => texts.push("<close>".into()),
+                _ => {}
             }
         }
         assert_eq!(texts.len(), 5, "{texts:?}");
@@ -284,5 +362,24 @@ mod tests {
         assert!(t.contains(&format!(r#""since":"{}""#, Position::new(Lsn(10), 1))), "{t}");
         assert!(notices.iter().any(|t| t.contains("realtime:b") && !t.contains("since")));
         assert_eq!(texts[4], "<close>");
+    }
+}
+
+#[cfg(test)]
+mod offer_tests {
+    use super::*;
+    use crate::eventlog::Lsn;
+
+    #[tokio::test]
+    async fn offering_a_change_to_a_full_queue_hands_it_back() {
+        let count = Arc::new(AtomicU64::new(0));
+        let (out, _inbox) = channel(1, Arc::clone(&count));
+        out.track("realtime:t", None);
+        assert!(matches!(out.offer_change("realtime:t", Message::text("a"), Position::new(Lsn(1), 0)), Offer::Queued));
+        let back = out.offer_change("realtime:t", Message::text("b"), Position::new(Lsn(2), 0));
+        assert!(matches!(back, Offer::Full(Message::Text(t)) if t.as_str() == "b"), "full: the frame comes back");
+        assert!(!out.is_cut());
+        let marks = out.shared.marks.lock().map(|m| m.get("realtime:t").copied()).ok().flatten();
+        assert_eq!(marks, Some(Some(Position::new(Lsn(1), 0))), "the mark is the last change queued");
     }
 }

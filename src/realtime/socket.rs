@@ -13,13 +13,15 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
-use warp::ws::WebSocket;
+use tokio_tungstenite::tungstenite::Message;
 
 use super::frame::{Msg, Vsn};
 use super::limits::{Charge, JoinBucket};
 use super::outbox::{self, Outbox, WriterEnd};
-use super::pg_changes::{Binding, Forwarder};
+use super::groups::{self, Group};
+use super::pg_changes::{replay, Binding};
 use super::topics::Member;
+use super::upgrade::Socket;
 use super::Realtime;
 use crate::eventlog::Position;
 use crate::http::apikey::ApiKey;
@@ -31,8 +33,11 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 struct Channel {
     join_ref: Option<String>,
     expiry: Option<tokio::task::JoinHandle<()>>,
-    caller: watch::Sender<Caller>,
-    forwarder: Option<tokio::task::JoinHandle<()>>,
+    caller: watch::Sender<Arc<Caller>>,
+    /// Its `postgres_changes` group membership.
+    changes: Option<(Arc<Group>, Arc<groups::Member>)>,
+    /// Replaying `config.since` (then letting live changes through).
+    activation: Option<tokio::task::JoinHandle<()>>,
     broadcast_ack: bool,
     presence_key: String,
     private: bool,
@@ -46,12 +51,13 @@ struct Conn {
     out: Outbox,
     expired: mpsc::Sender<(String, Option<String>)>,
     channels: HashMap<String, Channel>,
+    vsn: Vsn,
     charge: Charge,
     joins: JoinBucket,
 }
 
 /// Serves one socket until it closes; `charge` is its slot against its IP.
-pub async fn serve(rt: Arc<Realtime>, ws: WebSocket, vsn: Vsn, key: ApiKey, charge: Charge) {
+pub async fn serve(rt: Arc<Realtime>, ws: Socket, vsn: Vsn, key: ApiKey, charge: Charge) {
     let conn = rt.next_conn();
     rt.stats.connections.fetch_add(1, Ordering::Relaxed);
     let (expired_tx, mut expired_rx) = mpsc::channel::<(String, Option<String>)>(16);
@@ -59,7 +65,7 @@ pub async fn serve(rt: Arc<Realtime>, ws: WebSocket, vsn: Vsn, key: ApiKey, char
     let (out, inbox) = outbox::channel(rt.config.send_queue as usize, Arc::clone(&rt.stats.slow_disconnects));
     let mut writer = tokio::spawn(inbox.run(sink, vsn));
     let joins = JoinBucket::new(rt.config.max_joins_per_second);
-    let mut c = Conn { rt: Arc::clone(&rt), conn, key, out, expired: expired_tx, channels: HashMap::new(), charge, joins };
+    let mut c = Conn { rt: Arc::clone(&rt), conn, key, out, expired: expired_tx, channels: HashMap::new(), vsn, charge, joins };
     let mut writer_done = false;
     loop {
         let next = tokio::select! {
@@ -84,14 +90,12 @@ pub async fn serve(rt: Arc<Realtime>, ws: WebSocket, vsn: Vsn, key: ApiKey, char
             Ok(Some(Ok(f))) => f,
             _ => break,
         };
-        let msg = if frame.is_text() {
-            Msg::decode_text(frame.to_str().unwrap_or(""), vsn)
-        } else if frame.is_binary() {
-            Msg::decode_binary(frame.as_bytes())
-        } else if frame.is_close() {
-            break;
-        } else {
-            continue;
+        let msg = match &frame {
+            Message::Text(t) => Msg::decode_text(t.as_str(), vsn),
+            Message::Binary(b) => Msg::decode_binary(b),
+            Message::Close(_) => break,
+            // Pings are answered by tungstenite itself.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
         };
         match msg {
             Ok(m) => c.handle(m).await,
@@ -131,8 +135,11 @@ impl Conn {
     }
 
     fn leave_channel(&self, topic: &str, ch: Channel) {
-        if let Some(f) = ch.forwarder {
-            f.abort();
+        if let Some((group, member)) = &ch.changes {
+            self.rt.groups.leave(group, member);
+        }
+        if let Some(a) = ch.activation {
+            a.abort();
         }
         if let Some(e) = ch.expiry {
             e.abort();
@@ -243,7 +250,10 @@ impl Conn {
                     e.abort();
                 }
                 ch.expiry = expiry_timer(&c, &msg.topic, ch.join_ref.clone(), &self.expired);
-                ch.caller.send_replace(c);
+                ch.caller.send_replace(Arc::new(c));
+                if let Some((group, _)) = &ch.changes {
+                    self.rt.groups.caller_changed(group);
+                }
             }
             Err(e) => {
                 self.system_error(&msg.topic, &format!("Invalid token: {}", e.message));
@@ -355,24 +365,16 @@ impl Conn {
             .map(str::to_owned)
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let expiry = expiry_timer(&caller, &msg.topic, msg.join_ref.clone(), &self.expired);
-        let (caller_tx, caller_rx) = watch::channel(caller);
-        let mut forwarder = None;
-        if bindings.is_empty() {
-            self.out.track(&msg.topic, None);
+        let core = if bindings.is_empty() {
+            None
         } else {
             let Some(core) = rt.changes.clone() else {
                 self.out.offer(reject("postgres_changes are disabled on this server ([replication] enabled = false)".into()));
                 return;
             };
-            let keys: Vec<(String, String)> = bindings.iter().map(|b| (b.schema.clone(), b.table.clone())).collect();
-            let sub = core.hub.subscribe(keys);
-            // Before any change is queued, a client cut loose resumes where this channel starts.
-            self.out.track(&msg.topic, Some(since.unwrap_or(sub.start)));
-            forwarder = Some((
-                Forwarder { core, bindings: bindings.clone(), caller: caller_rx, topic: msg.topic.clone(), out: self.out.clone(), since },
-                sub,
-            ));
-        }
+            Some(core)
+        };
+        let (caller_tx, caller_rx) = watch::channel(Arc::new(caller));
         let echo: Vec<Value> = bindings.iter().map(|b| b.echo.clone()).collect();
         self.out.offer(msg.reply("ok", json!({"postgres_changes": echo})));
         rt.topics.join(
@@ -388,7 +390,28 @@ impl Conn {
             self.out.offer(Msg::new(msg.join_ref.as_deref(), None, &msg.topic, "presence_state", state));
         }
         // Changes flow only after the join reply: the client drops them before it.
-        let forwarder = forwarder.map(|(f, sub)| tokio::spawn(f.run(sub)));
+        let mut changes = None;
+        let mut activation = None;
+        match core {
+            None => self.out.track(&msg.topic, None),
+            Some(core) => {
+                let member = groups::Member::new(&msg.topic, self.vsn, self.out.clone(), caller_rx, groups::HOLD_MAX);
+                let (group, start) = rt.groups.join(&core, &bindings, &member);
+                // Before any change is queued, a client cut loose resumes where this channel starts.
+                self.out.track(&msg.topic, Some(since.unwrap_or(start)));
+                let m = Arc::clone(&member);
+                activation = Some(tokio::spawn(async move {
+                    if let Some(since) = since {
+                        if !replay(&core, &bindings, &m, since, start).await {
+                            m.out.cut();
+                            return;
+                        }
+                    }
+                    m.go_live().await;
+                }));
+                changes = Some((group, member));
+            }
+        }
         rt.stats.channels.fetch_add(1, Ordering::Relaxed);
         self.channels.insert(
             msg.topic.clone(),
@@ -396,7 +419,8 @@ impl Conn {
                 join_ref: msg.join_ref.clone(),
                 expiry,
                 caller: caller_tx,
-                forwarder,
+                changes,
+                activation,
                 broadcast_ack: flag(broadcast.get("ack"), false),
                 presence_key,
                 private,

@@ -77,6 +77,31 @@ impl Compiled {
     }
 }
 
+/// A table's SELECT policies for one role, as last loaded. Two are the same
+/// load when [`TablePolicy::same`]; a reload (after [`POLICY_TTL`]) is a new one.
+#[derive(Clone)]
+pub struct TablePolicy(std::sync::Arc<Check>);
+
+impl std::fmt::Debug for TablePolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TablePolicy").field("compiled", &self.0.compiled.is_some()).finish()
+    }
+}
+
+impl TablePolicy {
+    /// The audience of `caller` under these policies: its role plus the
+    /// claims they read (every claim when they run in PostgreSQL). Callers
+    /// of one audience get the same verdict for every row.
+    pub fn audience(&self, caller: &Caller) -> String {
+        audience_key(caller, self.0.compiled.as_ref())
+    }
+
+    /// Whether both are the same load of the same table's policies.
+    pub fn same(&self, other: &TablePolicy) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 /// Most cached verdicts before the cache is cleared (memory stays bounded).
 pub const VERDICT_CACHE_MAX: usize = 200_000;
 
@@ -287,6 +312,11 @@ impl PolicyEvaluator {
         }
         self.verdicts.insert(key, v);
         v
+    }
+
+    /// `schema.table`'s SELECT policies for `caller`'s role.
+    pub async fn table_policy(&self, caller: &Caller, schema: &str, table: &str) -> Result<TablePolicy, DatabaseError> {
+        Ok(TablePolicy(self.check(caller, schema, table).await?))
     }
 
     /// Whether `schema.table`'s policies for `caller` are evaluated in process.

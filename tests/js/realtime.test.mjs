@@ -221,6 +221,35 @@ test('broadcast over HTTP reaches subscribers', async () => {
   assert.deepEqual(p.payload, { n: 1 });
 });
 
+test('httpSend: JSON and binary (ArrayBuffer) payloads; binary reaches vsn 2 as binary, not vsn 1', async () => {
+  const sender = rtClient('2.0.0', serviceKey);
+  const v2 = rtClient('2.0.0');
+  const v1 = rtClient('1.0.0');
+  clients.push(sender, v2, v1);
+  const room = `http-send-${suffix}`;
+  const got2 = collector();
+  const got1 = collector();
+  await subscribed(v2.channel(room).on('broadcast', { event: '*' }, (p) => got2.push(p)));
+  await subscribed(v1.channel(room).on('broadcast', { event: '*' }, (p) => got1.push(p)));
+  // The sender never subscribes: httpSend posts to /api/broadcast/<topic>/events/<event>.
+  const ch = sender.channel(room);
+  const bytes = new Uint8Array([0, 1, 2, 127, 128, 254, 255]);
+  assert.deepEqual(await ch.httpSend('blob', bytes.buffer), { success: true });
+  const [b] = await got2.take(1);
+  assert.equal(b.event, 'blob');
+  assert.ok(b.payload instanceof ArrayBuffer, `an ArrayBuffer, got ${typeof b.payload}`);
+  assert.deepEqual([...new Uint8Array(b.payload)], [...bytes]);
+  assert.deepEqual(await ch.httpSend('json', { n: 3, s: 'é' }), { success: true });
+  const [j] = await got1.take(1);
+  assert.equal(j.event, 'json');
+  assert.deepEqual(j.payload, { n: 3, s: 'é' });
+  assert.equal(got1.items.length, 1, 'the binary payload is not sent to vsn 1');
+  const [, j2] = await got2.take(2);
+  assert.deepEqual(j2.payload, { n: 3, s: 'é' });
+  // Storing for replay is not supported: a clear error, not a silent drop.
+  await assert.rejects(sender.channel(`${room}-private`, { config: { private: true } }).httpSend('x', { n: 1 }, { persist: true }), /persist/);
+});
+
 test('bad filters are refused with a clear error', async () => {
   const c = rtClient();
   clients.push(c);
