@@ -597,14 +597,14 @@ async fn sweep_removes_only_unreferenced_bytes() {
     s.shutdown().await;
 }
 
-/// The supabase-js storage suite again, on a server whose bytes live in S3 (moto).
+/// The supabase-js storage suite and the tus-js-client suite again, on a server whose bytes live in S3 (moto).
 #[tokio::test]
 async fn supabase_js_storage_suite_on_s3() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
-    crate::harness::node::npm_ci_if_missing(&dir, "@supabase/supabase-js");
+    crate::harness::node::npm_ci_if_missing(&dir);
     let m = moto();
     let bucket = m.bucket().await;
     let s = TestServer::start_with(TestDatabase::fresh().await, |c| m.apply(c, &bucket)).await;
-    crate::harness::node::run_suite(&dir, &["storage.test.mjs".to_owned()], &s, "the supabase-js storage suite on S3").await;
+    crate::harness::node::run_suite(&dir, &["storage.test.mjs".to_owned(), "storage_tus.test.mjs".to_owned()], &s, "the supabase-js storage suite on S3").await;
     s.shutdown().await;
 }
