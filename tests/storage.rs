@@ -597,7 +597,7 @@ async fn sweep_removes_only_unreferenced_bytes() {
     s.shutdown().await;
 }
 
-/// The supabase-js storage suite and the tus-js-client suite again, on a server whose bytes live in S3 (moto).
+/// The supabase-js storage suites (objects, tus-js-client, image transforms) again, on a server whose bytes live in S3 (moto).
 #[tokio::test]
 async fn supabase_js_storage_suite_on_s3() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
@@ -605,6 +605,7 @@ async fn supabase_js_storage_suite_on_s3() {
     let m = moto();
     let bucket = m.bucket().await;
     let s = TestServer::start_with(TestDatabase::fresh().await, |c| m.apply(c, &bucket)).await;
-    crate::harness::node::run_suite(&dir, &["storage.test.mjs".to_owned(), "storage_tus.test.mjs".to_owned()], &s, "the supabase-js storage suite on S3").await;
+    let files: Vec<String> = ["storage.test.mjs", "storage_tus.test.mjs", "storage_render.test.mjs"].map(str::to_owned).into();
+    crate::harness::node::run_suite(&dir, &files, &s, "the supabase-js storage suite on S3").await;
     s.shutdown().await;
 }

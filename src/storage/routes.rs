@@ -18,6 +18,7 @@ use super::errors::{StorageError, StorageResult};
 use super::objects::download::{self, Access};
 use super::objects::upload::{self, UploadSpec};
 use super::objects::{copy_move, info, list, remove};
+use super::render::{self, options::TransformOptions};
 use super::{backend, buckets, keys, signed, sweep, tus, Storage};
 use crate::app::AppState;
 use crate::http::apikey::ApiKey;
@@ -139,6 +140,7 @@ async fn dispatch(s: &Storage, req: Req) -> StorageResult<Response> {
         "bucket" => bucket_routes(s, req, rest).await,
         "object" => object_routes(s, req, rest).await,
         "upload" => upload_routes(s, req, rest).await,
+        "render" => render_routes(s, req, rest).await,
         // Supabase's CDN cache purge: there is no CDN in front of Fluxbase.
         "cdn" if req.method == Method::DELETE => Ok(body::message("success")),
         _ => Err(not_found()),
@@ -199,6 +201,31 @@ async fn upload_routes(s: &Storage, req: Req, rest: &str) -> StorageResult<Respo
         body::drain(&mut body, TUS_DRAIN_BYTES, TUS_DRAIN_TIME).await;
     }
     result
+}
+
+/// `GET /render/image/{authenticated,public,sign}/<bucket>/<path>`: a transformed image.
+async fn render_routes(s: &Storage, req: Req, rest: &str) -> StorageResult<Response> {
+    let Some(rest) = rest.strip_prefix("image/") else { return Err(not_found()) };
+    if req.method != Method::GET {
+        return Err(not_found());
+    }
+    let download_param = req.query.get("download").cloned();
+    let (access, tail, opts) = if let Some(t) = rest.strip_prefix("sign/") {
+        let (bucket, name) = keys::split_tail(t)?;
+        let name = keys::object_name(&name)?;
+        let claims = signed::verify(s, req.query.get("token").map(String::as_str), &bucket, &name, false)?;
+        // The token fixes the transformation; the query cannot change it.
+        let opts = TransformOptions::from_token(claims.transformations.as_deref().unwrap_or(""))?;
+        (Access::Signed, t, opts)
+    } else if let Some(t) = rest.strip_prefix("public/") {
+        (Access::Public, t, TransformOptions::from_query(&req.query)?)
+    } else if let Some(t) = rest.strip_prefix("authenticated/") {
+        (Access::Caller(caller(s, &req)?), t, TransformOptions::from_query(&req.query)?)
+    } else {
+        return Err(not_found());
+    };
+    let (bucket, name) = keys::split_tail(tail)?;
+    render::render(s, access, &bucket, &name, opts, &req.headers, download_param).await
 }
 
 async fn object_routes(s: &Storage, req: Req, rest: &str) -> StorageResult<Response> {
