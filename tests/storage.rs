@@ -419,14 +419,15 @@ fn peak_rss(pid: u32) -> u64 {
 #[tokio::test]
 async fn large_transfer_streams_in_constant_memory() {
     use reqwest::Method as M;
-    const SIZE: u64 = 256 << 20;
+    // 1 GiB, generated and streamed both ways: neither this test nor the server holds it.
+    const SIZE: u64 = 1 << 30;
     let db = TestDatabase::fresh().await;
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().join("data");
     let mut p = crate::harness::server::TestProcess::spawn(
         &data,
         &["--database-url", &db.url],
-        &[("FLUXBASE_JWT_SECRET", TEST_JWT_SECRET), ("FLUXBASE_STORAGE_FILE_SIZE_LIMIT", "1073741824")],
+        &[("FLUXBASE_JWT_SECRET", TEST_JWT_SECRET), ("FLUXBASE_STORAGE_FILE_SIZE_LIMIT", "2147483648")],
     );
     p.wait_healthy(Duration::from_secs(60)).await;
     let keys = fluxbase::keys::Keys::from_secret(TEST_JWT_SECRET.into()).expect("keys");
