@@ -1,6 +1,6 @@
 //! The JavaScript suite: the real `@supabase/supabase-js` from npm, driven by
 //! `node --test`, against a harness server. Installs the pinned packages
-//! (`npm ci`) when `tests/js/node_modules` is missing.
+//! (`npm ci`) when any of them is missing from `tests/js/node_modules`.
 
 use std::path::Path;
 
@@ -9,7 +9,7 @@ use crate::harness::{TestDatabase, TestServer};
 #[tokio::test]
 async fn supabase_js_suite() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
-    crate::harness::node::npm_ci_if_missing(&dir, "@supabase/supabase-js");
+    crate::harness::node::npm_ci_if_missing(&dir);
     // Local-Supabase defaults, plus execution plans (`.explain()`), anonymous sign-ins (off by default, as
     // in Supabase) and rate limits high enough for a whole suite from one IP.
     let s = TestServer::start_with(TestDatabase::fresh().await, |c| {

@@ -419,14 +419,15 @@ fn peak_rss(pid: u32) -> u64 {
 #[tokio::test]
 async fn large_transfer_streams_in_constant_memory() {
     use reqwest::Method as M;
-    const SIZE: u64 = 256 << 20;
+    // 1 GiB, generated and streamed both ways: neither this test nor the server holds it.
+    const SIZE: u64 = 1 << 30;
     let db = TestDatabase::fresh().await;
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().join("data");
     let mut p = crate::harness::server::TestProcess::spawn(
         &data,
         &["--database-url", &db.url],
-        &[("FLUXBASE_JWT_SECRET", TEST_JWT_SECRET), ("FLUXBASE_STORAGE_FILE_SIZE_LIMIT", "1073741824")],
+        &[("FLUXBASE_JWT_SECRET", TEST_JWT_SECRET), ("FLUXBASE_STORAGE_FILE_SIZE_LIMIT", "2147483648")],
     );
     p.wait_healthy(Duration::from_secs(60)).await;
     let keys = fluxbase::keys::Keys::from_secret(TEST_JWT_SECRET.into()).expect("keys");
@@ -597,14 +598,15 @@ async fn sweep_removes_only_unreferenced_bytes() {
     s.shutdown().await;
 }
 
-/// The supabase-js storage suite again, on a server whose bytes live in S3 (moto).
+/// The supabase-js storage suites (objects, tus-js-client, image transforms) again, on a server whose bytes live in S3 (moto).
 #[tokio::test]
 async fn supabase_js_storage_suite_on_s3() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
-    crate::harness::node::npm_ci_if_missing(&dir, "@supabase/supabase-js");
+    crate::harness::node::npm_ci_if_missing(&dir);
     let m = moto();
     let bucket = m.bucket().await;
     let s = TestServer::start_with(TestDatabase::fresh().await, |c| m.apply(c, &bucket)).await;
-    crate::harness::node::run_suite(&dir, &["storage.test.mjs".to_owned()], &s, "the supabase-js storage suite on S3").await;
+    let files: Vec<String> = ["storage.test.mjs", "storage_tus.test.mjs", "storage_render.test.mjs"].map(str::to_owned).into();
+    crate::harness::node::run_suite(&dir, &files, &s, "the supabase-js storage suite on S3").await;
     s.shutdown().await;
 }

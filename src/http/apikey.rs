@@ -5,7 +5,11 @@
 //! header, the `apikey` query parameter, or (when neither is present) as
 //! `Authorization: Bearer <key>`. Keys are compared in constant time. The
 //! few routes a browser reaches without headers (e-mail links, OAuth
-//! redirects, public and signed storage URLs) are open, as in Supabase.
+//! redirects, public and signed storage URLs) are open, as in Supabase, and
+//! so are TUS uploads (`/storage/v1/upload/resumable`), which Supabase
+//! documents with only `Authorization: Bearer <user JWT>` (or, signed, only
+//! `x-signature`): storage itself demands one of those there. An open route
+//! still reports a valid key it was given.
 //!
 //! The gate decides only *which key* was presented ([`ApiKey`]); who the
 //! caller is (a user's JWT in `Authorization`) is each service's business.
@@ -30,6 +34,7 @@ pub const OPEN_PREFIXES: &[&str] = &[
     "/storage/v1/object/sign/",
     "/storage/v1/render/image/public/",
     "/storage/v1/render/image/sign/",
+    "/storage/v1/upload/resumable",
 ];
 
 /// Which key a request presented.
@@ -61,10 +66,15 @@ pub fn is_gated(path: &str) -> bool {
 
 /// Checks the key of a gated request.
 pub fn check(parts: &Parts, keys: &Keys) -> Result<ApiKey, ApiError> {
-    if !is_gated(parts.uri.path()) {
-        return Ok(ApiKey::Open);
-    }
     let presented = header_key(parts).or_else(|| query_key(parts)).or_else(|| bearer(parts));
+    if !is_gated(parts.uri.path()) {
+        let known = presented.filter(|k| eq(k, &keys.service_role) || eq(k, &keys.anon));
+        return Ok(match known {
+            Some(k) if eq(&k, &keys.service_role) => ApiKey::ServiceRole,
+            Some(_) => ApiKey::Anon,
+            None => ApiKey::Open,
+        });
+    }
     let Some(key) = presented else {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "no_api_key", "No API key found in request")
             .with_hint("No `apikey` request header or url param was found.")
@@ -132,6 +142,7 @@ mod tests {
         assert!(!is_gated("/auth/v1/verify"));
         assert!(!is_gated("/storage/v1/object/public/b/x.png"));
         assert!(is_gated("/storage/v1/object/b/x.png"));
+        assert!(!is_gated("/storage/v1/upload/resumable/sign"));
     }
 
     #[test]
@@ -143,6 +154,11 @@ mod tests {
         let auth = format!("Bearer {}", k.anon);
         assert_eq!(check(&parts("/rest/v1/t", &[("authorization", &auth)]), &k), Ok(ApiKey::Anon));
         assert_eq!(check(&parts("/health", &[]), &k), Ok(ApiKey::Open));
+        // Open routes still report a valid key, and ignore anything else.
+        let tus = "/storage/v1/upload/resumable";
+        assert_eq!(check(&parts(tus, &[("apikey", &k.service_role)]), &k), Ok(ApiKey::ServiceRole));
+        assert_eq!(check(&parts(tus, &[("authorization", "Bearer eyJ.x.y")]), &k), Ok(ApiKey::Open));
+        assert_eq!(check(&parts(tus, &[("apikey", "nope")]), &k), Ok(ApiKey::Open));
     }
 
     #[test]

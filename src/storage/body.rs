@@ -32,6 +32,21 @@ pub async fn json<T: DeserializeOwned>(mut body: BodyStream) -> StorageResult<T>
     serde_json::from_slice(bytes).map_err(|e| StorageError::InvalidRequest(format!("body/{e}")))
 }
 
+/// Reads and drops what is left of `body`, up to `max_bytes` and `max_time`
+/// (whichever comes first), so a client still sending gets our answer.
+pub async fn drain(body: &mut BodyStream, max_bytes: u64, max_time: std::time::Duration) {
+    let read = async {
+        let mut seen: u64 = 0;
+        while let Some(Ok(chunk)) = body.next().await {
+            seen += chunk.len() as u64;
+            if seen > max_bytes {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(max_time, read).await;
+}
+
 /// A JSON response.
 pub fn json_reply(status: StatusCode, value: &serde_json::Value) -> Response {
     let mut res = Response::new(value.to_string().into());

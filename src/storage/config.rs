@@ -28,6 +28,13 @@ pub struct StorageConfig {
     pub upload_url_expiry_secs: u64,
     /// Seconds after which unreferenced bytes are removed by the sweep.
     pub orphan_grace_secs: u64,
+    /// Largest source object `/render/image` transforms, in bytes.
+    pub image_max_source_bytes: u64,
+    /// Largest source image `/render/image` decodes, in pixels (width × height,
+    /// read from the header before decoding: decompression bombs are refused).
+    pub image_max_pixels: u64,
+    /// Image transformations running at once (each on a blocking thread).
+    pub image_concurrency: usize,
 }
 
 impl Default for StorageConfig {
@@ -44,6 +51,9 @@ impl Default for StorageConfig {
             file_size_limit: 50 * 1024 * 1024,
             upload_url_expiry_secs: 7200,
             orphan_grace_secs: 3600,
+            image_max_source_bytes: 25 * 1024 * 1024,
+            image_max_pixels: 25_000_000,
+            image_concurrency: 2,
         }
     }
 }
@@ -70,6 +80,12 @@ impl StorageConfig {
         }
         if !(1..=604_800).contains(&self.upload_url_expiry_secs) {
             return bad("upload_url_expiry_secs", &self.upload_url_expiry_secs.to_string(), "an integer from 1 to 604800");
+        }
+        if self.image_max_pixels == 0 || self.image_max_pixels > 1 << 32 {
+            return bad("image_max_pixels", &self.image_max_pixels.to_string(), "an integer from 1 to 2^32");
+        }
+        if !(1..=256).contains(&self.image_concurrency) {
+            return bad("image_concurrency", &self.image_concurrency.to_string(), "an integer from 1 to 256");
         }
         Ok(())
     }

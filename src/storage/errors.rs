@@ -59,6 +59,12 @@ pub enum StorageError {
     /// Reading the request body failed.
     #[error("request body: {0}")]
     Body(String),
+    /// An image too large (bytes or pixels) to transform.
+    #[error("{0}")]
+    ImageTooLarge(String),
+    /// An image that cannot be transformed (unsupported format, corrupt data, bad options).
+    #[error("{0}")]
+    InvalidImage(String),
     /// Passed through unchanged (gate errors, 503).
     #[error("{}", .0.message)]
     Api(ApiError),
@@ -97,6 +103,8 @@ impl StorageError {
                     .with_details("database_timeout")
             }
             E::Body(_) => (StatusCode::BAD_REQUEST, "InvalidRequest", "Invalid Input"),
+            E::ImageTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "EntityTooLarge", "Payload too large"),
+            E::InvalidImage(_) => (StatusCode::UNPROCESSABLE_ENTITY, "InvalidRequest", "Invalid Input"),
             E::Api(e) => return e.clone(),
         };
         let message = match self {

@@ -16,6 +16,7 @@
 //! - [`signed`]: signed download and upload URLs (HS256 JWTs).
 //! - [`tag`]: seals each row's `(id, version)` so bytes are served only for rows Fluxbase wrote.
 //! - [`tus`]: TUS resumable uploads at `/upload/resumable`.
+//! - [`render`]: image transformation at `/render/image`.
 //! - [`sweep`]: removes bytes no row refers to, and stale resumable uploads.
 //! - [`routes`]: the URL table.
 //!
@@ -35,6 +36,7 @@ pub mod db;
 pub mod errors;
 pub mod keys;
 pub mod objects;
+pub mod render;
 pub mod routes;
 pub mod signed;
 pub mod sweep;
@@ -59,12 +61,15 @@ pub struct Storage {
     pub store: Arc<dyn ObjectStore>,
     /// The [`tag`] key, loaded from the database on first use.
     pub tag_key: tokio::sync::OnceCell<Vec<u8>>,
+    /// Bounds the image transformations running at once ([`render`]).
+    pub image_permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl Storage {
     /// A storage service on `store`.
     pub fn new(app: Arc<AppState>, store: Arc<dyn ObjectStore>) -> Storage {
-        Storage { app, store, tag_key: tokio::sync::OnceCell::new() }
+        let permits = Arc::new(tokio::sync::Semaphore::new(app.config.storage.image_concurrency.max(1)));
+        Storage { app, store, tag_key: tokio::sync::OnceCell::new(), image_permits: permits }
     }
 
     /// The `[storage]` configuration.

@@ -18,6 +18,7 @@ use super::errors::{StorageError, StorageResult};
 use super::objects::download::{self, Access};
 use super::objects::upload::{self, UploadSpec};
 use super::objects::{copy_move, info, list, remove};
+use super::render::{self, options::TransformOptions};
 use super::{backend, buckets, keys, signed, sweep, tus, Storage};
 use crate::app::AppState;
 use crate::http::apikey::ApiKey;
@@ -26,6 +27,11 @@ use crate::http::error::ApiError;
 
 /// How often the orphan sweep runs.
 const SWEEP_EVERY: Duration = Duration::from_secs(600);
+
+/// How much of a refused TUS request's body is read (and dropped) so the
+/// client gets the error: one 6 MB chunk with room to spare, for a while.
+const TUS_DRAIN_BYTES: u64 = 16 << 20;
+const TUS_DRAIN_TIME: Duration = Duration::from_secs(30);
 
 /// One request, as the handlers see it.
 struct Req {
@@ -134,6 +140,7 @@ async fn dispatch(s: &Storage, req: Req) -> StorageResult<Response> {
         "bucket" => bucket_routes(s, req, rest).await,
         "object" => object_routes(s, req, rest).await,
         "upload" => upload_routes(s, req, rest).await,
+        "render" => render_routes(s, req, rest).await,
         // Supabase's CDN cache purge: there is no CDN in front of Fluxbase.
         "cdn" if req.method == Method::DELETE => Ok(body::message("success")),
         _ => Err(not_found()),
@@ -157,16 +164,68 @@ async fn bucket_routes(s: &Storage, req: Req, rest: &str) -> StorageResult<Respo
     }
 }
 
+/// TUS: `/upload/resumable[/<id>]` as the caller, `/upload/resumable/sign[/<id>]`
+/// with a signed upload token in `x-signature`. The gate leaves these routes
+/// open (Supabase documents them with only `Authorization`), so the
+/// unsigned ones demand an API key or a JWT here.
 async fn upload_routes(s: &Storage, req: Req, rest: &str) -> StorageResult<Response> {
     let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
-    let c = caller(s, &req)?;
-    match (&req.method, parts.as_slice()) {
-        (&Method::POST, ["resumable"]) => tus::create(s, &c, &req.headers).await,
-        (&Method::HEAD, ["resumable", id]) => tus::head(s, &c, id).await,
-        (&Method::PATCH, ["resumable", id]) => tus::patch(s, &c, id, &req.headers, req.body).await,
-        (&Method::DELETE, ["resumable", id]) => tus::terminate(s, &c, id).await,
+    let (auth, parts) = match parts.as_slice() {
+        ["resumable", "sign", tail @ ..] => {
+            let token = req.headers.get("x-signature").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            (tus::TusAuth::Signed(token), tail.to_vec())
+        }
+        ["resumable", tail @ ..] => {
+            let presented = req.key.is_some_and(|k| k != ApiKey::Open) || req.headers.contains_key("authorization");
+            if !presented {
+                return Err(StorageError::Api(
+                    ApiError::new(StatusCode::BAD_REQUEST, "InvalidJWT", "headers must have required property 'authorization'")
+                        .with_details("Bad Request"),
+                ));
+            }
+            (tus::TusAuth::Caller(caller(s, &req)?), tail.to_vec())
+        }
+        _ => return Err(not_found()),
+    };
+    let mut body = req.body;
+    let result = match (&req.method, parts.as_slice()) {
+        (&Method::POST, []) => tus::create(s, &auth, &req.headers, &mut body).await,
+        (&Method::HEAD, [id]) => tus::head(s, &auth, id).await,
+        (&Method::PATCH, [id]) => tus::patch(s, &auth, id, &req.headers, &mut body).await,
+        (&Method::DELETE, [id]) => tus::terminate(s, &auth, id).await,
         _ => Err(not_found()),
+    };
+    if result.is_err() {
+        // A client that sends the body before reading the answer (tus-js-client's
+        // creation-with-upload) sees a broken pipe, not the error, if we close early.
+        body::drain(&mut body, TUS_DRAIN_BYTES, TUS_DRAIN_TIME).await;
     }
+    result
+}
+
+/// `GET /render/image/{authenticated,public,sign}/<bucket>/<path>`: a transformed image.
+async fn render_routes(s: &Storage, req: Req, rest: &str) -> StorageResult<Response> {
+    let Some(rest) = rest.strip_prefix("image/") else { return Err(not_found()) };
+    if req.method != Method::GET {
+        return Err(not_found());
+    }
+    let download_param = req.query.get("download").cloned();
+    let (access, tail, opts) = if let Some(t) = rest.strip_prefix("sign/") {
+        let (bucket, name) = keys::split_tail(t)?;
+        let name = keys::object_name(&name)?;
+        let claims = signed::verify(s, req.query.get("token").map(String::as_str), &bucket, &name, false)?;
+        // The token fixes the transformation; the query cannot change it.
+        let opts = TransformOptions::from_token(claims.transformations.as_deref().unwrap_or(""))?;
+        (Access::Signed, t, opts)
+    } else if let Some(t) = rest.strip_prefix("public/") {
+        (Access::Public, t, TransformOptions::from_query(&req.query)?)
+    } else if let Some(t) = rest.strip_prefix("authenticated/") {
+        (Access::Caller(caller(s, &req)?), t, TransformOptions::from_query(&req.query)?)
+    } else {
+        return Err(not_found());
+    };
+    let (bucket, name) = keys::split_tail(tail)?;
+    render::render(s, access, &bucket, &name, opts, &req.headers, download_param).await
 }
 
 async fn object_routes(s: &Storage, req: Req, rest: &str) -> StorageResult<Response> {

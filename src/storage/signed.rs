@@ -37,6 +37,10 @@ pub struct SignedClaims {
     /// Upload tokens: whether an existing object may be replaced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upsert: Option<bool>,
+    /// Download tokens for `/render/image/sign`: the transformation, as
+    /// storage-api writes it (`height:300,width:200,resize:cover`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transformations: Option<String>,
 }
 
 fn now() -> i64 {
@@ -82,10 +86,18 @@ fn expires_in(body: &Value) -> StorageResult<i64> {
 pub async fn sign_one(s: &Storage, caller: &Caller, bucket: &str, raw_name: &str, body: Value) -> StorageResult<Response> {
     let name = keys::object_name(raw_name)?;
     let exp = expires_in(&body)?;
+    let transformations = match body.get("transform") {
+        Some(t) if t.as_object().is_some_and(|o| !o.is_empty()) => {
+            Some(crate::storage::render::options::TransformOptions::from_json(t)?.to_token()).filter(|t| !t.is_empty())
+        }
+        _ => None,
+    };
     find(s, &Access::Caller(caller.clone()), bucket, &name).await?;
     let iat = now();
-    let token = encode(s, &SignedClaims { url: format!("{bucket}/{name}"), iat, exp: iat + exp, owner: None, upsert: None })?;
-    Ok(json_reply(StatusCode::OK, &json!({ "signedURL": format!("/object/sign/{}?token={token}", encoded(bucket, &name)) })))
+    let route = if transformations.is_some() { "render/image" } else { "object" };
+    let claims = SignedClaims { url: format!("{bucket}/{name}"), iat, exp: iat + exp, owner: None, upsert: None, transformations };
+    let token = encode(s, &claims)?;
+    Ok(json_reply(StatusCode::OK, &json!({ "signedURL": format!("/{route}/sign/{}?token={token}", encoded(bucket, &name)) })))
 }
 
 /// `POST /object/sign/<bucket>` `{expiresIn, paths}`: many; unreadable ones get an error entry.
@@ -108,7 +120,7 @@ pub async fn sign_many(s: &Storage, caller: &Caller, bucket: &str, body: Value) 
     let mut out = Vec::with_capacity(paths.len());
     for (path, name) in paths.iter().zip(&names) {
         if found.contains(name) {
-            let token = encode(s, &SignedClaims { url: format!("{bucket}/{name}"), iat, exp: iat + exp, owner: None, upsert: None })?;
+            let token = encode(s, &SignedClaims { url: format!("{bucket}/{name}"), iat, exp: iat + exp, owner: None, upsert: None, transformations: None })?;
             out.push(json!({"error": null, "path": path, "signedURL": format!("/object/sign/{}?token={token}", encoded(bucket, name))}));
         } else {
             out.push(json!({"error": "Either the object does not exist or you do not have access to it", "path": path, "signedURL": null}));
@@ -131,7 +143,7 @@ pub async fn sign_upload(s: &Storage, caller: &Caller, bucket: &str, raw_name: &
     precheck(s, &spec, bucket, &name).await?;
     let iat = now();
     let exp = iat + i64::try_from(s.config().upload_url_expiry_secs).unwrap_or(7200);
-    let token = encode(s, &SignedClaims { url: format!("{bucket}/{name}"), iat, exp, owner, upsert: Some(upsert) })?;
+    let token = encode(s, &SignedClaims { url: format!("{bucket}/{name}"), iat, exp, owner, upsert: Some(upsert), transformations: None })?;
     Ok(json_reply(
         StatusCode::OK,
         &json!({"url": format!("/object/upload/sign/{}?token={token}", encoded(bucket, &name)), "token": token}),

@@ -2,7 +2,14 @@
 //! offers them to `tus-js-client`: creation (`POST`, `Upload-Length`,
 //! `Upload-Metadata` with `bucketName`, `objectName`, `contentType`,
 //! `cacheControl`, `metadata`; `x-upsert`), offset (`HEAD`), append
-//! (`PATCH`, `application/offset+octet-stream`) and termination (`DELETE`).
+//! (`PATCH`, `application/offset+octet-stream`), creation-with-upload (a
+//! `POST` carrying the first bytes, as Supabase's docs set
+//! `uploadDataDuringCreation`) and termination (`DELETE`).
+//!
+//! Two ways in, as in storage-api: `/upload/resumable[/<id>]` as the caller
+//! (`Authorization: Bearer`, RLS decides), and `/upload/resumable/sign[/<id>]`
+//! authorised by a signed upload token (`createSignedUploadUrl`) in the
+//! `x-signature` header, written as the token's owner with its `upsert`.
 //!
 //! State lives in `storage.fluxbase_resumable_uploads` (migration 0301).
 //! Each PATCH streams its body into one part object `tus/<id>/<offset>`; a
@@ -33,8 +40,34 @@ use crate::http::caller::Caller;
 
 const TUS_VERSION: &str = "1.0.0";
 
-fn part_path(id: &uuid::Uuid, offset: i64) -> Path {
-    Path::from_iter(["tus".to_owned(), id.to_string(), format!("{offset:020}")])
+/// A part's key: `tus/<id>/<offset>-<nonce>`. The nonce keeps a PATCH that
+/// lost a race (its client gave up and resumed while the server was still
+/// storing the cut-off body) from overwriting or deleting the part that won.
+/// Parts recorded before nonces existed have the bare offset as their name.
+fn part_path(id: &uuid::Uuid, name: &str) -> Path {
+    Path::from_iter(["tus".to_owned(), id.to_string(), name.to_owned()])
+}
+
+fn new_part_name(offset: i64) -> String {
+    format!("{offset:020}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// One stored PATCH body: `[offset, size, name]` in the `parts` column.
+#[derive(Clone, Debug, PartialEq)]
+struct Part {
+    size: i64,
+    name: String,
+}
+
+fn parse_parts(v: &Value) -> Vec<Part> {
+    let Some(a) = v.as_array() else { return Vec::new() };
+    a.iter()
+        .filter_map(|p| {
+            let offset = p.get(0)?.as_i64()?;
+            let name = p.get(2).and_then(Value::as_str).map_or_else(|| format!("{offset:020}"), str::to_owned);
+            Some(Part { size: p.get(1)?.as_i64()?, name })
+        })
+        .collect()
 }
 
 fn tus_headers(res: &mut Response) {
@@ -68,8 +101,45 @@ pub fn parse_metadata(raw: &str) -> StorageResult<std::collections::HashMap<Stri
     Ok(out)
 }
 
-/// `OPTIONS`-free discovery is not needed by tus-js-client; creation:
-pub async fn create(s: &Storage, caller: &Caller, headers: &HeaderMap) -> StorageResult<Response> {
+/// Who a TUS request acts for: the caller, or the holder of a signed upload token.
+pub enum TusAuth {
+    /// `/upload/resumable`: the caller's role and claims.
+    Caller(Caller),
+    /// `/upload/resumable/sign`: the `x-signature` token (verified per request).
+    Signed(Option<String>),
+}
+
+impl TusAuth {
+    fn signed(&self) -> bool {
+        matches!(self, TusAuth::Signed(_))
+    }
+
+    /// The caller the database work runs as: the service role for a signed
+    /// upload (the token is the permission, as storage-api's `dbSuperUser`).
+    fn caller(&self) -> Caller {
+        match self {
+            TusAuth::Caller(c) => c.clone(),
+            TusAuth::Signed(_) => db::service_caller(),
+        }
+    }
+
+    /// For a signed request, checks the token against `<bucket>/<name>` and
+    /// returns its `(owner, upsert)`.
+    fn verify(&self, s: &Storage, bucket: &str, name: &str) -> StorageResult<Option<(Option<String>, bool)>> {
+        match self {
+            TusAuth::Caller(_) => Ok(None),
+            TusAuth::Signed(token) => {
+                let token = token.as_deref().filter(|t| !t.is_empty()).ok_or_else(|| StorageError::InvalidSignature("Missing x-signature header".into()))?;
+                let claims = super::signed::verify(s, Some(token), bucket, name, true)?;
+                Ok(Some((claims.owner, claims.upsert.unwrap_or(false))))
+            }
+        }
+    }
+}
+
+/// `POST /upload/resumable[/sign]`: creation, with the first bytes when the
+/// body is `application/offset+octet-stream`.
+pub async fn create(s: &Storage, auth: &TusAuth, headers: &HeaderMap, body: &mut BodyStream) -> StorageResult<Response> {
     let length: i64 = header(headers, "upload-length")
         .and_then(|v| v.trim().parse().ok())
         .filter(|n: &i64| *n >= 0)
@@ -89,7 +159,11 @@ pub async fn create(s: &Storage, caller: &Caller, headers: &HeaderMap) -> Storag
         }
         _ => None,
     };
-    let upsert = header(headers, "x-upsert").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let caller = auth.caller();
+    let (owner, upsert) = match auth.verify(s, &bucket_id, &name)? {
+        Some(signed) => signed,
+        None => (caller.user_id().map(str::to_owned), header(headers, "x-upsert").is_some_and(|v| v.eq_ignore_ascii_case("true"))),
+    };
     let bucket = {
         let mut client = db::connect(s).await?;
         let tx = db::begin(&mut client, &db::service_caller(), "storage.object.upload").await?;
@@ -101,8 +175,7 @@ pub async fn create(s: &Storage, caller: &Caller, headers: &HeaderMap) -> Storag
         return Err(StorageError::EntityTooLarge);
     }
     check_mime(&bucket, &content_type)?;
-    let owner = caller.user_id().map(str::to_owned);
-    let spec = UploadSpec { caller: caller.clone(), owner: owner.clone(), upsert, operation: "storage.object.upload" };
+    let spec = UploadSpec { caller: caller.clone(), owner: owner.clone(), upsert, operation: operation(auth) };
     precheck(s, &spec, &bucket.id, &name).await?;
     let id = uuid::Uuid::new_v4();
     let client = db::connect(s).await?;
@@ -113,15 +186,45 @@ pub async fn create(s: &Storage, caller: &Caller, headers: &HeaderMap) -> Storag
             &[&id, &bucket.id, &name, &owner, &upsert, &length, &content_type, &cache_control, &user_metadata],
         )
         .await?;
+    let mut offset = 0;
+    if is_upload_body(headers) {
+        let u = Upload {
+            id,
+            bucket_id: bucket.id.clone(),
+            name,
+            owner_id: owner,
+            upsert,
+            length,
+            offset: 0,
+            content_type,
+            cache_control,
+            user_metadata,
+            parts: Vec::new(),
+        };
+        offset = append(s, auth, &u, body).await?;
+    }
     let mut res = empty(StatusCode::CREATED);
     let public = s.app.config.server.public_url.trim_end_matches('/');
     let base = if public.is_empty() { origin(headers) } else { public.to_owned() };
-    let location = format!("{base}/storage/v1/upload/resumable/{id}");
+    let sign = if auth.signed() { "/sign" } else { "" };
+    let location = format!("{base}/storage/v1/upload/resumable{sign}/{id}");
     if let Ok(v) = HeaderValue::from_str(&location) {
         res.headers_mut().insert("location", v);
     }
-    res.headers_mut().insert("upload-offset", HeaderValue::from_static("0"));
+    res.headers_mut().insert("upload-offset", HeaderValue::from(offset));
     Ok(res)
+}
+
+fn operation(auth: &TusAuth) -> &'static str {
+    if auth.signed() {
+        "storage.object.upload_signed"
+    } else {
+        "storage.object.upload"
+    }
+}
+
+fn is_upload_body(headers: &HeaderMap) -> bool {
+    header(headers, "content-type").is_some_and(|c| c.eq_ignore_ascii_case("application/offset+octet-stream"))
 }
 
 /// `scheme://host` the client used (when `server.public_url` is not set).
@@ -142,10 +245,24 @@ struct Upload {
     content_type: String,
     cache_control: String,
     user_metadata: Option<Value>,
-    parts: Vec<(i64, i64)>,
+    parts: Vec<Part>,
 }
 
-async fn load(s: &Storage, caller: &Caller, raw_id: &str) -> StorageResult<Upload> {
+/// The upload `raw_id`, if `auth` may continue it: its creator (or the
+/// service role), or a token signed for its object.
+async fn load(s: &Storage, auth: &TusAuth, raw_id: &str) -> StorageResult<Upload> {
+    let u = load_row(s, raw_id).await?;
+    match auth {
+        TusAuth::Caller(c) if !c.is_service_role() && u.owner_id.as_deref() != c.user_id() => Err(StorageError::NoSuchKey),
+        TusAuth::Caller(_) => Ok(u),
+        TusAuth::Signed(_) => {
+            auth.verify(s, &u.bucket_id, &u.name)?;
+            Ok(u)
+        }
+    }
+}
+
+async fn load_row(s: &Storage, raw_id: &str) -> StorageResult<Upload> {
     let id = uuid::Uuid::parse_str(raw_id).map_err(|_| StorageError::NoSuchKey)?;
     let client = db::connect(s).await?;
     let row = client
@@ -157,15 +274,7 @@ async fn load(s: &Storage, caller: &Caller, raw_id: &str) -> StorageResult<Uploa
         .await?
         .ok_or(StorageError::NoSuchKey)?;
     let owner_id: Option<String> = row.try_get(3)?;
-    // Only the creator (or the service role) may see or continue an upload.
-    if !caller.is_service_role() && owner_id.as_deref() != caller.user_id() {
-        return Err(StorageError::NoSuchKey);
-    }
-    let parts: Value = row.try_get(10)?;
-    let parts = parts
-        .as_array()
-        .map(|a| a.iter().filter_map(|p| Some((p.get(0)?.as_i64()?, p.get(1)?.as_i64()?))).collect())
-        .unwrap_or_default();
+    let parts = parse_parts(&row.try_get::<_, Value>(10)?);
     Ok(Upload {
         id: row.try_get(0)?,
         bucket_id: row.try_get(1)?,
@@ -182,8 +291,8 @@ async fn load(s: &Storage, caller: &Caller, raw_id: &str) -> StorageResult<Uploa
 }
 
 /// `HEAD /upload/resumable/<id>`: the offset.
-pub async fn head(s: &Storage, caller: &Caller, id: &str) -> StorageResult<Response> {
-    let u = load(s, caller, id).await?;
+pub async fn head(s: &Storage, auth: &TusAuth, id: &str) -> StorageResult<Response> {
+    let u = load(s, auth, id).await?;
     let mut res = empty(StatusCode::OK);
     let h = res.headers_mut();
     h.insert("upload-offset", HeaderValue::from(u.offset));
@@ -192,12 +301,12 @@ pub async fn head(s: &Storage, caller: &Caller, id: &str) -> StorageResult<Respo
 }
 
 /// A body stream that ends quietly where the client broke off, remembering that it did.
-struct UntilBroken {
-    inner: BodyStream,
+struct UntilBroken<'a> {
+    inner: &'a mut BodyStream,
     broken: Arc<AtomicBool>,
 }
 
-impl Stream for UntilBroken {
+impl Stream for UntilBroken<'_> {
     type Item = Result<Bytes, std::io::Error>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         match self.inner.as_mut().poll_next(cx) {
@@ -211,24 +320,36 @@ impl Stream for UntilBroken {
 }
 
 /// `PATCH /upload/resumable/<id>`: appends, and completes the upload at its length.
-pub async fn patch(s: &Storage, caller: &Caller, id: &str, headers: &HeaderMap, body: BodyStream) -> StorageResult<Response> {
-    let u = load(s, caller, id).await?;
-    if !header(headers, "content-type").is_some_and(|c| c.eq_ignore_ascii_case("application/offset+octet-stream")) {
+pub async fn patch(s: &Storage, auth: &TusAuth, id: &str, headers: &HeaderMap, body: &mut BodyStream) -> StorageResult<Response> {
+    let u = load(s, auth, id).await?;
+    if !is_upload_body(headers) {
         return Err(StorageError::InvalidMimeType(header(headers, "content-type").unwrap_or("").to_owned()));
     }
     let offset: i64 = header(headers, "upload-offset")
         .and_then(|v| v.trim().parse().ok())
         .ok_or_else(|| StorageError::InvalidRequest("Upload-Offset is required".into()))?;
     if offset != u.offset {
-        return Err(StorageError::Api(
-            crate::http::error::ApiError::new(StatusCode::CONFLICT, "InvalidUploadOffset", format!("Upload-Offset must be {}", u.offset))
-                .with_details("Conflict"),
-        ));
+        return Err(offset_conflict(format!("Upload-Offset must be {}", u.offset)));
     }
+    let new_offset = append(s, auth, &u, body).await?;
+    let mut res = empty(StatusCode::NO_CONTENT);
+    res.headers_mut().insert("upload-offset", HeaderValue::from(new_offset));
+    Ok(res)
+}
+
+fn offset_conflict(message: String) -> StorageError {
+    StorageError::Api(crate::http::error::ApiError::new(StatusCode::CONFLICT, "InvalidUploadOffset", message).with_details("Conflict"))
+}
+
+/// Streams `body` into the part at `u.offset`, records it, and completes
+/// the upload when it reaches its length. Returns the new offset.
+async fn append(s: &Storage, auth: &TusAuth, u: &Upload, body: &mut BodyStream) -> StorageResult<i64> {
+    let offset = u.offset;
     let remaining = u64::try_from(u.length - u.offset).unwrap_or(0);
     let broken = Arc::new(AtomicBool::new(false));
     let stream = UntilBroken { inner: body, broken: Arc::clone(&broken) };
-    let path = part_path(&u.id, offset);
+    let part = new_part_name(offset);
+    let path = part_path(&u.id, &part);
     let (size, _) = write_bytes(s, &path, remaining, stream).await?;
     let size = i64::try_from(size).unwrap_or(i64::MAX);
     let new_offset = offset + size;
@@ -236,18 +357,15 @@ pub async fn patch(s: &Storage, caller: &Caller, id: &str, headers: &HeaderMap, 
         let client = db::connect(s).await?;
         let n = client
             .execute(
-                "update storage.fluxbase_resumable_uploads set upload_offset = $3, parts = parts || jsonb_build_array(jsonb_build_array($2::bigint, $4::bigint)) \
+                "update storage.fluxbase_resumable_uploads set upload_offset = $3, parts = parts || jsonb_build_array(jsonb_build_array($2::bigint, $4::bigint, $5::text)) \
                  where id = $1 and upload_offset = $2",
-                &[&u.id, &offset, &new_offset, &size],
+                &[&u.id, &offset, &new_offset, &size, &part],
             )
             .await?;
         if n == 0 {
             // Another PATCH got there first.
             let _ = s.store.delete(&path).await;
-            return Err(StorageError::Api(
-                crate::http::error::ApiError::new(StatusCode::CONFLICT, "InvalidUploadOffset", "Upload-Offset changed during the request")
-                    .with_details("Conflict"),
-            ));
+            return Err(offset_conflict("Upload-Offset changed during the request".into()));
         }
     } else {
         let _ = s.store.delete(&path).await;
@@ -258,20 +376,18 @@ pub async fn patch(s: &Storage, caller: &Caller, id: &str, headers: &HeaderMap, 
     if new_offset == u.length {
         let mut parts = u.parts.clone();
         if size > 0 {
-            parts.push((offset, size));
+            parts.push(Part { size, name: part });
         }
-        finish(s, caller, &u, &parts).await?;
+        finish(s, auth, u, &parts).await?;
     }
-    let mut res = empty(StatusCode::NO_CONTENT);
-    res.headers_mut().insert("upload-offset", HeaderValue::from(new_offset));
-    Ok(res)
+    Ok(new_offset)
 }
 
 /// Concatenates the parts into a new version and writes the row as the caller.
-async fn finish(s: &Storage, caller: &Caller, u: &Upload, parts: &[(i64, i64)]) -> StorageResult<()> {
+async fn finish(s: &Storage, auth: &TusAuth, u: &Upload, parts: &[Part]) -> StorageResult<()> {
     let store = Arc::clone(&s.store);
     let id = u.id;
-    let paths: Vec<Path> = parts.iter().map(|(off, _)| part_path(&id, *off)).collect();
+    let paths: Vec<Path> = parts.iter().map(|p| part_path(&id, &p.name)).collect();
     let stream = concat(store, paths);
     let version = uuid::Uuid::new_v4().to_string();
     let vpath = keys::data_path(&version);
@@ -281,7 +397,7 @@ async fn finish(s: &Storage, caller: &Caller, u: &Upload, parts: &[(i64, i64)]) 
         "eTag": etag, "size": size, "mimetype": u.content_type, "cacheControl": u.cache_control,
         "lastModified": now, "contentLength": size, "httpStatusCode": 200,
     });
-    let spec = UploadSpec { caller: caller.clone(), owner: u.owner_id.clone(), upsert: u.upsert, operation: "storage.object.upload" };
+    let spec = UploadSpec { caller: auth.caller(), owner: u.owner_id.clone(), upsert: u.upsert, operation: operation(auth) };
     let result = commit_row(s, &spec, &u.bucket_id, &u.name, &version, &metadata, &u.user_metadata).await;
     match &result {
         Ok((_, old)) => {
@@ -332,8 +448,8 @@ async fn discard(s: &Storage, u: &Upload) {
 }
 
 /// `DELETE /upload/resumable/<id>`: termination.
-pub async fn terminate(s: &Storage, caller: &Caller, id: &str) -> StorageResult<Response> {
-    let u = load(s, caller, id).await?;
+pub async fn terminate(s: &Storage, auth: &TusAuth, id: &str) -> StorageResult<Response> {
+    let u = load(s, auth, id).await?;
     discard(s, &u).await;
     Ok(empty(StatusCode::NO_CONTENT))
 }
@@ -349,5 +465,15 @@ mod tests {
         assert_eq!(m["objectName"], "a/b.txt");
         assert_eq!(m["empty"], "");
         assert!(parse_metadata("k !!!").is_err());
+    }
+
+    #[test]
+    fn parts_with_and_without_names() {
+        let parts = parse_parts(&json!([[0, 6, "00000000000000000000-ab"], [6, 3], "junk"]));
+        assert_eq!(
+            parts,
+            vec![Part { size: 6, name: "00000000000000000000-ab".into() }, Part { size: 3, name: "00000000000000000006".into() }]
+        );
+        assert!(new_part_name(6).starts_with("00000000000000000006-"));
     }
 }

@@ -4,9 +4,17 @@ use std::path::Path;
 
 use super::TestServer;
 
-/// Installs a package's pinned npm dependencies (`npm ci`) when `marker` is missing.
-pub fn npm_ci_if_missing(dir: &Path, marker: &str) {
-    if !dir.join("node_modules").join(marker).exists() {
+/// Installs a package's pinned npm dependencies (`npm ci`) when any
+/// dependency named in its `package.json` is missing from `node_modules`
+/// (a fresh clone, or a pin added since the last install).
+pub fn npm_ci_if_missing(dir: &Path) {
+    let manifest: serde_json::Value = std::fs::read_to_string(dir.join("package.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let deps = ["dependencies", "devDependencies"].into_iter().filter_map(|k| manifest.get(k)?.as_object()).flat_map(|m| m.keys());
+    let mut missing = deps.filter(|d| !dir.join("node_modules").join(d).join("package.json").exists()).peekable();
+    if missing.peek().is_some() || !dir.join("node_modules").exists() {
         let st = std::process::Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(dir).status().expect("npm runs");
         assert!(st.success(), "npm ci failed in {}", dir.display());
     }

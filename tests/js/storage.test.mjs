@@ -276,3 +276,29 @@ test('concurrent uploads to one key: one wins without upsert, all succeed with i
   const text = await (await f.download('many.txt')).data.text();
   assert.match(text, /^u[0-5]$/);
 });
+
+test('version: every write names a new one, info returns it, move keeps the bytes', async () => {
+  const s = service();
+  const id = name('version');
+  await s.createBucket(id);
+  const f = s.from(id);
+  const version = async (p) => {
+    const r = await f.info(p);
+    assert.equal(r.error, null, JSON.stringify(r.error));
+    assert.match(r.data.version, /^[0-9a-f-]{36}$/);
+    return r.data.version;
+  };
+  await f.upload('v.txt', 'one');
+  const v1 = await version('v.txt');
+  await f.upload('v.txt', 'two', { upsert: true });
+  const v2 = await version('v.txt');
+  await f.update('v.txt', 'three');
+  const v3 = await version('v.txt');
+  await f.copy('v.txt', 'copy.txt');
+  const vc = await version('copy.txt');
+  assert.equal(new Set([v1, v2, v3, vc]).size, 4);
+  const { data } = await s.from(id).listV2({ prefix: '' });
+  assert.equal(data.objects.find((o) => o.name === 'v.txt')?.version, v3);
+  await f.move('copy.txt', 'moved.txt');
+  assert.equal(await (await f.download('moved.txt')).data.text(), 'three');
+});

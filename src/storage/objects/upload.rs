@@ -63,18 +63,22 @@ pub async fn upload(
     body: BodyStream,
 ) -> StorageResult<Response> {
     let name = keys::object_name(raw_name)?;
+    // Step 1 and the bucket's settings in one transaction (one pool checkout):
+    // the bucket read as the pool's superuser (what storage-api reads as its
+    // superuser, whatever the caller's policies), then the row write as the caller.
     let bucket = {
         let mut client = db::connect(s).await?;
-        let tx = db::begin(&mut client, &db::service_caller(), spec.operation).await?;
+        let tx = client.transaction().await?;
         let b = db::bucket(&tx, bucket_id).await?;
-        tx.commit().await?;
+        let limit = limit_for(s, &b);
+        if header(headers, "content-length").and_then(|v| v.parse::<u64>().ok()).is_some_and(|n| n > limit + 64 * 1024) {
+            return Err(StorageError::EntityTooLarge);
+        }
+        precheck_in(&tx, &spec, &b.id, &name).await?;
+        tx.rollback().await?;
         b
     };
     let limit = limit_for(s, &bucket);
-    if header(headers, "content-length").and_then(|v| v.parse::<u64>().ok()).is_some_and(|n| n > limit + 64 * 1024) {
-        return Err(StorageError::EntityTooLarge);
-    }
-    precheck(s, &spec, &bucket.id, &name).await?;
 
     let content_type = header(headers, "content-type").unwrap_or_default();
     let id = if content_type.to_ascii_lowercase().starts_with("multipart/form-data") {
@@ -207,14 +211,23 @@ fn owner_uuid(owner: &Option<String>) -> Option<uuid::Uuid> {
 /// Step 1: the row write as the caller, rolled back.
 pub(crate) async fn precheck(s: &Storage, spec: &UploadSpec, bucket: &str, name: &str) -> StorageResult<()> {
     let mut client = db::connect(s).await?;
-    let tx = db::begin(&mut client, &spec.caller, spec.operation).await?;
+    let tx = client.transaction().await?;
+    precheck_in(&tx, spec, bucket, name).await?;
+    tx.rollback().await?;
+    Ok(())
+}
+
+/// Step 1 inside `tx` (which the caller rolls back): switches it to the
+/// caller and tries the row write, so RLS and uniqueness refuse an upload
+/// before any byte is stored.
+async fn precheck_in(tx: &deadpool_postgres::Transaction<'_>, spec: &UploadSpec, bucket: &str, name: &str) -> StorageResult<()> {
+    db::act_as(tx, &spec.caller, spec.operation).await?;
     let meta = json!({});
     let none: Option<Value> = None;
     let version = "precheck";
     let id = uuid::Uuid::new_v4();
     tx.query_one(write_sql(spec.upsert), &[&bucket, &name, &owner_uuid(&spec.owner), &spec.owner, &version, &meta, &none, &id])
         .await?;
-    tx.rollback().await?;
     Ok(())
 }
 
