@@ -11,7 +11,7 @@ use crate::harness::{TestDatabase, TestServer};
 #[tokio::test]
 async fn oauth_js_suite() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
-    crate::harness::node::npm_ci_if_missing(&dir, "@supabase/supabase-js");
+    crate::harness::node::npm_ci_if_missing(&dir);
     let idp = OidcProvider::start().await;
     let s = TestServer::start_with(TestDatabase::fresh().await, |c| {
         c.auth.rate_limit_sign_in_sign_ups = 10_000;
