@@ -53,6 +53,14 @@ pub enum StorageError {
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] tokio_postgres::Error),
+    /// Flushing written bytes to disk failed (file backend).
+    #[error("storage backend: flushing {path} to disk: {source}")]
+    Flush {
+        /// The file or directory.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// No database connection.
     #[error("database pool: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
@@ -96,7 +104,7 @@ impl StorageError {
             E::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "InvalidRequest", "Invalid Input"),
             E::InvalidRange => (StatusCode::RANGE_NOT_SATISFIABLE, "InvalidRange", "Invalid Range"),
             E::Backend(object_store::Error::NotFound { .. }) => (StatusCode::NOT_FOUND, "NoSuchKey", "not_found"),
-            E::Backend(_) => return internal(self, "InternalError"),
+            E::Backend(_) | E::Flush { .. } => return internal(self, "InternalError"),
             E::Database(e) => return database(e, self),
             E::Pool(_) => {
                 return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "DatabaseTimeout", "Database is busy; try again")

@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`config`]: the storage section of the configuration.
 //! - [`backend`]: builds the `Arc<dyn ObjectStore>` (file, s3, memory).
+//! - [`durable`]: fsyncs the file backend's bytes before a row names them.
 //! - [`keys`]: object name normalisation/validation; where bytes are stored.
 //! - [`errors`]: [`errors::StorageError`] → storage-api's error codes.
 //! - [`db`]: transactions as the caller; bucket and object rows.
@@ -22,8 +23,8 @@
 //!
 //! # Consistency invariant
 //! The bytes of an object version are written, completely, to
-//! `objects/<xx>/<version>` ([`keys::data_path`]) *before* the row naming that
-//! version is committed; a version's bytes are deleted only *after* the row
+//! `objects/<xx>/<version>` ([`keys::data_path`]), and flushed to disk
+//! ([`durable`]), *before* the row naming that version is committed; a version's bytes are deleted only *after* the row
 //! stops naming it. So a row never names missing bytes, and a failed or
 //! interrupted upload leaves at most unreferenced bytes, invisible to every
 //! API, which the [`sweep`] removes.
@@ -33,6 +34,7 @@ pub mod body;
 pub mod buckets;
 pub mod config;
 pub mod db;
+pub mod durable;
 pub mod errors;
 pub mod keys;
 pub mod objects;

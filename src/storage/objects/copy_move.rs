@@ -72,6 +72,7 @@ pub async fn copy_object(s: &Storage, caller: &Caller, headers: &HeaderMap, body
     precheck(s, &spec, &dest_bucket, &to).await?;
     let version = uuid::Uuid::new_v4().to_string();
     s.store.copy(&keys::data_path(&src_version), &keys::data_path(&version)).await?;
+    crate::storage::durable::flush(s, &keys::data_path(&version)).await?;
     let mut metadata = source.metadata.clone();
     if let Some(m) = metadata.as_object_mut() {
         m.remove(crate::storage::tag::FIELD);

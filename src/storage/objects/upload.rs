@@ -377,6 +377,8 @@ where
         }
         (Err(e), None) => return Err(e),
     }?;
+    // On disk before any row names them (file backend; S3 is durable already).
+    crate::storage::durable::flush(s, path).await?;
     let etag = put.e_tag.unwrap_or_else(|| format!("{size:x}"));
     Ok((size, format!("\"{}\"", etag.trim_matches('"'))))
 }
