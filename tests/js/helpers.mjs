@@ -1,5 +1,6 @@
 // Shared setup for the JS suite: the server URL and keys come from the Rust
 // harness through environment variables (see tests/js.rs).
+import crypto from 'node:crypto';
 import { createClient } from '@supabase/supabase-js';
 import WebSocket from 'ws';
 
@@ -18,4 +19,13 @@ export function client(key = anonKey) {
     auth: { persistSession: false, autoRefreshToken: false },
     realtime: { transport: WebSocket },
   });
+}
+
+/** An HS256 access token for `sub`, signed with the server's secret. */
+export function userToken(sub) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const head = b64({ alg: 'HS256', typ: 'JWT' });
+  const body = b64({ sub, role: 'authenticated', aud: 'authenticated', exp: Math.floor(Date.now() / 1000) + 3600 });
+  const sig = crypto.createHmac('sha256', process.env.FLUXBASE_JWT_SECRET).update(`${head}.${body}`).digest('base64url');
+  return `${head}.${body}.${sig}`;
 }

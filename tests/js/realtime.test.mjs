@@ -6,23 +6,13 @@ import crypto from 'node:crypto';
 import pg from 'pg';
 import { createClient } from '@supabase/supabase-js';
 import WebSocket from 'ws';
-import { url, anonKey, serviceKey, dbUrl } from './helpers.mjs';
+import { url, anonKey, serviceKey, dbUrl, userToken } from './helpers.mjs';
 
-const secret = process.env.FLUXBASE_JWT_SECRET;
 const suffix = crypto.randomBytes(4).toString('hex');
 const T = `rt_items_${suffix}`;
 const N = `rt_notes_${suffix}`;
 const db = new pg.Client({ connectionString: dbUrl });
 
-function b64url(s) {
-  return Buffer.from(s).toString('base64url');
-}
-function userToken(sub) {
-  const head = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
-  const body = b64url(JSON.stringify({ sub, role: 'authenticated', aud: 'authenticated', exp: Math.floor(Date.now() / 1000) + 3600 }));
-  const sig = crypto.createHmac('sha256', secret).update(`${head}.${body}`).digest('base64url');
-  return `${head}.${body}.${sig}`;
-}
 function rtClient(vsn = '2.0.0', key = anonKey) {
   return createClient(url, key, {
     auth: { persistSession: false, autoRefreshToken: false },

@@ -8,19 +8,10 @@ import crypto from 'node:crypto';
 import pg from 'pg';
 import { createClient } from '@supabase/supabase-js';
 import WebSocket from 'ws';
-import { client, serviceKey, anonKey, url, dbUrl } from './helpers.mjs';
+import { client, serviceKey, anonKey, url, dbUrl, userToken } from './helpers.mjs';
 
 const run = crypto.randomUUID().slice(0, 8);
 const name = (b) => `js-${b}-${run}`;
-
-/** An HS256 access token for `sub`, signed with the server's secret. */
-function userToken(sub) {
-  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const head = b64({ alg: 'HS256', typ: 'JWT' });
-  const body = b64({ sub, role: 'authenticated', aud: 'authenticated', exp: Math.floor(Date.now() / 1000) + 3600 });
-  const sig = crypto.createHmac('sha256', process.env.FLUXBASE_JWT_SECRET).update(`${head}.${body}`).digest('base64url');
-  return `${head}.${body}.${sig}`;
-}
 
 function userClient(sub) {
   return createClient(url, anonKey, {

@@ -9,21 +9,12 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import pg from 'pg';
 import * as tus from 'tus-js-client';
-import { client, serviceKey, anonKey, url, dbUrl } from './helpers.mjs';
+import { client, serviceKey, anonKey, url, dbUrl, userToken } from './helpers.mjs';
 
 const run = crypto.randomUUID().slice(0, 8);
 const name = (b) => `js-tus-${b}-${run}`;
 const endpoint = `${url}/storage/v1/upload/resumable`;
 const CHUNK = 6 * 1024 * 1024;
-
-/** An HS256 access token for `sub`, signed with the server's secret. */
-function userToken(sub) {
-  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const head = b64({ alg: 'HS256', typ: 'JWT' });
-  const body = b64({ sub, role: 'authenticated', aud: 'authenticated', exp: Math.floor(Date.now() / 1000) + 3600 });
-  const sig = crypto.createHmac('sha256', process.env.FLUXBASE_JWT_SECRET).update(`${head}.${body}`).digest('base64url');
-  return `${head}.${body}.${sig}`;
-}
 
 /** tus-js-client's URL storage kept in memory (Node's default stores nothing). */
 class MemoryUrlStorage {
