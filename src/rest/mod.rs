@@ -355,23 +355,9 @@ pub fn method_not_allowed(m: &Method) -> RestError {
     }
 }
 
+/// `%XX` escapes decoded (invalid ones kept as written), lossy UTF-8.
 fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 /// The JSON nesting depth of `v` (a scalar is 0).
@@ -402,6 +388,7 @@ mod tests {
         assert_eq!(percent_decode("bad%2"), "bad%2");
         assert_eq!(percent_decode("%"), "%");
         assert_eq!(percent_decode("%zz"), "%zz");
+        assert_eq!(percent_decode("%+1"), "%+1", "a sign is not a hex digit");
     }
 
     #[test]
