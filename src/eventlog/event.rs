@@ -236,6 +236,14 @@ pub fn format_timestamp(us: i64) -> String {
         .unwrap_or_default()
 }
 
+/// A transaction of `n` empty inserts at commit `lsn`, starting at change
+/// index `first`: the log's unit tests write and read these.
+#[cfg(test)]
+pub(crate) fn test_txn(lsn: u64, first: u32, n: usize) -> Txn {
+    let blank = || Change { op: Op::Insert, rel: None, record: None, old_record: None, unchanged_toast: vec![], message: None };
+    Txn { lsn: Lsn(lsn), first, xid: lsn as u32, commit_time_us: 0, relations: vec![], changes: (0..n).map(|_| blank()).collect() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -633,26 +633,9 @@ impl EventLog for FileLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eventlog::{Change, Op};
 
     fn txn(lsn: u64, n: usize) -> Txn {
-        Txn {
-            lsn: Lsn(lsn),
-            first: 0,
-            xid: lsn as u32,
-            commit_time_us: 0,
-            relations: vec![],
-            changes: (0..n)
-                .map(|_| Change {
-                    op: Op::Insert,
-                    rel: None,
-                    record: None,
-                    old_record: None,
-                    unchanged_toast: vec![],
-                    message: None,
-                })
-                .collect(),
-        }
+        crate::eventlog::event::test_txn(lsn, 0, n)
     }
 
     fn opts(dir: &Path) -> LogOptions {

@@ -466,28 +466,8 @@ pub fn read_after(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eventlog::{Change, Op};
 
-    fn txn(lsn: u64, first: u32, n: usize) -> Txn {
-        let changes = (0..n)
-            .map(|_| Change {
-                op: Op::Insert,
-                rel: None,
-                record: None,
-                old_record: None,
-                unchanged_toast: vec![],
-                message: None,
-            })
-            .collect();
-        Txn {
-            lsn: Lsn(lsn),
-            first,
-            xid: lsn as u32,
-            commit_time_us: 0,
-            relations: vec![],
-            changes,
-        }
-    }
+    use crate::eventlog::event::test_txn as txn;
 
     fn write(dir: &Path, lsns: &[u64]) -> SegmentMeta {
         let (mut meta, f) = create(dir, Lsn(lsns[0])).expect("create");
