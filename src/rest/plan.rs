@@ -43,6 +43,14 @@ impl Node {
     }
 }
 
+/// The embed whose output key is `key` among `items`.
+pub fn find_embed<'a>(items: &'a [Item], key: &str) -> Option<&'a EmbedNode> {
+    items.iter().find_map(|i| match i {
+        Item::Embed(e) if e.key == key => Some(&**e),
+        _ => None,
+    })
+}
+
 /// A resolved select item.
 #[derive(Debug, Clone)]
 pub enum Item {
@@ -156,12 +164,7 @@ fn names_relation(l: &Logic) -> bool {
 /// embedded resources), which is marked here as a relation condition.
 fn resolve_logic(table: &Table, items: &[Item], l: &mut Logic) -> Result<(), RestError> {
     use crate::rest::query::filter::{Op, Operand};
-    let embed = |key: &str| {
-        items.iter().find_map(|i| match i {
-            Item::Embed(e) if e.key == key => Some(e),
-            _ => None,
-        })
-    };
+    let embed = |key: &str| find_embed(items, key);
     match l {
         Logic::Group { items: members, .. } => members.iter_mut().try_for_each(|m| resolve_logic(table, items, m)),
         Logic::Cond(c) => match &c.relation {
@@ -296,11 +299,7 @@ fn build(
 /// A related order `rel(col)` needs `rel` embedded at this level as a
 /// to-one resource (PGRST108 / PGRST118 otherwise) and `col` to exist on it.
 fn check_related_order(table: &Table, items: &[Item], rel: &str, field: &Field) -> Result<(), RestError> {
-    let embed = items.iter().find_map(|i| match i {
-        Item::Embed(e) if e.key == rel => Some(e),
-        _ => None,
-    });
-    let Some(e) = embed else {
+    let Some(e) = find_embed(items, rel) else {
         return Err(RestError::Refused {
             code: "PGRST108",
             status: StatusCode::BAD_REQUEST,

@@ -3,7 +3,7 @@
 //! ranges, and the wrapper that turns rows into one JSON body plus counts.
 
 use super::{cast_type, ident, qualified, Sql};
-use crate::rest::plan::{EmbedNode, Item, Node, Rel};
+use crate::rest::plan::{find_embed, EmbedNode, Item, Node, Rel};
 use crate::rest::query::filter::{Condition, IsValue, Logic, Op, Operand, Quantifier};
 use crate::rest::query::Field;
 use crate::rest::schema_cache::Table;
@@ -152,15 +152,8 @@ pub fn parts(b: &mut Sql, node: &Node, alias: &str, join: Option<String>) -> Par
 /// the embed's own filters), as a scalar subquery. The plan checked that
 /// `rel` is a to-one embed of `node`; if it somehow is not, NULL.
 fn related_expr(b: &mut Sql, node: &Node, parent: &str, rel: &str, field: &Field) -> String {
-    let embed = node.items.iter().find_map(|i| match i {
-        Item::Embed(e) if e.key == rel => Some(e),
-        _ => None,
-    });
-    let Some(e) = embed else { return "null".to_owned() };
-    let from = match &e.rel {
-        Rel::Computed { function, .. } => format!("{}({parent})", qualified(&function.0, &function.1)),
-        _ => qualified(&e.node.schema, &e.node.name),
-    };
+    let Some(e) = find_embed(&node.items, rel) else { return "null".to_owned() };
+    let from = embed_from(e, parent);
     let ra = b.alias();
     let mut conds = vec![join_condition(b, &e.rel, parent, &ra)];
     for l in &e.node.filters {
@@ -168,6 +161,16 @@ fn related_expr(b: &mut Sql, node: &Node, parent: &str, rel: &str, field: &Field
     }
     let col = field_expr(b, &ra, field);
     format!("(select {col} from {from} as {ra} where {} limit 1)", conds.join(" and "))
+}
+
+/// Where an embed's rows come from, correlated with the row `parent`: its
+/// table, or for a computed relationship its function of the parent's whole
+/// row.
+fn embed_from(e: &EmbedNode, parent: &str) -> String {
+    match &e.rel {
+        Rel::Computed { function, .. } => format!("{}({parent})", qualified(&function.0, &function.1)),
+        _ => qualified(&e.node.schema, &e.node.name),
+    }
 }
 
 fn join_condition(b: &mut Sql, rel: &Rel, parent: &str, child: &str) -> String {
@@ -189,11 +192,7 @@ fn join_condition(b: &mut Sql, rel: &Rel, parent: &str, child: &str) -> String {
 }
 
 fn embed(b: &mut Sql, e: &EmbedNode, parent: &str, p: &mut Parts) {
-    let from = match &e.rel {
-        // The parent's whole row is the function's argument.
-        Rel::Computed { function, .. } => format!("{}({parent})", qualified(&function.0, &function.1)),
-        _ => qualified(&e.node.schema, &e.node.name),
-    };
+    let from = embed_from(e, parent);
     if e.inner {
         let ia = b.alias();
         let jc = join_condition(b, &e.rel, parent, &ia);
@@ -282,16 +281,8 @@ pub fn logic_in(b: &mut Sql, alias: &str, table: Option<&Table>, items: &[Item],
 
 fn related_condition(b: &mut Sql, parent: &str, items: &[Item], c: &Condition) -> String {
     let rel = c.relation.as_deref().unwrap_or_default();
-    let Some(e) = items.iter().find_map(|i| match i {
-        Item::Embed(e) if e.key == rel => Some(e),
-        _ => None,
-    }) else {
-        return "false".to_owned();
-    };
-    let from = match &e.rel {
-        Rel::Computed { function, .. } => format!("{}({parent})", qualified(&function.0, &function.1)),
-        _ => qualified(&e.node.schema, &e.node.name),
-    };
+    let Some(e) = find_embed(items, rel) else { return "false".to_owned() };
+    let from = embed_from(e, parent);
     let ra = b.alias();
     let mut conds = vec![join_condition(b, &e.rel, parent, &ra)];
     for l in &e.node.filters {
