@@ -15,6 +15,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "bench_common.rs"]
+mod common;
+
+use common::{drive, per_second};
 use fluxbase::config::{Config, Overrides};
 use fluxbase::server::RunningServer;
 use serde_json::{json, Value};
@@ -44,37 +48,6 @@ fn raw_argon2(secs: f64) -> f64 {
         let _ = t.join();
     }
     count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
-}
-
-/// Runs `clients` loops of `op` for `secs`; returns successes/s and failures.
-async fn drive<F, Fut>(clients: usize, secs: f64, op: F) -> (f64, u64)
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = bool> + Send,
-{
-    let op = Arc::new(op);
-    let ok = Arc::new(AtomicU64::new(0));
-    let bad = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|i| {
-            let (op, ok, bad) = (Arc::clone(&op), Arc::clone(&ok), Arc::clone(&bad));
-            tokio::spawn(async move {
-                while Instant::now() < deadline {
-                    if op(i).await {
-                        ok.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        bad.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        let _ = t.await;
-    }
-    (ok.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64(), bad.load(Ordering::Relaxed))
 }
 
 #[tokio::main]
@@ -148,42 +121,13 @@ async fn main() {
             let (http, url, anon, tokens) = (http.clone(), url.clone(), anon.clone(), Arc::clone(&tokens));
             async move {
                 let Some(slot) = tokens.get(i) else { return false };
-                let mut rt = slot.lock().await;
-                let Ok(r) = http
-                    .post(format!("{url}/auth/v1/token?grant_type=refresh_token"))
-                    .header("apikey", &anon)
-                    .json(&json!({"refresh_token": *rt}))
-                    .send()
-                    .await
-                else {
-                    return false;
-                };
-                if r.status() != 200 {
-                    return false;
-                }
-                match r.json::<Value>().await {
-                    Ok(v) => {
-                        *rt = v["refresh_token"].as_str().unwrap_or_default().to_owned();
-                        true
-                    }
-                    Err(_) => false,
-                }
+                common::refresh(&http, &url, &anon, slot).await
             }
         })
         .await
     };
 
-    let verify = {
-        let deadline = Instant::now() + Duration::from_secs_f64(secs.min(2.0));
-        let started = Instant::now();
-        let mut n = 0u64;
-        while Instant::now() < deadline {
-            if keys.verify(&access).is_ok() {
-                n += 1;
-            }
-        }
-        n as f64 / started.elapsed().as_secs_f64()
-    };
+    let verify = per_second(secs.min(2.0), || keys.verify(&access).is_ok());
 
     println!("auth load test ({} cores, {secs} s per scenario, Argon2id m=19456 KiB t=2 p=1, fsync=off)", cores());
     println!("| scenario | figure | baseline | ratio |");

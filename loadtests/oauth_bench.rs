@@ -14,12 +14,15 @@
 //! on loopback only; every loop is bounded in time.
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use fluxbase::auth::config::ExternalProvider;
+#[path = "bench_common.rs"]
+mod common;
+
+use common::{drive, per_second};
 use fluxbase::config::{Config, Overrides};
 use fluxbase::server::RunningServer;
 use http_body_util::Full;
@@ -50,46 +53,6 @@ fn serve_idp(listener: tokio::net::TcpListener, issuer: String, jwk: Value) {
             });
         }
     });
-}
-
-/// Runs `clients` loops of `op` for `secs`; returns successes/s and failures.
-async fn drive<F, Fut>(clients: usize, secs: f64, op: F) -> (f64, u64)
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = bool> + Send,
-{
-    let op = Arc::new(op);
-    let (ok, bad) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|i| {
-            let (op, ok, bad) = (Arc::clone(&op), Arc::clone(&ok), Arc::clone(&bad));
-            tokio::spawn(async move {
-                while Instant::now() < deadline {
-                    let c = if op(i).await { &ok } else { &bad };
-                    c.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        let _ = t.await;
-    }
-    (ok.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64(), bad.load(Ordering::Relaxed))
-}
-
-/// Calls `f` on one core for `secs`; returns successes/s.
-fn per_second(secs: f64, mut f: impl FnMut() -> bool) -> f64 {
-    let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    let started = Instant::now();
-    let mut n = 0u64;
-    while Instant::now() < deadline {
-        if f() {
-            n += 1;
-        }
-    }
-    n as f64 / started.elapsed().as_secs_f64()
 }
 
 #[tokio::main]
@@ -177,23 +140,7 @@ async fn main() {
             let (http, url, anon, tokens) = (http.clone(), url.clone(), anon.clone(), Arc::clone(&tokens));
             async move {
                 let Some(slot) = tokens.get(i) else { return false };
-                let mut rt = slot.lock().await;
-                let Ok(r) = http
-                    .post(format!("{url}/auth/v1/token?grant_type=refresh_token"))
-                    .header("apikey", &anon)
-                    .json(&json!({"refresh_token": *rt}))
-                    .send()
-                    .await
-                else {
-                    return false;
-                };
-                match (r.status() == 200, r.json::<Value>().await) {
-                    (true, Ok(v)) => {
-                        *rt = v["refresh_token"].as_str().unwrap_or_default().to_owned();
-                        true
-                    }
-                    _ => false,
-                }
+                common::refresh(&http, &url, &anon, slot).await
             }
         })
         .await
