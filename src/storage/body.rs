@@ -95,6 +95,9 @@ fn read_file(
     tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) {
     use std::io::{Read, Seek, SeekFrom};
+    // Sequential: the kernel reads further ahead.
+    #[cfg(target_os = "linux")]
+    let _ = nix::fcntl::posix_fadvise(&file, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_SEQUENTIAL);
     if let Err(e) = file.seek(SeekFrom::Start(range.start)) {
         let _ = tx.blocking_send(Err(e));
         return;
@@ -102,23 +105,20 @@ fn read_file(
     let mut left = range.end.saturating_sub(range.start);
     while left > 0 {
         let want = usize::try_from(left).unwrap_or(FILE_CHUNK).min(FILE_CHUNK);
-        let mut buf = BytesMut::zeroed(want);
-        match file.read(&mut buf) {
-            Ok(0) => {
-                let _ = tx.blocking_send(Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "object shorter than recorded")));
-                return;
-            }
+        // read_to_end fills spare capacity without zeroing it first.
+        let mut buf = Vec::with_capacity(want);
+        let read = (&mut file).take(want as u64).read_to_end(&mut buf);
+        let chunk = match read {
+            Ok(0) => Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "object shorter than recorded")),
             Ok(n) => {
-                buf.truncate(n);
                 left -= n as u64;
-                if tx.blocking_send(Ok(buf.freeze())).is_err() {
-                    return;
-                }
+                Ok(Bytes::from(buf))
             }
-            Err(e) => {
-                let _ = tx.blocking_send(Err(e));
-                return;
-            }
+            Err(e) => Err(e),
+        };
+        let stop = chunk.is_err();
+        if tx.blocking_send(chunk).is_err() || stop {
+            return;
         }
     }
 }

@@ -25,13 +25,21 @@ pub async fn begin<'a>(client: &'a mut Object, caller: &Caller, operation: &str)
 
 /// Switches an open transaction (begun as the pool's superuser) to `caller`.
 pub async fn act_as(tx: &Transaction<'_>, caller: &Caller, operation: &str) -> StorageResult<()> {
+    let stmt = act_as_statement(tx).await?;
     let (role, claims) = caller.apply_params();
-    tx.execute(
-        "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true), set_config('storage.operation', $3, true)",
-        &[&role, &claims, &operation],
-    )
-    .await?;
+    tx.execute(&stmt, &[&role, &claims, &operation]).await?;
     Ok(())
+}
+
+/// The prepared statement behind [`act_as`] (parameters: role, claims,
+/// operation), for callers that pipeline it with the statement that
+/// follows: prepare it first, so the switch is sent before that statement.
+pub async fn act_as_statement(tx: &Transaction<'_>) -> StorageResult<tokio_postgres::Statement> {
+    Ok(tx
+        .prepare_cached(
+            "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true), set_config('storage.operation', $3, true)",
+        )
+        .await?)
 }
 
 /// The identity used where storage-api acts as the superuser: public and
@@ -61,16 +69,26 @@ pub const BUCKET_JSON: &str = "json_build_object('id', b.id, 'name', b.name, 'ow
 
 /// Reads a bucket visible in `tx` (RLS applies unless service_role).
 pub async fn bucket(tx: &Transaction<'_>, id: &str) -> StorageResult<Bucket> {
-    let row = tx
-        .query_opt("select id, public, file_size_limit, allowed_mime_types from storage.buckets where id = $1", &[&id])
-        .await?
-        .ok_or(StorageError::NoSuchBucket)?;
-    Ok(Bucket {
-        id: row.try_get(0)?,
-        public: row.try_get::<_, Option<bool>>(1)?.unwrap_or(false),
-        file_size_limit: row.try_get(2)?,
-        allowed_mime_types: row.try_get(3)?,
-    })
+    let stmt = bucket_statement(tx).await?;
+    Bucket::from_row(tx.query_opt(&stmt, &[&id]).await?)
+}
+
+/// The prepared statement behind [`bucket`] (parameter: the id).
+pub async fn bucket_statement(tx: &Transaction<'_>) -> StorageResult<tokio_postgres::Statement> {
+    Ok(tx.prepare_cached("select id, public, file_size_limit, allowed_mime_types from storage.buckets where id = $1").await?)
+}
+
+impl Bucket {
+    /// The bucket in a row of [`bucket_statement`]; none is `NoSuchBucket`.
+    pub fn from_row(row: Option<Row>) -> StorageResult<Bucket> {
+        let row = row.ok_or(StorageError::NoSuchBucket)?;
+        Ok(Bucket {
+            id: row.try_get(0)?,
+            public: row.try_get::<_, Option<bool>>(1)?.unwrap_or(false),
+            file_size_limit: row.try_get(2)?,
+            allowed_mime_types: row.try_get(3)?,
+        })
+    }
 }
 
 /// An object row (the parts downloads need).
@@ -128,6 +146,7 @@ impl ObjectRow {
 /// Reads an object visible in `tx`.
 pub async fn object(tx: &Transaction<'_>, bucket: &str, name: &str) -> StorageResult<ObjectRow> {
     let sql = format!("select {OBJECT_COLS} from storage.objects o where o.bucket_id = $1 and o.name = $2");
-    let row = tx.query_opt(&sql, &[&bucket, &name]).await?.ok_or(StorageError::NoSuchKey)?;
+    let stmt = tx.prepare_cached(&sql).await?;
+    let row = tx.query_opt(&stmt, &[&bucket, &name]).await?.ok_or(StorageError::NoSuchKey)?;
     ObjectRow::from_row(&row)
 }

@@ -8,6 +8,7 @@
 //! - [`config`]: the storage section of the configuration.
 //! - [`backend`]: builds the `Arc<dyn ObjectStore>` (file, s3, memory).
 //! - [`durable`]: fsyncs the file backend's bytes before a row names them.
+//! - [`file_write`]: streams an upload into the file backend, durably.
 //! - [`keys`]: object name normalisation/validation; where bytes are stored.
 //! - [`errors`]: [`errors::StorageError`] → storage-api's error codes.
 //! - [`db`]: transactions as the caller; bucket and object rows.
@@ -36,6 +37,7 @@ pub mod config;
 pub mod db;
 pub mod durable;
 pub mod errors;
+pub mod file_write;
 pub mod keys;
 pub mod objects;
 pub mod render;

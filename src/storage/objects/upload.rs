@@ -23,6 +23,7 @@ use crate::http::caller::Caller;
 use crate::storage::body::{json_reply, BodyStream};
 use crate::storage::db::{self, Bucket};
 use crate::storage::errors::{StorageError, StorageResult};
+use crate::storage::file_write::FileWrite;
 use crate::storage::{keys, Storage};
 
 /// Bodies up to this size are sent with one PUT; larger ones as a multipart upload.
@@ -63,18 +64,14 @@ pub async fn upload(
     body: BodyStream,
 ) -> StorageResult<Response> {
     let name = keys::object_name(raw_name)?;
-    // Step 1 and the bucket's settings in one transaction (one pool checkout):
-    // the bucket read as the pool's superuser (what storage-api reads as its
-    // superuser, whatever the caller's policies), then the row write as the caller.
+    // Step 1 and the bucket's settings in one transaction (one pool checkout,
+    // one round trip): the bucket read as the pool's superuser (what
+    // storage-api reads as its superuser, whatever the caller's policies),
+    // then the row write as the caller, rolled back.
     let bucket = {
         let mut client = db::connect(s).await?;
         let tx = client.transaction().await?;
-        let b = db::bucket(&tx, bucket_id).await?;
-        let limit = limit_for(s, &b);
-        if header(headers, "content-length").and_then(|v| v.parse::<u64>().ok()).is_some_and(|n| n > limit + 64 * 1024) {
-            return Err(StorageError::EntityTooLarge);
-        }
-        precheck_in(&tx, &spec, &b.id, &name).await?;
+        let b = precheck_in(s, &tx, &spec, bucket_id, &name, header(headers, "content-length")).await?;
         tx.rollback().await?;
         b
     };
@@ -208,27 +205,46 @@ fn owner_uuid(owner: &Option<String>) -> Option<uuid::Uuid> {
     owner.as_deref().and_then(|o| uuid::Uuid::parse_str(o).ok())
 }
 
-/// Step 1: the row write as the caller, rolled back.
-pub(crate) async fn precheck(s: &Storage, spec: &UploadSpec, bucket: &str, name: &str) -> StorageResult<()> {
+/// Step 1: the row write as the caller, rolled back; the bucket's settings.
+pub(crate) async fn precheck(s: &Storage, spec: &UploadSpec, bucket: &str, name: &str) -> StorageResult<Bucket> {
     let mut client = db::connect(s).await?;
     let tx = client.transaction().await?;
-    precheck_in(&tx, spec, bucket, name).await?;
+    let b = precheck_in(s, &tx, spec, bucket, name, None).await?;
     tx.rollback().await?;
-    Ok(())
+    Ok(b)
 }
 
-/// Step 1 inside `tx` (which the caller rolls back): switches it to the
-/// caller and tries the row write, so RLS and uniqueness refuse an upload
-/// before any byte is stored.
-async fn precheck_in(tx: &deadpool_postgres::Transaction<'_>, spec: &UploadSpec, bucket: &str, name: &str) -> StorageResult<()> {
-    db::act_as(tx, &spec.caller, spec.operation).await?;
-    let meta = json!({});
-    let none: Option<Value> = None;
-    let version = "precheck";
-    let id = uuid::Uuid::new_v4();
-    tx.query_one(write_sql(spec.upsert), &[&bucket, &name, &owner_uuid(&spec.owner), &spec.owner, &version, &meta, &none, &id])
-        .await?;
-    Ok(())
+/// Step 1 inside `tx` (which the caller rolls back): reads the bucket as
+/// the pool's superuser, then switches `tx` to the caller and tries the
+/// row write, so a missing bucket, a declared length over the limit, RLS
+/// and uniqueness refuse an upload before any byte is stored. The three
+/// statements go out together (prepared first, so in this order).
+async fn precheck_in(
+    s: &Storage,
+    tx: &deadpool_postgres::Transaction<'_>,
+    spec: &UploadSpec,
+    bucket: &str,
+    name: &str,
+    content_length: Option<String>,
+) -> StorageResult<Bucket> {
+    let read = db::bucket_statement(tx).await?;
+    let act = db::act_as_statement(tx).await?;
+    let write = tx.prepare_cached(write_sql(spec.upsert)).await?;
+    let (role, claims) = spec.caller.apply_params();
+    let (meta, none, version, id, owner) = (json!({}), None::<Value>, "precheck", uuid::Uuid::new_v4(), owner_uuid(&spec.owner));
+    let act_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&role, &claims, &spec.operation];
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [&bucket, &name, &owner, &spec.owner, &version, &meta, &none, &id];
+    let read_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&bucket];
+    let (b, acted, wrote) =
+        tokio::join!(tx.query_opt(&read, &read_params), tx.execute(&act, &act_params), tx.query_one(&write, &params));
+    let b = Bucket::from_row(b?)?;
+    let limit = limit_for(s, &b);
+    if content_length.and_then(|v| v.parse::<u64>().ok()).is_some_and(|n| n > limit + 64 * 1024) {
+        return Err(StorageError::EntityTooLarge);
+    }
+    acted?;
+    wrote?;
+    Ok(b)
 }
 
 /// Steps 2-4. Returns the row id.
@@ -288,10 +304,14 @@ pub(crate) async fn commit_row(
     let tx = client.transaction().await?;
     // Writers of one name queue here, so each learns the version the
     // previous one committed (and deletes its bytes once replaced).
-    tx.execute("select pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))", &[&bucket, &name]).await?;
-    let current = tx
-        .query_opt("select id, version from storage.objects where bucket_id = $1 and name = $2 for update", &[&bucket, &name])
-        .await?;
+    // The lock, then the current row: sent together (tokio-postgres
+    // pipelines concurrent queries on one connection, in order).
+    let lock = tx.prepare_cached("select pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))").await?;
+    let select = tx.prepare_cached("select id, version from storage.objects where bucket_id = $1 and name = $2 for update").await?;
+    let key: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&bucket, &name];
+    let (locked, current) = tokio::join!(tx.execute(&lock, &key), tx.query_opt(&select, &key));
+    locked?;
+    let current = current?;
     let (id, old): (uuid::Uuid, Option<String>) = match current {
         Some(r) => (r.try_get(0)?, r.try_get(1)?),
         None => (uuid::Uuid::new_v4(), None),
@@ -302,13 +322,18 @@ pub(crate) async fn commit_row(
         let tag = crate::storage::tag::compute(crate::storage::tag::key(s).await?, &id, version);
         m.insert(crate::storage::tag::FIELD.into(), Value::String(tag));
     }
-    db::act_as(&tx, &spec.caller, spec.operation).await?;
-    let row = tx
-        .query_one(
-            write_sql(spec.upsert),
-            &[&bucket, &name, &owner_uuid(&spec.owner), &spec.owner, &version, &metadata, user_metadata, &id],
-        )
-        .await?;
+    // The switch to the caller and the write, sent together (both
+    // prepared first, so they go out in this order).
+    let act = db::act_as_statement(&tx).await?;
+    let write = tx.prepare_cached(write_sql(spec.upsert)).await?;
+    let (role, claims) = spec.caller.apply_params();
+    let owner = owner_uuid(&spec.owner);
+    let act_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&role, &claims, &spec.operation];
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] =
+        [&bucket, &name, &owner, &spec.owner, &version, &metadata, user_metadata, &id];
+    let (acted, row) = tokio::join!(tx.execute(&act, &act_params), tx.query_one(&write, &params));
+    acted?;
+    let row = row?;
     let written: uuid::Uuid = row.try_get(0)?;
     if written != id {
         // A row appeared by other means between the lock and the write; its
@@ -321,7 +346,8 @@ pub(crate) async fn commit_row(
 }
 
 /// Step 2: streams `source` to `path`, refusing more than `limit` bytes.
-/// Returns the size and the quoted ETag.
+/// Returns the size and the quoted ETag. The file backend writes through
+/// [`crate::storage::file_write`]; other stores through object_store.
 pub async fn write_bytes<S, E>(
     s: &Storage,
     path: &object_store::path::Path,
@@ -332,6 +358,12 @@ where
     S: Stream<Item = Result<Bytes, E>> + Send,
     E: std::fmt::Display,
 {
+    if s.config().backend == "file" {
+        let size = write_file(s, path, limit, source).await?;
+        // A version's bytes never change, so its name identifies them.
+        let etag = path.filename().unwrap_or_default().replace('-', "");
+        return Ok((size, format!("\"{etag}\"")));
+    }
     let mut source = pin!(source);
     let mut size: u64 = 0;
     let mut head: Vec<Bytes> = Vec::new();
@@ -377,10 +409,41 @@ where
         }
         (Err(e), None) => return Err(e),
     }?;
-    // On disk before any row names them (file backend; S3 is durable already).
-    crate::storage::durable::flush(s, path).await?;
     let etag = put.e_tag.unwrap_or_else(|| format!("{size:x}"));
     Ok((size, format!("\"{}\"", etag.trim_matches('"'))))
+}
+
+/// Step 2 on the file backend: the bytes are durable under `path` when
+/// this returns the size.
+async fn write_file<S, E>(s: &Storage, path: &object_store::path::Path, limit: u64, source: S) -> StorageResult<u64>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send,
+    E: std::fmt::Display,
+{
+    let root = crate::storage::backend::file_root(&s.app.config);
+    let file = path.parts().fold(root.clone(), |p, part| p.join(part.as_ref()));
+    let mut writer = FileWrite::start(root, file);
+    let mut source = pin!(source);
+    let mut size: u64 = 0;
+    let result: StorageResult<()> = async {
+        while let Some(chunk) = source.next().await {
+            let chunk = chunk.map_err(|e| StorageError::Body(e.to_string()))?;
+            size += chunk.len() as u64;
+            if size > limit {
+                return Err(StorageError::EntityTooLarge);
+            }
+            writer.put(chunk).await?;
+        }
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => writer.finish().await.map(|()| size),
+        Err(e) => {
+            writer.abort().await;
+            Err(e)
+        }
+    }
 }
 
 #[cfg(test)]
