@@ -96,8 +96,7 @@ fn read_file(
 ) {
     use std::io::{Read, Seek, SeekFrom};
     // Sequential: the kernel reads further ahead.
-    #[cfg(target_os = "linux")]
-    let _ = nix::fcntl::posix_fadvise(&file, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_SEQUENTIAL);
+    advise(&file, 0, 0, true);
     if let Err(e) = file.seek(SeekFrom::Start(range.start)) {
         let _ = tx.blocking_send(Err(e));
         return;
@@ -105,14 +104,18 @@ fn read_file(
     let mut left = range.end.saturating_sub(range.start);
     while left > 0 {
         let want = usize::try_from(left).unwrap_or(FILE_CHUNK).min(FILE_CHUNK);
-        // read_to_end fills spare capacity without zeroing it first.
-        let mut buf = Vec::with_capacity(want);
-        let read = (&mut file).take(want as u64).read_to_end(&mut buf);
-        let chunk = match read {
+        let mut buf = BytesMut::zeroed(want);
+        let chunk = match file.read(&mut buf) {
             Ok(0) => Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "object shorter than recorded")),
             Ok(n) => {
+                buf.truncate(n);
                 left -= n as u64;
-                Ok(Bytes::from(buf))
+                // Keep the disk busy a few chunks ahead of the reads.
+                let ahead = range.end - left + PREFETCH;
+                if ahead < range.end {
+                    advise(&file, ahead, FILE_CHUNK as u64, false);
+                }
+                Ok(buf.freeze())
             }
             Err(e) => Err(e),
         };
@@ -121,6 +124,22 @@ fn read_file(
             return;
         }
     }
+}
+
+/// How far ahead of the reader [`read_file`] asks for the disk to read.
+const PREFETCH: u64 = 4 * FILE_CHUNK as u64;
+
+/// posix_fadvise: `SEQUENTIAL` for the whole file, or `WILLNEED` (start
+/// reading, do not wait) for `len` bytes at `offset`. Best effort.
+fn advise(file: &std::fs::File, offset: u64, len: u64, sequential: bool) {
+    #[cfg(target_os = "linux")]
+    {
+        use nix::fcntl::{posix_fadvise, PosixFadviseAdvice as A};
+        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else { return };
+        let _ = posix_fadvise(file, offset, len, if sequential { A::POSIX_FADV_SEQUENTIAL } else { A::POSIX_FADV_WILLNEED });
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len, sequential);
 }
 
 /// Pumps `source` into a [`ChannelStream`] from a task; the task stops when

@@ -264,7 +264,7 @@ where
     check_mime(bucket, &attrs.content_type)?;
     let version = uuid::Uuid::new_v4().to_string();
     let path = keys::data_path(&version);
-    let (size, etag) = write_bytes(s, &path, limit, source).await?;
+    let (size, etag, written) = write_bytes_then(s, &path, limit, source).await?;
     let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     let metadata = json!({
         "eTag": etag,
@@ -275,7 +275,8 @@ where
         "contentLength": size,
         "httpStatusCode": 200,
     });
-    match commit_row(s, spec, &bucket.id, name, &version, &metadata, &attrs.user_metadata).await {
+    // The row's statements run while the bytes are made durable; it commits after.
+    match commit_row_after(s, spec, &bucket.id, name, &version, &metadata, &attrs.user_metadata, written.durable()).await {
         Ok((id, old)) => {
             if let Some(old) = old.filter(|o| *o != version) {
                 super::remove::delete_bytes(s, &[old]).await;
@@ -300,8 +301,45 @@ pub(crate) async fn commit_row(
     metadata: &Value,
     user_metadata: &Option<Value>,
 ) -> StorageResult<(uuid::Uuid, Option<String>)> {
+    commit_row_after(s, spec, bucket, name, version, metadata, user_metadata, std::future::ready(Ok(()))).await
+}
+
+/// [`commit_row`], whose statements run while `durable` (the bytes being
+/// made durable) completes; the row commits only once it has succeeded.
+/// `durable` has always completed when this returns.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn commit_row_after(
+    s: &Storage,
+    spec: &UploadSpec,
+    bucket: &str,
+    name: &str,
+    version: &str,
+    metadata: &Value,
+    user_metadata: &Option<Value>,
+    durable: impl std::future::Future<Output = StorageResult<()>>,
+) -> StorageResult<(uuid::Uuid, Option<String>)> {
     let mut client = db::connect(s).await?;
     let tx = client.transaction().await?;
+    let (durable, row) = tokio::join!(durable, write_row(s, &tx, spec, bucket, name, version, metadata, user_metadata));
+    durable?;
+    let (id, old) = row?;
+    tx.commit().await?;
+    Ok((id, if spec.upsert { old } else { None }))
+}
+
+/// The statements of [`commit_row`] in `tx`, short of the commit: the row
+/// id, and the version the row named before.
+#[allow(clippy::too_many_arguments)]
+async fn write_row(
+    s: &Storage,
+    tx: &deadpool_postgres::Transaction<'_>,
+    spec: &UploadSpec,
+    bucket: &str,
+    name: &str,
+    version: &str,
+    metadata: &Value,
+    user_metadata: &Option<Value>,
+) -> StorageResult<(uuid::Uuid, Option<String>)> {
     // Writers of one name queue here, so each learns the version the
     // previous one committed (and deletes its bytes once replaced).
     // The lock, then the current row: sent together (tokio-postgres
@@ -324,7 +362,7 @@ pub(crate) async fn commit_row(
     }
     // The switch to the caller and the write, sent together (both
     // prepared first, so they go out in this order).
-    let act = db::act_as_statement(&tx).await?;
+    let act = db::act_as_statement(tx).await?;
     let write = tx.prepare_cached(write_sql(spec.upsert)).await?;
     let (role, claims) = spec.caller.apply_params();
     let owner = owner_uuid(&spec.owner);
@@ -341,8 +379,7 @@ pub(crate) async fn commit_row(
         // bytes nobody can read.
         return Err(StorageError::Duplicate);
     }
-    tx.commit().await?;
-    Ok((id, if spec.upsert { old } else { None }))
+    Ok((id, old))
 }
 
 /// Step 2: streams `source` to `path`, refusing more than `limit` bytes.
@@ -358,11 +395,47 @@ where
     S: Stream<Item = Result<Bytes, E>> + Send,
     E: std::fmt::Display,
 {
+    let (size, etag, written) = write_bytes_then(s, path, limit, source).await?;
+    written.durable().await?;
+    Ok((size, etag))
+}
+
+/// Bytes all written; on the file backend not yet durable under their name.
+#[derive(Debug)]
+pub(crate) enum Written {
+    /// Durable already (object_store's stores).
+    Durable,
+    /// Queued to the file backend's writer.
+    File(FileWrite),
+}
+
+impl Written {
+    /// Makes the bytes durable under their name (removes them on failure).
+    pub(crate) async fn durable(self) -> StorageResult<()> {
+        match self {
+            Written::Durable => Ok(()),
+            Written::File(w) => w.finish().await,
+        }
+    }
+}
+
+/// [`write_bytes`], leaving the last step (durability) to the caller, who
+/// may overlap it with other work.
+pub(crate) async fn write_bytes_then<S, E>(
+    s: &Storage,
+    path: &object_store::path::Path,
+    limit: u64,
+    source: S,
+) -> StorageResult<(u64, String, Written)>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send,
+    E: std::fmt::Display,
+{
     if s.config().backend == "file" {
-        let size = write_file(s, path, limit, source).await?;
+        let (size, writer) = write_file(s, path, limit, source).await?;
         // A version's bytes never change, so its name identifies them.
         let etag = path.filename().unwrap_or_default().replace('-', "");
-        return Ok((size, format!("\"{etag}\"")));
+        return Ok((size, format!("\"{etag}\""), Written::File(writer)));
     }
     let mut source = pin!(source);
     let mut size: u64 = 0;
@@ -410,12 +483,12 @@ where
         (Err(e), None) => return Err(e),
     }?;
     let etag = put.e_tag.unwrap_or_else(|| format!("{size:x}"));
-    Ok((size, format!("\"{}\"", etag.trim_matches('"'))))
+    Ok((size, format!("\"{}\"", etag.trim_matches('"')), Written::Durable))
 }
 
-/// Step 2 on the file backend: the bytes are durable under `path` when
-/// this returns the size.
-async fn write_file<S, E>(s: &Storage, path: &object_store::path::Path, limit: u64, source: S) -> StorageResult<u64>
+/// Step 2 on the file backend: every byte queued to the writer, whose
+/// `finish` makes them durable under `path`.
+async fn write_file<S, E>(s: &Storage, path: &object_store::path::Path, limit: u64, source: S) -> StorageResult<(u64, FileWrite)>
 where
     S: Stream<Item = Result<Bytes, E>> + Send,
     E: std::fmt::Display,
@@ -438,7 +511,7 @@ where
     }
     .await;
     match result {
-        Ok(()) => writer.finish().await.map(|()| size),
+        Ok(()) => Ok((size, writer)),
         Err(e) => {
             writer.abort().await;
             Err(e)
