@@ -95,8 +95,6 @@ fn read_file(
     tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) {
     use std::io::{Read, Seek, SeekFrom};
-    // Sequential: the kernel reads further ahead.
-    advise(&file, 0, 0, true);
     if let Err(e) = file.seek(SeekFrom::Start(range.start)) {
         let _ = tx.blocking_send(Err(e));
         return;
@@ -105,41 +103,24 @@ fn read_file(
     while left > 0 {
         let want = usize::try_from(left).unwrap_or(FILE_CHUNK).min(FILE_CHUNK);
         let mut buf = BytesMut::zeroed(want);
-        let chunk = match file.read(&mut buf) {
-            Ok(0) => Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "object shorter than recorded")),
+        match file.read(&mut buf) {
+            Ok(0) => {
+                let _ = tx.blocking_send(Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "object shorter than recorded")));
+                return;
+            }
             Ok(n) => {
                 buf.truncate(n);
                 left -= n as u64;
-                // Keep the disk busy a few chunks ahead of the reads.
-                let ahead = range.end - left + PREFETCH;
-                if ahead < range.end {
-                    advise(&file, ahead, FILE_CHUNK as u64, false);
+                if tx.blocking_send(Ok(buf.freeze())).is_err() {
+                    return;
                 }
-                Ok(buf.freeze())
             }
-            Err(e) => Err(e),
-        };
-        let stop = chunk.is_err();
-        if tx.blocking_send(chunk).is_err() || stop {
-            return;
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
         }
     }
-}
-
-/// How far ahead of the reader [`read_file`] asks for the disk to read.
-const PREFETCH: u64 = 4 * FILE_CHUNK as u64;
-
-/// posix_fadvise: `SEQUENTIAL` for the whole file, or `WILLNEED` (start
-/// reading, do not wait) for `len` bytes at `offset`. Best effort.
-fn advise(file: &std::fs::File, offset: u64, len: u64, sequential: bool) {
-    #[cfg(target_os = "linux")]
-    {
-        use nix::fcntl::{posix_fadvise, PosixFadviseAdvice as A};
-        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else { return };
-        let _ = posix_fadvise(file, offset, len, if sequential { A::POSIX_FADV_SEQUENTIAL } else { A::POSIX_FADV_WILLNEED });
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (file, offset, len, sequential);
 }
 
 /// Pumps `source` into a [`ChannelStream`] from a task; the task stops when
