@@ -34,7 +34,7 @@ use warp::reply::Response;
 use super::body::BodyStream;
 use super::db;
 use super::errors::{StorageError, StorageResult};
-use super::objects::upload::{check_mime, commit_row, limit_for, precheck, write_bytes, UploadSpec};
+use super::objects::upload::{check_mime, commit_row, limit_for, precheck, write_bytes, NewRow, UploadSpec};
 use super::{keys, Storage};
 use crate::http::caller::Caller;
 
@@ -398,7 +398,8 @@ async fn finish(s: &Storage, auth: &TusAuth, u: &Upload, parts: &[Part]) -> Stor
         "lastModified": now, "contentLength": size, "httpStatusCode": 200,
     });
     let spec = UploadSpec { caller: auth.caller(), owner: u.owner_id.clone(), upsert: u.upsert, operation: operation(auth) };
-    let result = commit_row(s, &spec, &u.bucket_id, &u.name, &version, &metadata, &u.user_metadata).await;
+    let new = NewRow { bucket: &u.bucket_id, name: &u.name, version: &version, metadata: &metadata, user_metadata: &u.user_metadata };
+    let result = commit_row(s, &spec, &new).await;
     match &result {
         Ok((_, old)) => {
             if let Some(old) = old.clone().filter(|o| *o != version) {

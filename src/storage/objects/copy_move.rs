@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use warp::reply::Response;
 
-use super::upload::{commit_row, precheck, UploadSpec};
+use super::upload::{commit_row, precheck, NewRow, UploadSpec};
 use crate::http::caller::Caller;
 use crate::storage::body::{json_reply, message};
 use crate::storage::db;
@@ -80,7 +80,8 @@ pub async fn copy_object(s: &Storage, caller: &Caller, headers: &HeaderMap, body
         m.insert("lastModified".into(), Value::String(now));
     }
     let user_metadata = if body.copy_metadata.unwrap_or(true) { source.user_metadata.clone() } else { body.metadata.clone() };
-    match commit_row(s, &spec, &dest_bucket, &to, &version, &metadata, &user_metadata).await {
+    let new = NewRow { bucket: &dest_bucket, name: &to, version: &version, metadata: &metadata, user_metadata: &user_metadata };
+    match commit_row(s, &spec, &new).await {
         Ok((id, old)) => {
             if let Some(old) = old.filter(|o| *o != version) {
                 super::remove::delete_bytes(s, &[old]).await;

@@ -276,7 +276,8 @@ where
         "httpStatusCode": 200,
     });
     // The row's statements run while the bytes are made durable; it commits after.
-    match commit_row_after(s, spec, &bucket.id, name, &version, &metadata, &attrs.user_metadata, written.durable()).await {
+    let new = NewRow { bucket: &bucket.id, name, version: &version, metadata: &metadata, user_metadata: &attrs.user_metadata };
+    match commit_row_after(s, spec, &new, written.durable()).await {
         Ok((id, old)) => {
             if let Some(old) = old.filter(|o| *o != version) {
                 super::remove::delete_bytes(s, &[old]).await;
@@ -290,37 +291,39 @@ where
     }
 }
 
+/// The row an upload commits.
+#[derive(Debug)]
+pub(crate) struct NewRow<'a> {
+    /// Bucket id.
+    pub bucket: &'a str,
+    /// Object name.
+    pub name: &'a str,
+    /// The version naming the new bytes.
+    pub version: &'a str,
+    /// storage-api's system metadata (the tag is added here).
+    pub metadata: &'a Value,
+    /// User metadata.
+    pub user_metadata: &'a Option<Value>,
+}
+
 /// Step 3: lock the current row (as the superuser, to learn the version
 /// being replaced), then write the row as the caller.
-pub(crate) async fn commit_row(
-    s: &Storage,
-    spec: &UploadSpec,
-    bucket: &str,
-    name: &str,
-    version: &str,
-    metadata: &Value,
-    user_metadata: &Option<Value>,
-) -> StorageResult<(uuid::Uuid, Option<String>)> {
-    commit_row_after(s, spec, bucket, name, version, metadata, user_metadata, std::future::ready(Ok(()))).await
+pub(crate) async fn commit_row(s: &Storage, spec: &UploadSpec, new: &NewRow<'_>) -> StorageResult<(uuid::Uuid, Option<String>)> {
+    commit_row_after(s, spec, new, std::future::ready(Ok(()))).await
 }
 
 /// [`commit_row`], whose statements run while `durable` (the bytes being
 /// made durable) completes; the row commits only once it has succeeded.
 /// `durable` has always completed when this returns.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn commit_row_after(
     s: &Storage,
     spec: &UploadSpec,
-    bucket: &str,
-    name: &str,
-    version: &str,
-    metadata: &Value,
-    user_metadata: &Option<Value>,
+    new: &NewRow<'_>,
     durable: impl std::future::Future<Output = StorageResult<()>>,
 ) -> StorageResult<(uuid::Uuid, Option<String>)> {
     let mut client = db::connect(s).await?;
     let tx = client.transaction().await?;
-    let (durable, row) = tokio::join!(durable, write_row(s, &tx, spec, bucket, name, version, metadata, user_metadata));
+    let (durable, row) = tokio::join!(durable, write_row(s, &tx, spec, new));
     durable?;
     let (id, old) = row?;
     tx.commit().await?;
@@ -329,17 +332,13 @@ pub(crate) async fn commit_row_after(
 
 /// The statements of [`commit_row`] in `tx`, short of the commit: the row
 /// id, and the version the row named before.
-#[allow(clippy::too_many_arguments)]
 async fn write_row(
     s: &Storage,
     tx: &deadpool_postgres::Transaction<'_>,
     spec: &UploadSpec,
-    bucket: &str,
-    name: &str,
-    version: &str,
-    metadata: &Value,
-    user_metadata: &Option<Value>,
+    new: &NewRow<'_>,
 ) -> StorageResult<(uuid::Uuid, Option<String>)> {
+    let NewRow { bucket, name, version, metadata, user_metadata } = *new;
     // Writers of one name queue here, so each learns the version the
     // previous one committed (and deletes its bytes once replaced).
     // The lock, then the current row: sent together (tokio-postgres
@@ -443,12 +442,7 @@ where
     let mut head_len = 0usize;
     let mut writer: Option<WriteMultipart> = None;
     let result: StorageResult<()> = async {
-        while let Some(chunk) = source.next().await {
-            let chunk = chunk.map_err(|e| StorageError::Body(e.to_string()))?;
-            size += chunk.len() as u64;
-            if size > limit {
-                return Err(StorageError::EntityTooLarge);
-            }
+        while let Some(chunk) = next_chunk(&mut source, &mut size, limit).await? {
             match writer.as_mut() {
                 Some(w) => {
                     w.wait_for_capacity(PARTS_IN_FLIGHT).await?;
@@ -486,6 +480,22 @@ where
     Ok((size, format!("\"{}\"", etag.trim_matches('"')), Written::Durable))
 }
 
+/// The next chunk of `source`, added to `size`; `EntityTooLarge` once
+/// `size` passes `limit`.
+async fn next_chunk<S, E>(source: &mut std::pin::Pin<&mut S>, size: &mut u64, limit: u64) -> StorageResult<Option<Bytes>>
+where
+    S: Stream<Item = Result<Bytes, E>>,
+    E: std::fmt::Display,
+{
+    let Some(chunk) = source.next().await else { return Ok(None) };
+    let chunk = chunk.map_err(|e| StorageError::Body(e.to_string()))?;
+    *size += chunk.len() as u64;
+    if *size > limit {
+        return Err(StorageError::EntityTooLarge);
+    }
+    Ok(Some(chunk))
+}
+
 /// Step 2 on the file backend: every byte queued to the writer, whose
 /// `finish` makes them durable under `path`.
 async fn write_file<S, E>(s: &Storage, path: &object_store::path::Path, limit: u64, source: S) -> StorageResult<(u64, FileWrite)>
@@ -499,12 +509,7 @@ where
     let mut source = pin!(source);
     let mut size: u64 = 0;
     let result: StorageResult<()> = async {
-        while let Some(chunk) = source.next().await {
-            let chunk = chunk.map_err(|e| StorageError::Body(e.to_string()))?;
-            size += chunk.len() as u64;
-            if size > limit {
-                return Err(StorageError::EntityTooLarge);
-            }
+        while let Some(chunk) = next_chunk(&mut source, &mut size, limit).await? {
             writer.put(chunk).await?;
         }
         Ok(())
