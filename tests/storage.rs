@@ -579,10 +579,12 @@ async fn sweep_removes_only_unreferenced_bytes() {
     let dir = root.path().join("objects").join(&orphan[..2]);
     std::fs::create_dir_all(&dir).expect("dir");
     std::fs::write(dir.join(&orphan), b"orphan").expect("orphan");
+    // The staging file of an upload a crash cut short.
+    std::fs::write(dir.join(format!("{}#1", uuid::Uuid::new_v4())), b"half").expect("staging");
     let part = root.path().join("tus").join(uuid::Uuid::new_v4().to_string());
     std::fs::create_dir_all(&part).expect("dir");
     std::fs::write(part.join("00000000000000000000"), b"part").expect("part");
-    assert_eq!(stored_files(root.path()), 2);
+    assert_eq!(stored_files(root.path()), 3);
 
     let state = std::sync::Arc::clone(s.server.as_ref().expect("server").state());
     let store = fluxbase::storage::backend::build(&state.config).expect("store");
@@ -591,7 +593,7 @@ async fn sweep_removes_only_unreferenced_bytes() {
     let n = fluxbase::storage::sweep::sweep_once(&storage, Duration::from_secs(3600)).await.expect("sweep");
     assert_eq!(n, 0);
     let n = fluxbase::storage::sweep::sweep_once(&storage, Duration::ZERO).await.expect("sweep");
-    assert_eq!(n, 2);
+    assert_eq!(n, 3);
     assert_eq!(stored_files(root.path()), 1);
     assert_eq!(count_files(&root.path().join("tus")), 0);
     assert_eq!(api.get("swept/keep.txt").await.text().await.expect("kept"), "kept");

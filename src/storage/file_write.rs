@@ -14,7 +14,8 @@
 //!
 //! The channel is closed without [`Msg::Finish`] when the upload fails or
 //! its request is dropped (client gone): the staging file is removed and
-//! nothing is renamed.
+//! nothing is renamed. Staging files a crash left behind are removed by the
+//! sweep ([`remove_stale_staging`]).
 
 use std::fs::File;
 use std::io::Write;
@@ -106,6 +107,33 @@ fn staging(final_path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Whether `name` is a staging name (`…#<digits>`, also object_store's).
+fn is_staging(name: &str) -> bool {
+    name.rsplit_once('#').is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Removes staging files under `dir` (and its subdirectories) last
+/// written before `cutoff`: uploads a crash or a stall longer than the
+/// grace period left behind. An upload in flight rewrites its file
+/// constantly, so it is never older. Returns how many were removed.
+pub fn remove_stale_staging(dir: &Path, cutoff: std::time::SystemTime) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_dir() {
+            removed += remove_stale_staging(&path, cutoff);
+        } else if entry.file_name().to_str().is_some_and(is_staging)
+            && meta.modified().is_ok_and(|m| m <= cutoff)
+            && std::fs::remove_file(&path).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// The writing task: staging file, writeback as it goes, then on
 /// [`Msg::Finish`] fsync, rename and directory fsync. Removes the staging
 /// file on any failure or when the channel closes early.
@@ -170,6 +198,30 @@ fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn staging_names() {
+        assert!(is_staging("0b6e-uuid#1"));
+        assert!(is_staging("v#12"));
+        assert!(!is_staging("v#"));
+        assert!(!is_staging("v#1a"));
+        assert!(!is_staging("v"));
+    }
+
+    #[test]
+    fn stale_staging_files_are_removed() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("objects").join("ef");
+        std::fs::create_dir_all(&dir).expect("dirs");
+        std::fs::write(dir.join("v3#1"), b"left").expect("staging");
+        std::fs::write(dir.join("v4"), b"kept").expect("object");
+        let before = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        assert_eq!(remove_stale_staging(root.path(), before), 0);
+        let after = std::time::SystemTime::now() + std::time::Duration::from_secs(1);
+        assert_eq!(remove_stale_staging(root.path(), after), 1);
+        assert!(dir.join("v4").exists());
+        assert!(!dir.join("v3#1").exists());
+    }
 
     #[tokio::test]
     async fn writes_renames_and_syncs() {

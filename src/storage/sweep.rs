@@ -1,7 +1,8 @@
 //! The orphan sweep: deletes object bytes that no `storage.objects` row
 //! names, once they are older than `[storage] orphan_grace_secs`, and
 //! resumable uploads left unfinished for [`RESUMABLE_TTL`] (their rows and
-//! parts, and parts whose upload row is gone).
+//! parts, and parts whose upload row is gone), and, on the file backend,
+//! staging files of uploads that never finished.
 //!
 //! Orphans arise when an upload's bytes were written but its row never
 //! committed (crash, lost connection), or when deleting replaced bytes
@@ -44,6 +45,12 @@ pub async fn sweep_once(s: &Storage, grace: Duration) -> StorageResult<usize> {
         deleted += delete_unreferenced(s, batch).await?;
     }
     deleted += sweep_resumable(s, grace).await?;
+    if s.config().backend == "file" {
+        // Staging files are hidden from object_store's listing: walk the directory.
+        let dir = super::backend::file_root(&s.app.config).join("objects");
+        let cutoff = std::time::SystemTime::now().checked_sub(grace).unwrap_or(std::time::UNIX_EPOCH);
+        deleted += tokio::task::spawn_blocking(move || super::file_write::remove_stale_staging(&dir, cutoff)).await.unwrap_or(0);
+    }
     Ok(deleted)
 }
 
