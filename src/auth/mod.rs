@@ -122,7 +122,8 @@ impl Auth {
         client: &impl deadpool_postgres::GenericClient,
         id: Uuid,
     ) -> Result<Option<Value>, AuthError> {
-        let row = client.query_one("select fluxbase.auth_user_json($1)", &[&id]).await?;
+        let stmt = client.prepare_cached("select fluxbase.auth_user_json($1)").await?;
+        let row = client.query_one(&stmt, &[&id]).await?;
         row.try_get::<_, Option<Value>>(0).map_err(AuthError::internal)
     }
 }

@@ -225,8 +225,10 @@ impl Auth {
     ) -> Result<Value, AuthError> {
         let session_id = Uuid::new_v4();
         let refresh_token = new_refresh_token();
-        let row = db
-            .query_one(
+        // Prepared once per connection: PostgreSQL plans this statement once,
+        // not on every sign-in.
+        let stmt = db
+            .prepare_cached(
                 "with s as (
                    insert into auth.sessions (id, user_id, created_at, updated_at, aal, user_agent, ip, refreshed_at)
                    values ($1::uuid, $2::uuid, now(), now(), 'aal1', $3::text, $4::text::inet, now() at time zone 'utc')
@@ -247,9 +249,9 @@ impl Auth {
                    returning id)
                  select (select count(*) from rt) + (select count(*) from u) + (select count(*) from i) as n,
                         extract(epoch from (select created_at from amr))::bigint as ts",
-                &[&session_id, &user_id, &user_agent, &ip.map(|i| i.to_string()), &refresh_token, &method],
             )
             .await?;
+        let row = db.query_one(&stmt, &[&session_id, &user_id, &user_agent, &ip.map(|i| i.to_string()), &refresh_token, &method]).await?;
         let ts: i64 = row.try_get("ts").map_err(AuthError::internal)?;
         let user = self.user_json(db, user_id).await?.ok_or(AuthError::UserNotFound)?;
         let parts =

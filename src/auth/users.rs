@@ -211,16 +211,16 @@ pub struct Found {
 
 /// Looks a user up by e-mail.
 pub async fn find_by_email(client: &impl deadpool_postgres::GenericClient, email: &str) -> Result<Option<Found>, AuthError> {
-    let row = client
-        .query_opt(
+    let stmt = client
+        .prepare_cached(
             "select id, encrypted_password, email_confirmed_at is not null as confirmed,
                     coalesce(banned_until > now(), false) as banned
                from auth.users
               where lower(email) = lower($1) and not is_sso_user and deleted_at is null
               limit 1",
-            &[&email],
         )
         .await?;
+    let row = client.query_opt(&stmt, &[&email]).await?;
     Ok(match row {
         None => None,
         Some(r) => Some(Found {
