@@ -40,6 +40,12 @@ pub fn file_root(config: &Config) -> PathBuf {
     }
 }
 
+/// Where the file backend keeps `path` (an object_store path) under `root`
+/// ([`file_root`]).
+pub fn file_path(root: &std::path::Path, path: &object_store::path::Path) -> PathBuf {
+    path.parts().fold(root.to_path_buf(), |p, part| p.join(part.as_ref()))
+}
+
 /// Builds the store `config` names.
 pub fn build(config: &Config) -> Result<Arc<dyn ObjectStore>, BackendError> {
     let s = &config.storage;

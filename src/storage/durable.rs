@@ -25,7 +25,7 @@ pub async fn flush(s: &Storage, path: &object_store::path::Path) -> StorageResul
         return Ok(());
     }
     let root = backend::file_root(&s.app.config);
-    let file = path.parts().fold(root.clone(), |p, part| p.join(part.as_ref()));
+    let file = backend::file_path(&root, path);
     tokio::task::spawn_blocking(move || sync_up_to(&file, &root))
         .await
         .map_err(|e| StorageError::Flush { path: String::new(), source: std::io::Error::other(e.to_string()) })?

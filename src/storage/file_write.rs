@@ -81,7 +81,6 @@ impl FileWrite {
         drop(tx);
         let _ = join(task).await;
     }
-
 }
 
 /// The writing task's outcome; an error if it was already awaited.

@@ -61,14 +61,9 @@ pub async fn copy_object(s: &Storage, caller: &Caller, headers: &HeaderMap, body
         row
     };
     let src_version = crate::storage::tag::checked_version(s, &source).await?;
-    {
-        let mut client = db::connect(s).await?;
-        let tx = db::begin(&mut client, &db::service_caller(), "storage.object.copy").await?;
-        db::bucket(&tx, &dest_bucket).await?;
-        tx.commit().await?;
-    }
     let owner = caller.user_id().map(str::to_owned);
     let spec = UploadSpec { caller: caller.clone(), owner, upsert, operation: "storage.object.copy" };
+    // Also refuses a missing destination bucket (NoSuchBucket) first.
     precheck(s, &spec, &dest_bucket, &to).await?;
     let version = uuid::Uuid::new_v4().to_string();
     s.store.copy(&keys::data_path(&src_version), &keys::data_path(&version)).await?;

@@ -218,7 +218,7 @@ pub(crate) async fn precheck(s: &Storage, spec: &UploadSpec, bucket: &str, name:
 /// the pool's superuser, then switches `tx` to the caller and tries the
 /// row write, so a missing bucket, a declared length over the limit, RLS
 /// and uniqueness refuse an upload before any byte is stored. The three
-/// statements go out together (prepared first, so in this order).
+/// statements go out together, in this order ([`write_as_caller`]).
 async fn precheck_in(
     s: &Storage,
     tx: &deadpool_postgres::Transaction<'_>,
@@ -228,21 +228,15 @@ async fn precheck_in(
     content_length: Option<String>,
 ) -> StorageResult<Bucket> {
     let read = db::bucket_statement(tx).await?;
-    let act = db::act_as_statement(tx).await?;
-    let write = tx.prepare_cached(write_sql(spec.upsert)).await?;
-    let (role, claims) = spec.caller.apply_params();
-    let (meta, none, version, id, owner) = (json!({}), None::<Value>, "precheck", uuid::Uuid::new_v4(), owner_uuid(&spec.owner));
-    let act_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&role, &claims, &spec.operation];
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [&bucket, &name, &owner, &spec.owner, &version, &meta, &none, &id];
     let read_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&bucket];
-    let (b, acted, wrote) =
-        tokio::join!(tx.query_opt(&read, &read_params), tx.execute(&act, &act_params), tx.query_one(&write, &params));
+    let (meta, none) = (json!({}), None::<Value>);
+    let trial = NewRow { bucket, name, version: "precheck", metadata: &meta, user_metadata: &none };
+    let (b, wrote) = tokio::join!(tx.query_opt(&read, &read_params), write_as_caller(tx, spec, &trial, uuid::Uuid::new_v4()));
     let b = Bucket::from_row(b?)?;
     let limit = limit_for(s, &b);
     if content_length.and_then(|v| v.parse::<u64>().ok()).is_some_and(|n| n > limit + 64 * 1024) {
         return Err(StorageError::EntityTooLarge);
     }
-    acted?;
     wrote?;
     Ok(b)
 }
@@ -314,7 +308,9 @@ pub(crate) async fn commit_row(s: &Storage, spec: &UploadSpec, new: &NewRow<'_>)
 
 /// [`commit_row`], whose statements run while `durable` (the bytes being
 /// made durable) completes; the row commits only once it has succeeded.
-/// `durable` has always completed when this returns.
+/// Once the transaction is open, `durable` runs to completion whatever the
+/// statements do; if the pool or `BEGIN` fails first it is dropped unrun
+/// (a dropped [`FileWrite`] removes its staging file).
 pub(crate) async fn commit_row_after(
     s: &Storage,
     spec: &UploadSpec,
@@ -338,7 +334,7 @@ async fn write_row(
     spec: &UploadSpec,
     new: &NewRow<'_>,
 ) -> StorageResult<(uuid::Uuid, Option<String>)> {
-    let NewRow { bucket, name, version, metadata, user_metadata } = *new;
+    let NewRow { bucket, name, version, metadata, .. } = *new;
     // Writers of one name queue here, so each learns the version the
     // previous one committed (and deletes its bytes once replaced).
     // The lock, then the current row: sent together (tokio-postgres
@@ -359,19 +355,7 @@ async fn write_row(
         let tag = crate::storage::tag::compute(crate::storage::tag::key(s).await?, &id, version);
         m.insert(crate::storage::tag::FIELD.into(), Value::String(tag));
     }
-    // The switch to the caller and the write, sent together (both
-    // prepared first, so they go out in this order).
-    let act = db::act_as_statement(tx).await?;
-    let write = tx.prepare_cached(write_sql(spec.upsert)).await?;
-    let (role, claims) = spec.caller.apply_params();
-    let owner = owner_uuid(&spec.owner);
-    let act_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&role, &claims, &spec.operation];
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] =
-        [&bucket, &name, &owner, &spec.owner, &version, &metadata, user_metadata, &id];
-    let (acted, row) = tokio::join!(tx.execute(&act, &act_params), tx.query_one(&write, &params));
-    acted?;
-    let row = row?;
-    let written: uuid::Uuid = row.try_get(0)?;
+    let written = write_as_caller(tx, spec, &NewRow { metadata: &metadata, ..*new }, id).await?;
     if written != id {
         // A row appeared by other means between the lock and the write; its
         // id differs, so the tag would not hold. Refuse rather than store
@@ -379,6 +363,28 @@ async fn write_row(
         return Err(StorageError::Duplicate);
     }
     Ok((id, old))
+}
+
+/// Switches `tx` to the caller and writes `new`'s row with id `id`; the
+/// written row's id. Both statements are prepared first, then sent
+/// together, the switch first, so they run in this order (and after any
+/// statement the caller sent before polling this).
+async fn write_as_caller(
+    tx: &deadpool_postgres::Transaction<'_>,
+    spec: &UploadSpec,
+    new: &NewRow<'_>,
+    id: uuid::Uuid,
+) -> StorageResult<uuid::Uuid> {
+    let act = db::act_as_statement(tx).await?;
+    let write = tx.prepare_cached(write_sql(spec.upsert)).await?;
+    let (role, claims) = spec.caller.apply_params();
+    let owner = owner_uuid(&spec.owner);
+    let act_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&role, &claims, &spec.operation];
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] =
+        [&new.bucket, &new.name, &owner, &spec.owner, &new.version, new.metadata, new.user_metadata, &id];
+    let (acted, row) = tokio::join!(tx.execute(&act, &act_params), tx.query_one(&write, &params));
+    acted?;
+    Ok(row?.try_get(0)?)
 }
 
 /// Step 2: streams `source` to `path`, refusing more than `limit` bytes.
@@ -504,7 +510,7 @@ where
     E: std::fmt::Display,
 {
     let root = crate::storage::backend::file_root(&s.app.config);
-    let file = path.parts().fold(root.clone(), |p, part| p.join(part.as_ref()));
+    let file = crate::storage::backend::file_path(&root, path);
     let mut writer = FileWrite::start(root, file);
     let mut source = pin!(source);
     let mut size: u64 = 0;
