@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::{drive, per_second};
-use fluxbase::config::{Config, Overrides};
 use fluxbase::server::RunningServer;
 use serde_json::{json, Value};
 
@@ -55,16 +54,7 @@ async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let secs = if quick { 1.0 } else { 5.0 };
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = Config::load(
-        None,
-        Vec::new(),
-        &Overrides { data_dir: Some(dir.path().to_owned()), host: Some("127.0.0.1".into()), port: Some(0), database_url: None },
-    )
-    .expect("config");
-    config.embedded.fsync = false;
-    config.log.level = "warn".into();
-    config.auth.rate_limit_sign_in_sign_ups = 0;
-    config.auth.rate_limit_token_refresh = 0;
+    let mut config = common::config(dir.path());
     config.auth.password_queue = 100_000;
     let server = RunningServer::start(config).await.expect("server starts");
     let url = server.api_url().to_owned();

@@ -1,12 +1,31 @@
 //! What the in-process auth benchmarks (`auth_bench`, `oauth_bench`) share:
-//! the concurrent driver, one refresh-token rotation, and a one-core
-//! per-second loop. Included by each example with `#[path]`.
+//! the server's configuration, the concurrent driver, one refresh-token
+//! rotation, and a one-core per-second loop. Included by each example with
+//! `#[path]`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fluxbase::config::{Config, Overrides};
 use serde_json::{json, Value};
+
+/// A server configuration on a fresh data directory `dir`, loopback and any
+/// port, fsync off, quiet logs, and the sign-in and refresh rate limits off
+/// (the load comes from one address).
+pub fn config(dir: &std::path::Path) -> Config {
+    let mut config = Config::load(
+        None,
+        Vec::new(),
+        &Overrides { data_dir: Some(dir.to_owned()), host: Some("127.0.0.1".into()), port: Some(0), database_url: None },
+    )
+    .expect("config");
+    config.embedded.fsync = false;
+    config.log.level = "warn".into();
+    config.auth.rate_limit_sign_in_sign_ups = 0;
+    config.auth.rate_limit_token_refresh = 0;
+    config
+}
 
 /// Runs `op(i)` in a loop on `clients` tasks for `secs`; returns
 /// successes/s and the failure count.

@@ -23,7 +23,6 @@ use fluxbase::auth::config::ExternalProvider;
 mod common;
 
 use common::{drive, per_second};
-use fluxbase::config::{Config, Overrides};
 use fluxbase::server::RunningServer;
 use http_body_util::Full;
 use serde_json::{json, Value};
@@ -86,16 +85,7 @@ async fn main() {
     let id_token = id_tokens[0].clone();
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = Config::load(
-        None,
-        Vec::new(),
-        &Overrides { data_dir: Some(dir.path().to_owned()), host: Some("127.0.0.1".into()), port: Some(0), database_url: None },
-    )
-    .expect("config");
-    config.embedded.fsync = false;
-    config.log.level = "warn".into();
-    config.auth.rate_limit_sign_in_sign_ups = 0;
-    config.auth.rate_limit_token_refresh = 0;
+    let mut config = common::config(dir.path());
     config.auth.external.insert(
         "acme".into(),
         ExternalProvider { client_id: "bench".into(), secret: "s".into(), issuer: issuer.clone(), ..ExternalProvider::default() },
