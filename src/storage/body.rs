@@ -75,6 +75,12 @@ impl Stream for ChannelStream {
 /// Chunk size for reading local files (object_store's own stream reads 8 KiB at a time).
 const FILE_CHUNK: usize = 1 << 20;
 
+/// How far ahead of the read position the kernel is asked to have the file
+/// in memory. Its own readahead window (128 KiB by default, grown while
+/// reads stay sequential) keeps one small request in flight at a time; this
+/// keeps the disk's queue full while the bytes in hand go out to the client.
+const PREFETCH: u64 = 32 << 20;
+
 /// Streams a `get` result: local files are read in 1 MiB chunks on the
 /// blocking pool; other stores' streams are pumped as they come.
 pub fn pump_get(got: object_store::GetResult) -> ChannelStream {
@@ -100,8 +106,15 @@ fn read_file(
         return;
     }
     let mut left = range.end.saturating_sub(range.start);
+    let mut pos = range.start;
+    prefetch(&file, pos, PREFETCH.min(left));
     while left > 0 {
         let want = usize::try_from(left).unwrap_or(FILE_CHUNK).min(FILE_CHUNK);
+        // Keep the window PREFETCH ahead: ask for the chunk that enters it.
+        let ahead = pos + PREFETCH;
+        if ahead < range.end {
+            prefetch(&file, ahead, (range.end - ahead).min(FILE_CHUNK as u64));
+        }
         let mut buf = BytesMut::zeroed(want);
         match file.read(&mut buf) {
             Ok(0) => {
@@ -111,6 +124,7 @@ fn read_file(
             Ok(n) => {
                 buf.truncate(n);
                 left -= n as u64;
+                pos += n as u64;
                 if tx.blocking_send(Ok(buf.freeze())).is_err() {
                     return;
                 }
@@ -121,6 +135,15 @@ fn read_file(
             }
         }
     }
+}
+
+/// Asks the kernel to start reading `len` bytes at `offset` into the page
+/// cache (`POSIX_FADV_WILLNEED`); returns at once. Only a hint: a failure
+/// just leaves the read to the kernel's own readahead.
+fn prefetch(file: &std::fs::File, offset: u64, len: u64) {
+    use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else { return };
+    let _ = posix_fadvise(file, offset, len, PosixFadviseAdvice::POSIX_FADV_WILLNEED);
 }
 
 /// Pumps `source` into a [`ChannelStream`] from a task; the task stops when
