@@ -122,6 +122,55 @@ async fn refresh_token_reuse_revokes_the_session() {
     s.shutdown().await;
 }
 
+/// Grants arriving together are run in batches (src/auth/refresh_batch.rs):
+/// each must still get exactly its own outcome.
+#[tokio::test]
+async fn concurrent_refreshes_each_get_their_own_outcome() {
+    let s = TestServer::start_with(TestDatabase::fresh().await, |c| {
+        c.auth.enable_anonymous_sign_ins = true;
+        c.auth.rate_limit_anonymous_users = 1000;
+    })
+    .await;
+    let api = Api::new(&s);
+    let mut tokens = Vec::new();
+    for _ in 0..16 {
+        let (st, v) = api.post("/signup", json!({})).await;
+        assert_eq!(st, 200, "{v}");
+        tokens.push(v["refresh_token"].as_str().expect("rt").to_owned());
+    }
+    // Every token once, the first one a second time (two tabs racing), and
+    // four unknown tokens: all at once.
+    let mut presented = tokens.clone();
+    presented.push(tokens[0].clone());
+    presented.extend((0..4).map(|i| format!("no-such-token-{i}")));
+    let grants = presented.iter().map(|t| api.post("/token?grant_type=refresh_token", json!({"refresh_token": t})));
+    let answers = futures_util::future::join_all(grants).await;
+    let mut issued = std::collections::HashSet::new();
+    for (st, v) in &answers[..16] {
+        assert_eq!(*st, 200, "{v}");
+        issued.insert(v["refresh_token"].as_str().expect("rt").to_owned());
+        assert!(v["access_token"].is_string() && v["user"]["is_anonymous"] == json!(true), "{v}");
+    }
+    assert_eq!(issued.len(), 16, "every session got its own new token");
+    assert!(tokens.iter().all(|t| !issued.contains(t)), "every token was rotated");
+    // The twin lands within the reuse interval: it gets the session's current token.
+    let (st, twin) = &answers[16];
+    assert_eq!(*st, 200, "{twin}");
+    assert_eq!(twin["refresh_token"], answers[0].1["refresh_token"]);
+    for (st, e) in &answers[17..] {
+        assert_eq!((*st, e["code"].as_str()), (400, Some("refresh_token_not_found")), "{e}");
+    }
+    // A batch that fails as a whole (here: its function is gone) commits
+    // nothing, and its grants are run again one by one.
+    let pg = s.db.client().await;
+    pg.batch_execute("drop function fluxbase.auth_refresh_many(text[], text[], boolean, float8, float8, float8)").await.expect("drop");
+    let grants = issued.iter().map(|t| api.post("/token?grant_type=refresh_token", json!({"refresh_token": t})));
+    for (st, v) in futures_util::future::join_all(grants).await {
+        assert_eq!(st, 200, "{v}");
+    }
+    s.shutdown().await;
+}
+
 #[tokio::test]
 async fn refresh_ends_sessions_past_their_lifetime_and_can_keep_the_token() {
     let s = TestServer::start_with(TestDatabase::fresh().await, |c| {

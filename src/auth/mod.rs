@@ -33,6 +33,7 @@ pub mod oauth;
 pub mod otp;
 pub mod password;
 pub mod ratelimit;
+pub mod refresh_batch;
 pub mod routes;
 pub mod settings;
 pub mod shared_limits;
@@ -71,6 +72,8 @@ pub struct Auth {
     pub smtp: Option<Arc<smtp::Smtp>>,
     /// The OAuth providers' HTTP client and key cache.
     pub oauth: oauth::Oauth,
+    /// Refresh-token grants coalesced into batches.
+    pub refreshes: Arc<refresh_batch::RefreshBatcher>,
     /// Configured mail subjects and templates.
     pub templates: Arc<templates::Overrides>,
 }
@@ -82,7 +85,7 @@ impl Auth {
         let smtp = smtp::Smtp::from_config(&state.config.auth).map_err(AuthError::internal)?.map(Arc::new);
         let oauth = oauth::Oauth::new().map_err(AuthError::internal)?;
         let templates = Arc::new(templates::Overrides::load(&state.config.auth).map_err(AuthError::Internal)?);
-        Ok(Auth { state, passwords, limits: Arc::new(ratelimit::RateLimiter::default()), shared: Arc::default(), smtp, oauth, templates })
+        Ok(Auth { state, passwords, limits: Arc::new(ratelimit::RateLimiter::default()), shared: Arc::default(), smtp, oauth, refreshes: Arc::default(), templates })
     }
 
     /// The `[auth]` configuration.

@@ -21,7 +21,6 @@ use deadpool_postgres::GenericClient;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use super::errors::AuthError;
@@ -170,24 +169,32 @@ impl Auth {
     /// access-token hook is told, `db` where it runs (the session's
     /// transaction).
     pub async fn session_json(&self, db: &impl GenericClient, parts: &SessionParts, method: &str) -> Result<Value, AuthError> {
+        let Some(function) = self.config().hook_function() else {
+            return self.session_json_unhooked(parts);
+        };
         let claims = self.claims(parts);
         let exp = claims.exp;
-        let access_token = match self.config().hook_function() {
-            Some(function) => {
-                let claims = serde_json::to_value(&claims).map_err(AuthError::internal)?;
-                let claims = self.run_hook(db, &function, claims, method).await?;
-                self.sign(&claims)?
-            }
-            None => self.sign(&claims)?,
-        };
-        Ok(json!({
+        let claims = serde_json::to_value(&claims).map_err(AuthError::internal)?;
+        let claims = self.run_hook(db, &function, claims, method).await?;
+        Ok(self.session_body(self.sign(&claims)?, exp, parts))
+    }
+
+    /// The session JSON when no access-token hook is configured: no
+    /// database work.
+    fn session_json_unhooked(&self, parts: &SessionParts) -> Result<Value, AuthError> {
+        let claims = self.claims(parts);
+        Ok(self.session_body(self.sign(&claims)?, claims.exp, parts))
+    }
+
+    fn session_body(&self, access_token: String, exp: i64, parts: &SessionParts) -> Value {
+        json!({
             "access_token": access_token,
             "token_type": "bearer",
             "expires_in": self.config().jwt_exp,
             "expires_at": exp,
             "refresh_token": parts.refresh_token,
             "user": parts.user,
-        }))
+        })
     }
 
     /// Signs access-token claims with the project's signing key.
@@ -307,22 +314,22 @@ impl Auth {
     }
 
     /// The refresh-token grant: rotation with reuse detection (see the module
-    /// doc), in one round trip: `fluxbase.auth_refresh()` (migration
-    /// `0201_auth_refresh.sql`) as a cached prepared statement, run as its
-    /// own transaction. With a custom access-token hook, the call and the
-    /// hook share one transaction, so a refusal leaves the token unrotated.
+    /// doc), `fluxbase.auth_refresh()` (migrations `0201`, `0204`). Without
+    /// an access-token hook the grant joins the next batch
+    /// ([`super::refresh_batch`]); with one, the call and the hook share one
+    /// transaction, so a refusal leaves the token unrotated.
     pub async fn refresh(&self, token: &str) -> Result<Value, AuthError> {
         if token.is_empty() || token.len() > 255 {
             return Err(AuthError::RefreshTokenNotFound);
         }
-        let mut client = self.db().await?;
         if self.config().hook_function().is_none() {
-            let parts = self.rotate(&client, token).await?;
-            // No hook: signing needs no database work.
-            return self.session_json(&client, &parts, "token_refresh").await;
+            let rotation = self.refreshes.rotate(&self.state, token.to_owned(), new_refresh_token()).await?;
+            return self.session_json_unhooked(&rotation.into_parts()?);
         }
+        let mut client = self.db().await?;
         let tx = client.transaction().await?;
-        match self.rotate(&tx, token).await {
+        let rotated = super::refresh_batch::rotate_one(&tx, self.config(), token, &new_refresh_token()).await;
+        match rotated.and_then(Rotation::into_parts) {
             Ok(parts) => {
                 let session = self.session_json(&tx, &parts, "token_refresh").await?;
                 tx.commit().await?;
@@ -337,53 +344,56 @@ impl Auth {
             }
         }
     }
+}
 
-    /// Runs `fluxbase.auth_refresh()` for `token` on `db`.
-    async fn rotate(&self, db: &impl GenericClient, token: &str) -> Result<SessionParts, AuthError> {
-        let cfg = self.config();
-        let next = new_refresh_token();
-        let stmt = db
-            .prepare_typed_cached(
-                "select outcome, session_id, user_id, aal, amr, refresh_token, user_json
-                   from fluxbase.auth_refresh($1, $2, $3, $4, $5, $6)",
-                &[Type::TEXT, Type::TEXT, Type::BOOL, Type::FLOAT8, Type::FLOAT8, Type::FLOAT8],
-            )
-            .await?;
-        let row = db
-            .query_one(
-                &stmt,
-                &[
-                    &token,
-                    &next,
-                    &cfg.refresh_token_rotation,
-                    &(cfg.refresh_token_reuse_interval as f64),
-                    &(cfg.sessions_timebox as f64),
-                    &(cfg.sessions_inactivity_timeout as f64),
-                ],
-            )
-            .await?;
-        let outcome: &str = row.try_get("outcome").map_err(AuthError::internal)?;
-        match outcome {
+/// What `fluxbase.auth_refresh()` answered for one grant.
+#[derive(Debug)]
+pub struct Rotation {
+    outcome: String,
+    session_id: Option<Uuid>,
+    aal: Option<String>,
+    amr: Option<Value>,
+    refresh_token: Option<String>,
+    user: Option<Value>,
+}
+
+impl Rotation {
+    /// Reads the columns `outcome, session_id, aal, amr, refresh_token, user_json`.
+    pub fn from_row(row: &tokio_postgres::Row) -> Result<Rotation, AuthError> {
+        let get = |e| AuthError::internal(e);
+        Ok(Rotation {
+            outcome: row.try_get("outcome").map_err(get)?,
+            session_id: row.try_get("session_id").map_err(get)?,
+            aal: row.try_get("aal").map_err(get)?,
+            amr: row.try_get("amr").map_err(get)?,
+            refresh_token: row.try_get("refresh_token").map_err(get)?,
+            user: row.try_get("user_json").map_err(get)?,
+        })
+    }
+
+    /// The session to hand out, or the grant's error.
+    pub fn into_parts(self) -> Result<SessionParts, AuthError> {
+        match self.outcome.as_str() {
             "ok" => {}
             "expired" => return Err(AuthError::SessionExpired),
             "reused" => {
-                let session_id: Option<Uuid> = row.try_get("session_id").ok().flatten();
-                tracing::warn!(?session_id, "refresh token reused; session revoked");
+                tracing::warn!(session_id = ?self.session_id, "refresh token reused; session revoked");
                 return Err(AuthError::RefreshTokenAlreadyUsed);
             }
             _ => return Err(AuthError::RefreshTokenNotFound),
         }
-        let session_id: Uuid = row.try_get("session_id").map_err(AuthError::internal)?;
-        let aal: String = row.try_get("aal").map_err(AuthError::internal)?;
-        let refresh_token: String = row.try_get("refresh_token").map_err(AuthError::internal)?;
-        let amr: Value = row.try_get("amr").map_err(AuthError::internal)?;
-        let user: Option<Value> = row.try_get("user_json").map_err(AuthError::internal)?;
-        let user = user.ok_or(AuthError::RefreshTokenNotFound)?;
-        let amr = match amr {
-            Value::Array(a) => a,
+        let missing = |what: &str| AuthError::Internal(format!("auth_refresh returned no {what}"));
+        let amr = match self.amr {
+            Some(Value::Array(a)) => a,
             _ => Vec::new(),
         };
-        Ok(SessionParts { user, session_id, aal, amr, refresh_token })
+        Ok(SessionParts {
+            user: self.user.ok_or(AuthError::RefreshTokenNotFound)?,
+            session_id: self.session_id.ok_or_else(|| missing("session"))?,
+            aal: self.aal.ok_or_else(|| missing("aal"))?,
+            amr,
+            refresh_token: self.refresh_token.ok_or_else(|| missing("refresh token"))?,
+        })
     }
 }
 
