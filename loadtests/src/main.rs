@@ -124,6 +124,10 @@ enum Cmd {
         /// Seconds to run.
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
+        /// Sign a new JWT for every request (distinct `jti` and
+        /// `session_id`), as P8 asks, instead of one token per user.
+        #[arg(long)]
+        distinct_jwt: bool,
     },
     /// Raw Argon2id hashes/s on all threads (the password sign-in ceiling).
     Argon2 {
@@ -173,8 +177,8 @@ async fn run_async(cmd: Cmd) -> Result<serde_json::Value> {
             }
             None => ws_fanout_baseline(subscribers, messages, size.max(16), rate).await,
         },
-        Cmd::RestGet { url, apikey, jwt_secret, nitems, users, concurrency, seconds } => {
-            rest::run(rest::RestGet { url, apikey, jwt_secret, nitems, users, concurrency: concurrency.max(1), seconds }).await
+        Cmd::RestGet { url, apikey, jwt_secret, nitems, users, concurrency, seconds, distinct_jwt } => {
+            rest::run(rest::RestGet { url, apikey, jwt_secret, nitems, users, concurrency: concurrency.max(1), seconds, distinct_jwt }).await
         }
         Cmd::Argon2 { .. } => bail!("argon2 runs synchronously"),
     }

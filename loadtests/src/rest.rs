@@ -1,7 +1,8 @@
 //! `rest-get`: GET by primary key with a user JWT and RLS, from a cheap
 //! Rust client (reqwest over keep-alive connections), so the figure is not
 //! capped by the load generator: k6 spends about as much CPU per request
-//! as the server on the same two cores.
+//! as the server on the same two cores. With `--distinct-jwt` every request
+//! carries a freshly signed token (P8), signed here in a few microseconds.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,19 +27,26 @@ pub struct RestGet {
     pub concurrency: usize,
     /// Seconds to run.
     pub seconds: f64,
+    /// A freshly signed JWT per request (P8) instead of one per user.
+    pub distinct_jwt: bool,
 }
 
-fn token(secret: &str, u: u64) -> Result<String> {
+/// User `u`'s token; `nonce`, when given, makes it unique (`jti`, `session_id`).
+fn token(secret: &str, u: u64, nonce: Option<(usize, u64)>) -> Result<String> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-    let claims = json!({"sub": format!("00000000-0000-0000-0000-{u:012}"), "role": "authenticated",
-                        "aud": "authenticated", "iat": now, "exp": now + 3600});
+    let mut claims = json!({"sub": format!("00000000-0000-0000-0000-{u:012}"), "role": "authenticated",
+                            "aud": "authenticated", "iat": now, "exp": now + 3600});
+    if let Some((worker, n)) = nonce {
+        claims["jti"] = json!(format!("{worker}-{n}"));
+        claims["session_id"] = json!(format!("{worker}-{n}"));
+    }
     Ok(jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()))?)
 }
 
 /// Runs the load; returns requests/s, failures and latency percentiles.
 pub async fn run(t: RestGet) -> Result<Value> {
     let users = t.users.max(1);
-    let tokens: Arc<Vec<String>> = Arc::new((1..=users).map(|u| token(&t.jwt_secret, u)).collect::<Result<_>>()?);
+    let tokens: Arc<Vec<String>> = Arc::new((1..=users).map(|u| token(&t.jwt_secret, u, None)).collect::<Result<_>>()?);
     let http = reqwest::Client::builder().pool_max_idle_per_host(t.concurrency).build()?;
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -48,12 +56,15 @@ pub async fn run(t: RestGet) -> Result<Value> {
     for worker in 0..t.concurrency {
         let (http, tokens, stop, ok, failed, base, apikey) =
             (http.clone(), Arc::clone(&tokens), Arc::clone(&stop), Arc::clone(&ok), Arc::clone(&failed), base.clone(), t.apikey.clone());
+        let fresh = t.distinct_jwt.then(|| t.jwt_secret.clone());
         let per_user = (t.nitems / users).max(2);
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             // A cheap deterministic spread of users and keys per worker.
             let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ worker as u64;
+            let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
+                n += 1;
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
@@ -61,12 +72,15 @@ pub async fn run(t: RestGet) -> Result<Value> {
                 let k = 1 + (x >> 20) % (per_user - 1);
                 let id = k * users + u - 1;
                 let t0 = Instant::now();
-                let res = http
-                    .get(format!("{base}?id=eq.{id}&select=*"))
-                    .header("apikey", &apikey)
-                    .bearer_auth(&tokens[(u - 1) as usize])
-                    .send()
-                    .await;
+                let signed;
+                let bearer: &str = match &fresh {
+                    Some(secret) => {
+                        signed = token(secret, u, Some((worker, n))).unwrap_or_default();
+                        &signed
+                    }
+                    None => &tokens[(u - 1) as usize],
+                };
+                let res = http.get(format!("{base}?id=eq.{id}&select=*")).header("apikey", &apikey).bearer_auth(bearer).send().await;
                 let good = match res {
                     Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
                     _ => false,
