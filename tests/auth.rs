@@ -220,6 +220,27 @@ async fn sign_in_rate_limit_gives_429() {
     s.shutdown().await;
 }
 
+/// Concurrent calls from one address are counted together in one statement
+/// per round (src/auth/shared_limits.rs): exactly the limit gets through.
+#[tokio::test]
+async fn concurrent_calls_from_one_address_are_counted_exactly() {
+    let s = TestServer::start_with(TestDatabase::fresh().await, |c| c.auth.rate_limit_token_refresh = 5).await;
+    let api = Api::new(&s);
+    let grants = (0..24).map(|i| api.post("/token?grant_type=refresh_token", json!({"refresh_token": format!("no-such-{i}")})));
+    let answers = futures_util::future::join_all(grants).await;
+    let counted = |code: &str| answers.iter().filter(|(_, e)| e["code"] == json!(code)).count();
+    assert_eq!(counted("refresh_token_not_found"), 5, "{answers:?}");
+    assert_eq!(counted("over_request_rate_limit"), 19, "{answers:?}");
+    let pg = s.db.client().await;
+    let n: i32 = pg
+        .query_one("select count from fluxbase.auth_rate_limits where action = 'refresh'", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 5);
+    s.shutdown().await;
+}
+
 #[tokio::test]
 async fn failures_are_limited_per_address_whatever_the_ip_limit() {
     let s = TestServer::start_with(TestDatabase::fresh().await, |c| {

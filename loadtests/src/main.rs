@@ -10,10 +10,12 @@
 //! - `argon2`: raw Argon2id hashes/s at the sign-in parameters (P9 baseline).
 //! - `rest-get`: REST GET by primary key with user JWTs and RLS ([`rest`]),
 //!   from a client far cheaper per request than k6 (P6 beside pgbench).
+//! - `refresh`: refresh-token grants from the same kind of client ([`refresh`], P10).
 //!
 //! Each prints one JSON object on stdout; `loadtests/run` reads it.
 
 mod realtime;
+mod refresh;
 mod rest;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -129,6 +131,21 @@ enum Cmd {
         #[arg(long)]
         distinct_jwt: bool,
     },
+    /// Refresh-token grants, each worker rotating its own session's token.
+    Refresh {
+        /// Fluxbase base URL.
+        #[arg(long)]
+        url: String,
+        /// The anon key.
+        #[arg(long)]
+        apikey: String,
+        /// Workers (sessions), one grant in flight each.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+    },
     /// Raw Argon2id hashes/s on all threads (the password sign-in ceiling).
     Argon2 {
         /// Threads hashing in parallel.
@@ -179,6 +196,9 @@ async fn run_async(cmd: Cmd) -> Result<serde_json::Value> {
         },
         Cmd::RestGet { url, apikey, jwt_secret, nitems, users, concurrency, seconds, distinct_jwt } => {
             rest::run(rest::RestGet { url, apikey, jwt_secret, nitems, users, concurrency: concurrency.max(1), seconds, distinct_jwt }).await
+        }
+        Cmd::Refresh { url, apikey, concurrency, seconds } => {
+            refresh::run(refresh::Refresh { url, apikey, concurrency: concurrency.max(1), seconds }).await
         }
         Cmd::Argon2 { .. } => bail!("argon2 runs synchronously"),
     }

@@ -9,12 +9,23 @@
 //! round trip. Only refusals are cached, so a call is never let through on a
 //! stale count. The cache is bounded like the in-memory counters.
 //!
+//! Concurrent checks of one (action, key) in this process go to the database
+//! together: while one statement for the key is in flight, later calls
+//! wait and the next statement counts all of them at once (`n`), granting
+//! the first ones up to what the window has left. The count is exact (no
+//! permit is reserved ahead of a call), and one client IP making many calls
+//! at once costs one statement per round, not a queue of updates on one
+//! row (measured: 1,700 → see docs/performance.md for refresh grants from
+//! one address).
+//!
 //! Windows long over are swept now and then by the instance that happens to
 //! make the 4096th check.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+
+use tokio::sync::oneshot;
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::GenericClient;
@@ -24,19 +35,29 @@ use super::errors::AuthError;
 use super::ratelimit::{Action, MAX_KEYS};
 use super::Auth;
 
-/// Count one call; a row comes back when it is allowed. `remaining` is what
-/// the window has left (seconds) as it stood before this statement.
-const CHECK_SQL: &str = "with up as (
+/// Count `$5` calls at once (`$3` per `$4` seconds): how many are granted
+/// (the first ones, up to what the window has left) and the seconds the
+/// window has left. The existing row is locked first, so `granted` is the
+/// difference this statement made; when another instance created the row
+/// between the lock and the insert, nothing is granted (counted, refused:
+/// the safe side of a race that only a key's very first calls can meet).
+const TAKE_SQL: &str = "with old as (
+    select r.count, r.window_start > now() - make_interval(secs => $4) as live
+      from fluxbase.auth_rate_limits r where r.action = $1 and r.key = $2 for update),
+  up as (
     insert into fluxbase.auth_rate_limits as r (action, key, window_start, count)
-    values ($1, $2, now(), 1)
+    select $1, $2, now(), least($5, $3) from (select count(*) from old) locked_first
     on conflict (action, key) do update
       set window_start = case when r.window_start <= now() - make_interval(secs => $4) then now() else r.window_start end,
-          count = case when r.window_start <= now() - make_interval(secs => $4) then 1 else r.count + 1 end
-      where r.window_start <= now() - make_interval(secs => $4) or r.count < $3
-    returning 1)
-  select exists (select 1 from up) as allowed,
-         (select extract(epoch from (w.window_start + make_interval(secs => $4) - now()))::float8
-            from fluxbase.auth_rate_limits w where w.action = $1 and w.key = $2) as remaining";
+          count = case when r.window_start <= now() - make_interval(secs => $4) then least($5, $3)
+                       else greatest(r.count, least(r.count + $5, $3)) end
+    returning r.count, r.window_start, (r.xmax = 0) as inserted)
+  select case when up.inserted then up.count
+              when not exists (select 1 from old) then 0
+              when (select live from old) then up.count - (select count from old)
+              else up.count end as granted,
+         extract(epoch from (up.window_start + make_interval(secs => $4) - now()))::float8 as remaining
+    from up";
 
 const PEEK_SQL: &str = "select count from fluxbase.auth_rate_limits
   where action = $1 and key = $2 and window_start > now() - make_interval(secs => $3)";
@@ -51,7 +72,12 @@ const SWEEP_EVERY: u64 = 4096;
 pub struct SharedLimits {
     refused_until: Mutex<HashMap<(Action, String), Instant>>,
     checks: AtomicU64,
+    /// Keys with a statement in flight, and the calls waiting for the next one.
+    waiting: Mutex<HashMap<(Action, String), Vec<Waiter>>>,
 }
+
+/// A call waiting for its round: granted or not, or the round's error.
+type Waiter = oneshot::Sender<Result<bool, String>>;
 
 impl SharedLimits {
     fn refused(&self, action: Action, key: &str, now: Instant) -> bool {
@@ -89,8 +115,59 @@ impl Auth {
         if self.shared.refused(action, key, Instant::now()) {
             return Ok(false);
         }
-        let client = self.db().await?;
-        self.check_shared(&client, action, key, limit, per).await
+        let (tx, rx) = oneshot::channel();
+        let lead = {
+            let mut waiting = self.shared.waiting.lock().map_err(|_| AuthError::Internal("rate limits poisoned".into()))?;
+            let lead = !waiting.contains_key(&(action, key.to_owned()));
+            waiting.entry((action, key.to_owned())).or_default().push(tx);
+            lead
+        };
+        if lead {
+            // Its own task: a caller that hangs up must not strand the others.
+            let (auth, key) = (self.clone(), key.to_owned());
+            tokio::spawn(async move { auth.count_rounds(action, key, limit, per).await });
+        }
+        match rx.await {
+            Ok(Ok(allowed)) => Ok(allowed),
+            Ok(Err(e)) => Err(AuthError::Internal(e)),
+            Err(_) => Err(AuthError::Internal("rate-limit round dropped".into())),
+        }
+    }
+
+    /// Counts the waiting calls of (`action`, `key`) in rounds, one statement
+    /// each, until none are left.
+    async fn count_rounds(&self, action: Action, key: String, limit: u32, per: Duration) {
+        loop {
+            let round = {
+                let Ok(mut waiting) = self.shared.waiting.lock() else { return };
+                let id = (action, key.clone());
+                match waiting.get_mut(&id) {
+                    Some(w) if !w.is_empty() => std::mem::take(w),
+                    _ => {
+                        waiting.remove(&id);
+                        return;
+                    }
+                }
+            };
+            let n = u32::try_from(round.len()).unwrap_or(u32::MAX);
+            let granted = match self.db().await {
+                Ok(client) => self.take_shared(&client, action, &key, limit, per, n).await,
+                Err(e) => Err(e),
+            };
+            match granted {
+                Ok(granted) => {
+                    for (i, w) in round.into_iter().enumerate() {
+                        let _ = w.send(Ok((i as u64) < u64::from(granted)));
+                    }
+                }
+                Err(e) => {
+                    let e = e.to_string();
+                    for w in round {
+                        let _ = w.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
     }
 
     /// [`Auth::allow`] counted on `db`, the caller's connection (or
@@ -105,16 +182,18 @@ impl Auth {
         if self.shared.refused(action, key, Instant::now()) {
             return Ok(false);
         }
-        self.check_shared(db, action, key, limit, per).await
+        Ok(self.take_shared(db, action, key, limit, per, 1).await? == 1)
     }
 
-    async fn check_shared(&self, db: &impl GenericClient, action: Action, key: &str, limit: u32, per: Duration) -> Result<bool, AuthError> {
+    /// Counts `n` calls on `db`; how many of them are granted.
+    async fn take_shared(&self, db: &impl GenericClient, action: Action, key: &str, limit: u32, per: Duration, n: u32) -> Result<u32, AuthError> {
         let now = Instant::now();
-        let stmt = db.prepare_typed_cached(CHECK_SQL, &[Type::TEXT, Type::TEXT, Type::INT4, Type::FLOAT8]).await?;
-        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
-        let row = db.query_one(&stmt, &[&action.name(), &key, &limit, &per.as_secs_f64()]).await?;
-        let allowed: bool = row.try_get("allowed").map_err(AuthError::internal)?;
-        if !allowed {
+        let stmt = db.prepare_typed_cached(TAKE_SQL, &[Type::TEXT, Type::TEXT, Type::INT4, Type::FLOAT8, Type::INT4]).await?;
+        let (limit, n) = (i32::try_from(limit).unwrap_or(i32::MAX), i32::try_from(n).unwrap_or(i32::MAX));
+        let row = db.query_one(&stmt, &[&action.name(), &key, &limit, &per.as_secs_f64(), &n]).await?;
+        let granted: i32 = row.try_get("granted").map_err(AuthError::internal)?;
+        let granted = granted.clamp(0, n);
+        if granted < n {
             let remaining: Option<f64> = row.try_get("remaining").map_err(AuthError::internal)?;
             if let Some(left) = remaining.filter(|r| r.is_finite() && *r > 0.0) {
                 self.shared.remember_refusal(action, key, now + Duration::from_secs_f64(left.min(per.as_secs_f64())), now);
@@ -125,7 +204,7 @@ impl Auth {
                 tracing::warn!(error = %e, "sweeping auth rate limits failed");
             }
         }
-        Ok(allowed)
+        Ok(u32::try_from(granted).unwrap_or(0))
     }
 
     /// Calls of `action` by `key` counted in the current window, without
