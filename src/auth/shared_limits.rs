@@ -15,8 +15,8 @@
 //! the first ones up to what the window has left. The count is exact (no
 //! permit is reserved ahead of a call), and one client IP making many calls
 //! at once costs one statement per round, not a queue of updates on one
-//! row (measured: 1,700 → see docs/performance.md for refresh grants from
-//! one address).
+//! row: refresh grants from one address went from about 1,700/s to 2,800/s
+//! (`loadtests refresh`, 32 sessions; 3,100/s with `memory`).
 //!
 //! Windows long over are swept now and then by the instance that happens to
 //! make the 4096th check.
