@@ -14,6 +14,7 @@
 //!
 //! Each prints one JSON object on stdout; `loadtests/run` reads it.
 
+mod closed_loop;
 mod realtime;
 mod refresh;
 mod rest;

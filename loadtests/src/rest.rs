@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Result;
 use serde_json::{json, Value};
@@ -91,23 +91,5 @@ pub async fn run(t: RestGet) -> Result<Value> {
             lat
         }));
     }
-    tokio::time::sleep(Duration::from_secs_f64(t.seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut lat = Vec::new();
-    for task in tasks {
-        lat.extend(task.await?);
-    }
-    let secs = start.elapsed().as_secs_f64();
-    lat.sort_by(f64::total_cmp);
-    let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
-    let ok = ok.load(Ordering::Relaxed);
-    Ok(json!({
-        "requests_per_sec": ok as f64 / secs,
-        "ok": ok,
-        "failed": failed.load(Ordering::Relaxed),
-        "p50_ms": pct(0.5),
-        "p99_ms": pct(0.99),
-        "concurrency": t.concurrency,
-        "seconds": secs,
-    }))
+    crate::closed_loop::finish(tasks, &stop, start, t.seconds, (&ok, &failed), "requests_per_sec").await
 }
