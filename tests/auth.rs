@@ -241,6 +241,53 @@ async fn concurrent_calls_from_one_address_are_counted_exactly() {
     s.shutdown().await;
 }
 
+/// GoTrue's cleanup: rotated tokens older than 24 hours and sessions ended
+/// 72 hours ago are swept after a refresh (src/auth/cleanup.rs); live ones stay.
+#[tokio::test]
+async fn old_rotated_tokens_and_ended_sessions_are_swept() {
+    let s = TestServer::start().await;
+    let pg = s.db.client().await;
+    pg.batch_execute(
+        "insert into auth.users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at, created_at, updated_at,
+                                 raw_app_meta_data, raw_user_meta_data)
+         values ('00000000-0000-0000-0000-000000000000', '11111111-1111-1111-1111-111111111111', 'authenticated', 'authenticated',
+                 'sweep@example.com', '', now(), now(), now(), '{\"provider\":\"email\"}', '{}');
+         insert into auth.sessions (id, user_id, created_at, updated_at, aal, not_after) values
+           ('22222222-2222-2222-2222-222222222222', '11111111-1111-1111-1111-111111111111', now(), now(), 'aal1', null),
+           ('33333333-3333-3333-3333-333333333333', '11111111-1111-1111-1111-111111111111', now() - interval '9 days', now(), 'aal1',
+            now() - interval '4 days');
+         insert into auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, session_id) values
+           ('00000000-0000-0000-0000-000000000000', 'old-rotated', '11111111-1111-1111-1111-111111111111', true,
+            now() - interval '2 days', now() - interval '25 hours', '22222222-2222-2222-2222-222222222222'),
+           ('00000000-0000-0000-0000-000000000000', 'recently-rotated', '11111111-1111-1111-1111-111111111111', true,
+            now() - interval '2 hours', now() - interval '1 hour', '22222222-2222-2222-2222-222222222222'),
+           ('00000000-0000-0000-0000-000000000000', 'live', '11111111-1111-1111-1111-111111111111', false,
+            now(), now(), '22222222-2222-2222-2222-222222222222'),
+           ('00000000-0000-0000-0000-000000000000', 'of-ended-session', '11111111-1111-1111-1111-111111111111', false,
+            now() - interval '9 days', now() - interval '9 days', '33333333-3333-3333-3333-333333333333');",
+    )
+    .await
+    .expect("fixture");
+    let api = Api::new(&s);
+    let (st, v) = api.post("/token?grant_type=refresh_token", json!({"refresh_token": "live"})).await;
+    assert_eq!(st, 200, "{v}");
+    let mut left = Vec::new();
+    for _ in 0..50 {
+        let rows = pg.query("select token from auth.refresh_tokens order by token", &[]).await.expect("tokens");
+        left = rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>();
+        if !left.iter().any(|t| t == "old-rotated" || t == "of-ended-session") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!left.contains(&"old-rotated".to_owned()) && !left.contains(&"of-ended-session".to_owned()), "{left:?}");
+    assert!(left.contains(&"recently-rotated".to_owned()) && left.contains(&"live".to_owned()), "{left:?}");
+    assert_eq!(left.len(), 3, "the new token too: {left:?}");
+    let sessions: i64 = pg.query_one("select count(*) from auth.sessions", &[]).await.expect("sessions").get(0);
+    assert_eq!(sessions, 1, "the ended session is gone, the live one stays");
+    s.shutdown().await;
+}
+
 #[tokio::test]
 async fn failures_are_limited_per_address_whatever_the_ip_limit() {
     let s = TestServer::start_with(TestDatabase::fresh().await, |c| {

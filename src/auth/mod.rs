@@ -24,6 +24,7 @@
 //! - [`admin`]: the service-role endpoints.
 
 pub mod admin;
+pub mod cleanup;
 pub mod config;
 pub mod errors;
 pub mod logout;
@@ -74,6 +75,8 @@ pub struct Auth {
     pub oauth: oauth::Oauth,
     /// Refresh-token grants coalesced into batches.
     pub refreshes: Arc<refresh_batch::RefreshBatcher>,
+    /// Old rotated tokens and ended sessions, swept now and then.
+    pub cleanup: Arc<cleanup::Cleanup>,
     /// Configured mail subjects and templates.
     pub templates: Arc<templates::Overrides>,
 }
@@ -85,7 +88,7 @@ impl Auth {
         let smtp = smtp::Smtp::from_config(&state.config.auth).map_err(AuthError::internal)?.map(Arc::new);
         let oauth = oauth::Oauth::new().map_err(AuthError::internal)?;
         let templates = Arc::new(templates::Overrides::load(&state.config.auth).map_err(AuthError::Internal)?);
-        Ok(Auth { state, passwords, limits: Arc::new(ratelimit::RateLimiter::default()), shared: Arc::default(), smtp, oauth, refreshes: Arc::default(), templates })
+        Ok(Auth { state, passwords, limits: Arc::new(ratelimit::RateLimiter::default()), shared: Arc::default(), smtp, oauth, refreshes: Arc::default(), cleanup: Arc::default(), templates })
     }
 
     /// The `[auth]` configuration.

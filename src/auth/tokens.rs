@@ -217,6 +217,7 @@ impl Auth {
         let tx = client.transaction().await?;
         let session = self.start_session_in(&tx, user_id, method, ip, user_agent).await?;
         tx.commit().await?;
+        self.cleanup.maybe_run(&self.state);
         Ok(session)
     }
 
@@ -324,6 +325,7 @@ impl Auth {
         }
         if self.config().hook_function().is_none() {
             let rotation = self.refreshes.rotate(&self.state, token.to_owned(), new_refresh_token()).await?;
+            self.cleanup.maybe_run(&self.state);
             return self.session_json_unhooked(&rotation.into_parts()?);
         }
         let mut client = self.db().await?;
@@ -333,6 +335,7 @@ impl Auth {
             Ok(parts) => {
                 let session = self.session_json(&tx, &parts, "token_refresh").await?;
                 tx.commit().await?;
+                self.cleanup.maybe_run(&self.state);
                 Ok(session)
             }
             Err(e) => {
