@@ -137,6 +137,7 @@ impl Auth {
     /// Counts the waiting calls of (`action`, `key`) in rounds, one statement
     /// each, until none are left.
     async fn count_rounds(&self, action: Action, key: String, limit: u32, per: Duration) {
+        let _unstuck = UnstuckOnPanic { shared: &self.shared, id: (action, key.clone()) };
         loop {
             let round = {
                 let Ok(mut waiting) = self.shared.waiting.lock() else { return };
@@ -221,6 +222,24 @@ impl Auth {
             None => 0,
         };
         Ok(u32::try_from(n).unwrap_or(0))
+    }
+}
+
+/// Should a round panic, its key must not stay "in flight" for good (every
+/// later call would wait forever): the entry goes, and its waiters get an
+/// error. On a normal exit the round has removed the entry itself.
+struct UnstuckOnPanic<'a> {
+    shared: &'a SharedLimits,
+    id: (Action, String),
+}
+
+impl Drop for UnstuckOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Ok(mut waiting) = self.shared.waiting.lock() {
+                waiting.remove(&self.id);
+            }
+        }
     }
 }
 
