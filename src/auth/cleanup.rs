@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use super::errors::AuthError;
 use super::tokens::now_secs;
-use super::AuthConfig;
+use super::{db_of, AuthConfig};
 use crate::app::AppState;
 
 /// Seconds between two runs in one process.
@@ -64,7 +64,7 @@ impl Cleanup {
 
 /// One run: each statement once.
 async fn run(state: &AppState) -> Result<(), AuthError> {
-    let client = state.require_ready()?.pool.get().await?;
+    let client = db_of(state).await?;
     let cfg: &AuthConfig = &state.config.auth;
     let mut removed = client.execute(REVOKED_TOKENS, &[]).await?;
     removed += client.execute(ENDED_SESSIONS, &[]).await?;

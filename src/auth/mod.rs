@@ -81,6 +81,12 @@ pub struct Auth {
     pub templates: Arc<templates::Overrides>,
 }
 
+/// A pooled connection of `state`: for the background tasks (refresh
+/// batches, cleanup), which hold the server and not an [`Auth`].
+pub async fn db_of(state: &AppState) -> Result<deadpool_postgres::Object, AuthError> {
+    Ok(state.require_ready()?.pool.get().await?)
+}
+
 impl Auth {
     /// The auth service of `state`.
     pub fn new(state: Arc<AppState>) -> Result<Auth, AuthError> {
@@ -118,8 +124,7 @@ impl Auth {
 
     /// A pooled connection.
     pub async fn db(&self) -> Result<deadpool_postgres::Object, AuthError> {
-        let ready = self.state.require_ready()?;
-        Ok(ready.pool.get().await?)
+        db_of(&self.state).await
     }
 
     /// GoTrue's User JSON for `id`, if the user exists.

@@ -29,8 +29,8 @@ use tokio_postgres::types::Type;
 
 use super::errors::AuthError;
 use super::tokens::Rotation;
+use super::{db_of, AuthConfig};
 use crate::app::AppState;
-use super::AuthConfig;
 
 /// Most grants in one batch.
 const MAX_BATCH: usize = 64;
@@ -99,12 +99,9 @@ async fn work(queue: flume::Receiver<Grant>, state: Weak<AppState>) {
 async fn run(state: &AppState, mut batch: Vec<Grant>) {
     let cfg = &state.config.auth;
     if batch.len() == 1 {
-        let Some(g) = batch.pop() else { return };
-        let result = match connect(state).await {
-            Ok(db) => rotate_one(&db, cfg, &g.token, &g.next).await,
-            Err(e) => Err(e),
-        };
-        let _ = g.reply.send(result);
+        if let Some(g) = batch.pop() {
+            run_alone(state, cfg, g).await;
+        }
         return;
     }
     batch.sort_by(|a, b| a.token.cmp(&b.token));
@@ -118,23 +115,24 @@ async fn run(state: &AppState, mut batch: Vec<Grant>) {
         Err(e) => {
             tracing::warn!(error = %e, grants = batch.len(), "refresh batch failed; running its grants one by one");
             for g in batch {
-                let result = match connect(state).await {
-                    Ok(db) => rotate_one(&db, cfg, &g.token, &g.next).await,
-                    Err(e) => Err(e),
-                };
-                let _ = g.reply.send(result);
+                run_alone(state, cfg, g).await;
             }
         }
     }
 }
 
-async fn connect(state: &AppState) -> Result<deadpool_postgres::Object, AuthError> {
-    Ok(state.require_ready()?.pool.get().await?)
+/// One grant in a transaction of its own, answered.
+async fn run_alone(state: &AppState, cfg: &AuthConfig, g: Grant) {
+    let result = match db_of(state).await {
+        Ok(db) => rotate_one(&db, cfg, &g.token, &g.next).await,
+        Err(e) => Err(e),
+    };
+    let _ = g.reply.send(result);
 }
 
 /// The batch in one statement; answers in the batch's order.
 async fn rotate_many(state: &AppState, cfg: &AuthConfig, batch: &[Grant]) -> Result<Vec<Option<Rotation>>, AuthError> {
-    let db = connect(state).await?;
+    let db = db_of(state).await?;
     let stmt = db
         .prepare_typed_cached(
             MANY_SQL,

@@ -21,14 +21,14 @@
 //! Windows long over are swept now and then by the instance that happens to
 //! make the 4096th check.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-
-use tokio::sync::oneshot;
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::GenericClient;
+use tokio::sync::oneshot;
 use tokio_postgres::types::Type;
 
 use super::errors::AuthError;
@@ -116,11 +116,19 @@ impl Auth {
             return Ok(false);
         }
         let (tx, rx) = oneshot::channel();
+        // The first call of a key (none in flight) leads: it starts the rounds.
         let lead = {
             let mut waiting = self.shared.waiting.lock().map_err(|_| AuthError::Internal("rate limits poisoned".into()))?;
-            let lead = !waiting.contains_key(&(action, key.to_owned()));
-            waiting.entry((action, key.to_owned())).or_default().push(tx);
-            lead
+            match waiting.entry((action, key.to_owned())) {
+                Entry::Occupied(mut w) => {
+                    w.get_mut().push(tx);
+                    false
+                }
+                Entry::Vacant(w) => {
+                    w.insert(vec![tx]);
+                    true
+                }
+            }
         };
         if lead {
             // Its own task: a caller that hangs up must not strand the others.
@@ -137,15 +145,14 @@ impl Auth {
     /// Counts the waiting calls of (`action`, `key`) in rounds, one statement
     /// each, until none are left.
     async fn count_rounds(&self, action: Action, key: String, limit: u32, per: Duration) {
-        let _unstuck = UnstuckOnPanic { shared: &self.shared, id: (action, key.clone()) };
+        let in_flight = UnstuckOnPanic { shared: &self.shared, id: (action, key.clone()) };
         loop {
             let round = {
                 let Ok(mut waiting) = self.shared.waiting.lock() else { return };
-                let id = (action, key.clone());
-                match waiting.get_mut(&id) {
+                match waiting.get_mut(&in_flight.id) {
                     Some(w) if !w.is_empty() => std::mem::take(w),
                     _ => {
-                        waiting.remove(&id);
+                        waiting.remove(&in_flight.id);
                         return;
                     }
                 }

@@ -363,14 +363,13 @@ pub struct Rotation {
 impl Rotation {
     /// Reads the columns `outcome, session_id, aal, amr, refresh_token, user_json`.
     pub fn from_row(row: &tokio_postgres::Row) -> Result<Rotation, AuthError> {
-        let get = |e| AuthError::internal(e);
         Ok(Rotation {
-            outcome: row.try_get("outcome").map_err(get)?,
-            session_id: row.try_get("session_id").map_err(get)?,
-            aal: row.try_get("aal").map_err(get)?,
-            amr: row.try_get("amr").map_err(get)?,
-            refresh_token: row.try_get("refresh_token").map_err(get)?,
-            user: row.try_get("user_json").map_err(get)?,
+            outcome: row.try_get("outcome").map_err(AuthError::internal)?,
+            session_id: row.try_get("session_id").map_err(AuthError::internal)?,
+            aal: row.try_get("aal").map_err(AuthError::internal)?,
+            amr: row.try_get("amr").map_err(AuthError::internal)?,
+            refresh_token: row.try_get("refresh_token").map_err(AuthError::internal)?,
+            user: row.try_get("user_json").map_err(AuthError::internal)?,
         })
     }
 
