@@ -71,7 +71,6 @@ pub async fn run(t: RestGet) -> Result<Value> {
                 let u = 1 + x % users;
                 let k = 1 + (x >> 20) % (per_user - 1);
                 let id = k * users + u - 1;
-                let t0 = Instant::now();
                 let signed;
                 let bearer: &str = match &fresh {
                     Some(secret) => {
@@ -80,6 +79,8 @@ pub async fn run(t: RestGet) -> Result<Value> {
                     }
                     None => &tokens[(u - 1) as usize],
                 };
+                // Latency is the request's, not the client's signing.
+                let t0 = Instant::now();
                 let res = http.get(format!("{base}?id=eq.{id}&select=*")).header("apikey", &apikey).bearer_auth(bearer).send().await;
                 let good = match res {
                     Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
