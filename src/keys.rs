@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::datadir::{DataDir, DataDirError};
 
 pub mod cache;
+pub mod claims;
 
 /// Seconds a token is still accepted after its `exp` (clock skew).
 pub const LEEWAY_SECS: i64 = 30;
@@ -275,12 +276,12 @@ impl Keys {
     /// [`Keys::verify`] through the cache of verified tokens
     /// ([`cache::JwtCache`]): a token seen before and not yet expired is not
     /// verified again. What every caller-resolving path uses.
-    pub fn verify_cached(&self, token: &str) -> Result<serde_json::Value, jsonwebtoken::errors::Error> {
+    pub fn verify_cached(&self, token: &str) -> Result<claims::Claims, jsonwebtoken::errors::Error> {
         let now = unix_now();
         if let Some(claims) = self.verified.get(token, now) {
             return Ok(claims);
         }
-        let claims = self.verify(token)?;
+        let claims = claims::Claims::new(self.verify(token)?);
         self.verified.insert(token, &claims, now);
         Ok(claims)
     }

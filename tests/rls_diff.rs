@@ -69,7 +69,7 @@ fn random_caller(r: &mut Lcg) -> Caller {
             claims["app_metadata"] = json!({"role": r.pick(&["admin", "user"])});
         }
     }
-    Caller { role: role.to_owned(), claims, token: None }
+    Caller { role: role.to_owned(), claims: claims.into(), token: None }
 }
 
 #[tokio::test]
@@ -116,7 +116,7 @@ async fn compiled_verdicts_match_postgres() {
     )
     .await
     .expect("exists");
-    let caller = Caller { role: "authenticated".into(), claims: json!({"role": "authenticated", "sub": USERS[0]}), token: None };
+    let caller = Caller { role: "authenticated".into(), claims: json!({"role": "authenticated", "sub": USERS[0]}).into(), token: None };
     assert!(!eval.is_compiled(&caller, "public", "rd_exists").await.expect("check"));
     let row = json!({"id": 1, "user_id": USERS[0]}).as_object().cloned().unwrap_or_default();
     assert_eq!(eval.verdict(&caller, "public", "rd_exists", &row).await.expect("verdict"), Verdict::Hidden, "no matching row in rd_always");

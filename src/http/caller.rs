@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use super::apikey::ApiKey;
 use super::error::ApiError;
+use crate::keys::claims::Claims;
 use crate::keys::Keys;
 
 /// Roles a JWT may name. Anything else is refused rather than `SET ROLE`d.
@@ -31,7 +32,7 @@ pub struct Caller {
     /// Database role (`anon`, `authenticated` or `service_role`).
     pub role: String,
     /// The verified JWT claims (`{"role": "anon"}` for a bare anon key).
-    pub claims: Value,
+    pub claims: Claims,
     /// The raw token, when one was presented.
     pub token: Option<String>,
 }
@@ -45,7 +46,7 @@ impl Caller {
             None => {
                 return Ok(Caller {
                     role: key.role().to_owned(),
-                    claims: serde_json::json!({ "role": key.role() }),
+                    claims: Claims::new(serde_json::json!({ "role": key.role() })),
                     token: None,
                 })
             }
@@ -77,7 +78,7 @@ impl Caller {
 
     /// The parameters for [`Caller::apply_sql`].
     pub fn apply_params(&self) -> (String, String) {
-        (self.role.clone(), self.claims.to_string())
+        (self.role.clone(), self.claims.json().to_owned())
     }
 }
 

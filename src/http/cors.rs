@@ -20,7 +20,7 @@ pub fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
 pub fn preflight(headers: &HeaderMap) -> Response {
     let mut res = Response::new(Default::default());
     *res.status_mut() = StatusCode::OK;
-    decorate(res.headers_mut(), headers);
+    decorate(res.headers_mut(), headers.get(http::header::ORIGIN));
     let h = res.headers_mut();
     h.insert("access-control-allow-methods", HeaderValue::from_static(ALLOW_METHODS));
     let requested = headers.get("access-control-request-headers").and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -34,8 +34,8 @@ pub fn preflight(headers: &HeaderMap) -> Response {
 }
 
 /// Adds the CORS headers of an ordinary response (when the request had an `Origin`).
-pub fn decorate(out: &mut HeaderMap, request: &HeaderMap) {
-    let Some(origin) = request.get(http::header::ORIGIN) else { return };
+pub fn decorate(out: &mut HeaderMap, origin: Option<&HeaderValue>) {
+    let Some(origin) = origin else { return };
     out.insert("access-control-allow-origin", origin.clone());
     out.insert("access-control-allow-credentials", HeaderValue::from_static("true"));
     out.insert("access-control-expose-headers", HeaderValue::from_static(EXPOSE_HEADERS));

@@ -1,7 +1,7 @@
 //! The HTTP surface: routes, the edge every request passes through, errors,
 //! CORS, the API-key gate, health and metrics.
 //!
-//! - [`server`]: accept loop and graceful shutdown.
+//! - [`server`]: accept loop and graceful shutdown; [`router`]: which service's routes see a request.
 //! - [`edge`]: request ids, CORS, limits, the gate, error rendering, metrics, logs.
 //! - [`error`]: [`error::ApiError`] and the per-service error shapes.
 //! - [`apikey`]: the gate's rules; [`caller`]: the database identity a request acts as.
@@ -14,6 +14,7 @@ pub mod edge;
 pub mod error;
 pub mod health;
 pub mod metrics;
+pub mod router;
 pub mod server;
 
 use std::convert::Infallible;
@@ -44,8 +45,8 @@ pub fn with_caller(state: Arc<AppState>) -> impl Filter<Extract = (caller::Calle
         })
 }
 
-/// Every route of the server.
-pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+/// Every route of the server, dispatched by service (see [`router`]).
+pub fn routes(state: Arc<AppState>) -> router::Routes {
     let with_state = {
         let state = Arc::clone(&state);
         warp::any().map(move || Arc::clone(&state))
@@ -66,24 +67,18 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     let root = warp::path::end().and(warp::get()).map(|| {
         warp::reply::json(&serde_json::json!({"name": "fluxbase", "version": crate::VERSION})).into_response()
     });
-    health
-        .or(metrics)
-        .unify()
-        .or(root)
-        .unify()
-        .or(crate::changes::routes(Arc::clone(&state)))
-        .unify()
-        .or(crate::realtime::routes(Arc::clone(&state)))
-        .unify()
-        .or(crate::rest::routes(Arc::clone(&state)))
-        .unify()
-        .or(crate::auth::routes(Arc::clone(&state)))
-        .unify()
-        .or(crate::storage::routes(Arc::clone(&state)))
-        .unify()
-        .recover(recover)
-        .unify()
-        .boxed()
+    let own = health.or(metrics).unify().or(root).unify();
+    let recovered = |f: BoxedFilter<(Response,)>| f.recover(recover).unify().boxed();
+    router::Routes::new(
+        vec![
+            ("rest", recovered(crate::rest::routes(Arc::clone(&state)))),
+            ("auth", recovered(crate::auth::routes(Arc::clone(&state)))),
+            ("storage", recovered(crate::storage::routes(Arc::clone(&state)))),
+            ("realtime", recovered(crate::realtime::routes(Arc::clone(&state)))),
+            ("changes", recovered(crate::changes::routes(Arc::clone(&state)))),
+        ],
+        recovered(own.boxed()),
+    )
 }
 
 async fn refresh_gauges(state: &AppState) {

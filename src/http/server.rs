@@ -10,8 +10,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use warp::filters::BoxedFilter;
-use warp::reply::Response;
 
 use crate::app::AppState;
 
@@ -45,7 +43,7 @@ pub async fn bind(host: &str, port: u16) -> Result<TcpListener, BindError> {
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
-    routes: BoxedFilter<(Response,)>,
+    routes: super::router::Routes,
     shutdown: impl Future<Output = ()> + Send,
     grace: Duration,
 ) {

@@ -19,7 +19,7 @@
 //!   pass per quarter of the limit inserted, so eviction stays amortised O(1)).
 
 use dashmap::DashMap;
-use serde_json::Value;
+use super::claims::Claims;
 
 /// Most tokens kept.
 pub const MAX_ENTRIES: usize = 10_000;
@@ -29,7 +29,7 @@ pub const MAX_TOKEN_LEN: usize = 4096;
 /// One verified token.
 #[derive(Debug)]
 struct Entry {
-    claims: Value,
+    claims: Claims,
     /// Last second (Unix time) at which the token still verifies; `None`:
     /// it has no `exp`.
     valid_until: Option<i64>,
@@ -56,7 +56,7 @@ impl JwtCache {
 
     /// The claims of `token` if it was verified and is still unexpired at
     /// `now` (Unix seconds).
-    pub fn get(&self, token: &str, now: i64) -> Option<Value> {
+    pub fn get(&self, token: &str, now: i64) -> Option<Claims> {
         let hit = self.map.get(token)?;
         if hit.valid_until.is_some_and(|t| now > t) {
             drop(hit);
@@ -67,7 +67,7 @@ impl JwtCache {
     }
 
     /// Keeps the claims of a token that just verified.
-    pub fn insert(&self, token: &str, claims: &Value, now: i64) {
+    pub fn insert(&self, token: &str, claims: &Claims, now: i64) {
         if token.len() > MAX_TOKEN_LEN {
             return;
         }
@@ -132,7 +132,7 @@ mod tests {
     #[test]
     fn hits_until_exp_plus_leeway() {
         let c = JwtCache::new(100, 30);
-        c.insert("t1", &json!({"sub": "u", "exp": 1_000}), 900);
+        c.insert("t1", &json!({"sub": "u", "exp": 1_000}).into(), 900);
         assert_eq!(c.get("t1", 1_000).expect("hit")["sub"], "u");
         assert!(c.get("t1", 1_030).is_some(), "inside the leeway");
         assert!(c.get("t1", 1_031).is_none(), "expired");
@@ -143,7 +143,7 @@ mod tests {
     #[test]
     fn whole_token_is_the_key() {
         let c = JwtCache::new(100, 0);
-        c.insert("head.body.sig", &json!({"role": "authenticated"}), 0);
+        c.insert("head.body.sig", &json!({"role": "authenticated"}).into(), 0);
         assert!(c.get("head.body.sig", 0).is_some());
         assert!(c.get("head.body.forged", 0).is_none());
         assert!(c.get("head.body.si", 0).is_none());
@@ -152,12 +152,12 @@ mod tests {
     #[test]
     fn odd_exp_and_long_tokens_are_not_kept() {
         let c = JwtCache::new(100, 0);
-        c.insert("a", &json!({"exp": "soon"}), 0);
-        c.insert("b", &json!({"exp": 10}), 11);
-        c.insert(&"x".repeat(MAX_TOKEN_LEN + 1), &json!({}), 0);
+        c.insert("a", &json!({"exp": "soon"}).into(), 0);
+        c.insert("b", &json!({"exp": 10}).into(), 11);
+        c.insert(&"x".repeat(MAX_TOKEN_LEN + 1), &json!({}).into(), 0);
         assert!(c.is_empty());
-        c.insert("c", &json!({}), 0);
-        c.insert("d", &json!({"exp": 1e10}), 0);
+        c.insert("c", &json!({}).into(), 0);
+        c.insert("d", &json!({"exp": 1e10}).into(), 0);
         assert_eq!(c.len(), 2, "no exp, and a float exp, are kept");
     }
 
@@ -165,15 +165,15 @@ mod tests {
     fn bounded_and_expired_go_first() {
         let c = JwtCache::new(100, 0);
         for i in 0..50 {
-            c.insert(&format!("old{i}"), &json!({"exp": 5}), 0);
+            c.insert(&format!("old{i}"), &json!({"exp": 5}).into(), 0);
         }
         for i in 0..50 {
-            c.insert(&format!("new{i}"), &json!({"exp": 100}), 0);
+            c.insert(&format!("new{i}"), &json!({"exp": 100}).into(), 0);
         }
-        c.insert("one-more", &json!({"exp": 100}), 10);
+        c.insert("one-more", &json!({"exp": 100}).into(), 10);
         assert_eq!(c.len(), 51, "the 50 expired went, nothing else");
         for i in 0..10_000 {
-            c.insert(&format!("flood{i}"), &json!({}), 10);
+            c.insert(&format!("flood{i}"), &json!({}).into(), 10);
             assert!(c.len() <= 100);
         }
         assert!(c.get("flood9999", 10).is_some(), "the newest is kept");

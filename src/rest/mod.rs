@@ -287,12 +287,6 @@ impl Request {
 
     /// What PostgREST sets as `request.*` for this request.
     pub fn info(&self, schema: &str, cfg: &RestConfig) -> execute::RequestInfo {
-        let mut headers = serde_json::Map::new();
-        for (k, v) in &self.headers {
-            if let Ok(v) = v.to_str() {
-                headers.insert(k.as_str().to_owned(), serde_json::Value::String(v.to_owned()));
-            }
-        }
         let mut cookies = serde_json::Map::new();
         for v in self.headers.get_all(http::header::COOKIE) {
             for pair in v.to_str().unwrap_or("").split(';') {
@@ -306,13 +300,26 @@ impl Request {
         execute::RequestInfo {
             method: self.method.as_str().to_owned(),
             path: format!("/{}", self.path),
-            headers: serde_json::Value::Object(headers).to_string(),
+            headers: headers_json(&self.headers),
             cookies: serde_json::Value::Object(cookies).to_string(),
             search_path: path.join(", "),
             timeout_ms: cfg.statement_timeout_ms,
             timezone: None,
         }
     }
+}
+
+/// `request.headers`: a JSON object of each header's last value that is
+/// text, written straight from the header map.
+fn headers_json(headers: &HeaderMap) -> String {
+    struct Headers<'a>(&'a HeaderMap);
+    impl serde::Serialize for Headers<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let text = |k: &http::HeaderName| self.0.get_all(k).iter().filter_map(|v| v.to_str().ok()).last();
+            s.collect_map(self.0.keys().filter_map(|k| Some((k.as_str(), text(k)?))))
+        }
+    }
+    serde_json::to_string(&Headers(headers)).unwrap_or_else(|_| "{}".to_owned())
 }
 
 async fn handle(rest: &Arc<Rest>, req: &Request) -> Result<Response, RestError> {
@@ -398,5 +405,18 @@ mod tests {
         let deep = format!("{}1{}", "[".repeat(100), "]".repeat(100));
         assert!(parse_body(deep.as_bytes(), &cfg).is_err());
         assert!(parse_body(b"", &cfg).is_err());
+    }
+
+    #[test]
+    fn request_headers_are_one_object_of_last_text_values() {
+        let mut h = HeaderMap::new();
+        h.insert("apikey", http::HeaderValue::from_static("k"));
+        h.append("x-dup", http::HeaderValue::from_static("first"));
+        h.append("x-dup", http::HeaderValue::from_static("second"));
+        h.insert("x-bin", http::HeaderValue::from_bytes(b"\xff").expect("opaque value"));
+        h.insert("x-quote", http::HeaderValue::from_static("a\"b"));
+        let v: serde_json::Value = serde_json::from_str(&headers_json(&h)).expect("json");
+        assert_eq!(v, serde_json::json!({"apikey": "k", "x-dup": "second", "x-quote": "a\"b"}));
+        assert_eq!(headers_json(&HeaderMap::new()), "{}");
     }
 }

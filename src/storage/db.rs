@@ -46,7 +46,7 @@ pub async fn act_as_statement(tx: &Transaction<'_>) -> StorageResult<tokio_postg
 /// signed downloads, and uploads through a signed upload URL (whose token
 /// the server issued after checking the caller).
 pub fn service_caller() -> Caller {
-    Caller { role: "service_role".into(), claims: serde_json::json!({"role": "service_role"}), token: None }
+    Caller { role: "service_role".into(), claims: serde_json::json!({"role": "service_role"}).into(), token: None }
 }
 
 /// A bucket row.
