@@ -172,6 +172,73 @@ async fn concurrent_refreshes_each_get_their_own_outcome() {
 }
 
 #[tokio::test]
+async fn a_batch_of_mixed_grants_answers_as_if_run_in_order() {
+    let s = TestServer::start_with(TestDatabase::fresh().await, |c| {
+        c.auth.enable_anonymous_sign_ins = true;
+        c.auth.rate_limit_anonymous_users = 1000;
+    })
+    .await;
+    let api = Api::new(&s);
+    let mut fresh = Vec::new();
+    for _ in 0..4 {
+        let (st, v) = api.post("/signup", json!({})).await;
+        assert_eq!(st, 200, "{v}");
+        fresh.push(v["refresh_token"].as_str().expect("rt").to_owned());
+    }
+    let (a, b, c0, d) = (fresh[0].clone(), fresh[1].clone(), fresh[2].clone(), fresh[3].clone());
+    let (st, v) = api.post("/token?grant_type=refresh_token", json!({"refresh_token": c0})).await;
+    assert_eq!(st, 200, "{v}");
+    let c1 = v["refresh_token"].as_str().expect("rt").to_owned();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // b and d go through the set-based path; a twice, and c0 then c1 (one
+    // session), are run one by one, in order.
+    let tokens = vec![a.clone(), a, b.clone(), "no-such-token".to_owned(), c0, c1, d.clone()];
+    let nexts: Vec<String> = (1..=tokens.len()).map(|i| format!("next-token-{i}")).collect();
+    let pg = s.db.client().await;
+    let rows = pg
+        .query(
+            "select ord, outcome, refresh_token, user_json->>'id', jsonb_typeof(amr), aal, user_id::text \
+               from fluxbase.auth_refresh_many($1, $2, true, 0, 0, 0) order by ord",
+            &[&tokens, &nexts],
+        )
+        .await
+        .expect("batch");
+    let got: Vec<(i32, String, Option<String>)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    let ok = |i: i32, t: &str| (i, "ok".to_owned(), Some(t.to_owned()));
+    let none = |i: i32, o: &str| (i, o.to_owned(), None);
+    assert_eq!(
+        got,
+        vec![
+            ok(1, "next-token-1"),
+            ok(2, "next-token-1"),
+            ok(3, "next-token-3"),
+            none(4, "not_found"),
+            none(5, "reused"),
+            none(6, "not_found"),
+            ok(7, "next-token-7"),
+        ]
+    );
+    for r in rows.iter().filter(|r| r.get::<_, String>(1) == "ok") {
+        assert_eq!(r.get::<_, Option<String>>(3), r.get::<_, Option<String>>(6), "the user's own JSON");
+        assert_eq!((r.get::<_, Option<String>>(4).as_deref(), r.get::<_, Option<String>>(5).as_deref()), (Some("array"), Some("aal1")));
+    }
+    // The set-based grants left what a lone grant leaves: the old token
+    // revoked, the new one its child in the same session.
+    for (old, new) in [(&b, "next-token-3"), (&d, "next-token-7")] {
+        let row = pg
+            .query_one(
+                "select o.revoked, n.parent = o.token and n.session_id = o.session_id and not n.revoked \
+                   from auth.refresh_tokens o, auth.refresh_tokens n where o.token = $1 and n.token = $2",
+                &[old, &new],
+            )
+            .await
+            .expect("tokens");
+        assert_eq!((row.get::<_, bool>(0), row.get::<_, bool>(1)), (true, true));
+    }
+    s.shutdown().await;
+}
+
+#[tokio::test]
 async fn refresh_ends_sessions_past_their_lifetime_and_can_keep_the_token() {
     let s = TestServer::start_with(TestDatabase::fresh().await, |c| {
         c.auth.sessions_timebox = 1;
