@@ -10,21 +10,24 @@ use std::sync::Arc;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
+/// One service's (or the server's own) routes.
+pub type Filters = BoxedFilter<(Response,)>;
+
 /// The routes of every service, by the first segment of the path.
 #[derive(Clone)]
 pub struct Routes {
-    services: Arc<[(&'static str, BoxedFilter<(Response,)>)]>,
-    other: BoxedFilter<(Response,)>,
+    services: Arc<[(&'static str, Filters)]>,
+    other: Filters,
 }
 
 impl Routes {
     /// `services` by their first path segment; `other` for the rest.
-    pub fn new(services: Vec<(&'static str, BoxedFilter<(Response,)>)>, other: BoxedFilter<(Response,)>) -> Routes {
+    pub fn new(services: Vec<(&'static str, Filters)>, other: Filters) -> Routes {
         Routes { services: services.into(), other }
     }
 
     /// The filters that serve `path`.
-    pub fn pick(&self, path: &str) -> &BoxedFilter<(Response,)> {
+    pub fn pick(&self, path: &str) -> &Filters {
         let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
         self.services.iter().find(|(name, _)| *name == first).map_or(&self.other, |(_, f)| f)
     }
@@ -35,7 +38,7 @@ mod tests {
     use super::*;
     use warp::Filter;
 
-    fn answering(body: &'static str) -> BoxedFilter<(Response,)> {
+    fn answering(body: &'static str) -> Filters {
         warp::any().map(move || Response::new(body.into())).boxed()
     }
 

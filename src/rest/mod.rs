@@ -315,7 +315,7 @@ fn headers_json(headers: &HeaderMap) -> String {
     struct Headers<'a>(&'a HeaderMap);
     impl serde::Serialize for Headers<'_> {
         fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            let text = |k: &http::HeaderName| self.0.get_all(k).iter().filter_map(|v| v.to_str().ok()).last();
+            let text = |k: &http::HeaderName| self.0.get_all(k).iter().rev().find_map(|v| v.to_str().ok());
             s.collect_map(self.0.keys().filter_map(|k| Some((k.as_str(), text(k)?))))
         }
     }
