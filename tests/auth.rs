@@ -124,20 +124,31 @@ async fn refresh_token_reuse_revokes_the_session() {
 
 /// Grants arriving together are run in batches (src/auth/refresh_batch.rs):
 /// each must still get exactly its own outcome.
-#[tokio::test]
-async fn concurrent_refreshes_each_get_their_own_outcome() {
-    let s = TestServer::start_with(TestDatabase::fresh().await, |c| {
+/// A server that lets anonymous users sign up, many from one address.
+async fn anonymous_server() -> TestServer {
+    TestServer::start_with(TestDatabase::fresh().await, |c| {
         c.auth.enable_anonymous_sign_ins = true;
         c.auth.rate_limit_anonymous_users = 1000;
     })
-    .await;
-    let api = Api::new(&s);
+    .await
+}
+
+/// The refresh tokens of `n` new anonymous sessions.
+async fn anonymous_sessions(api: &Api<'_>, n: usize) -> Vec<String> {
     let mut tokens = Vec::new();
-    for _ in 0..16 {
+    for _ in 0..n {
         let (st, v) = api.post("/signup", json!({})).await;
         assert_eq!(st, 200, "{v}");
         tokens.push(v["refresh_token"].as_str().expect("rt").to_owned());
     }
+    tokens
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_each_get_their_own_outcome() {
+    let s = anonymous_server().await;
+    let api = Api::new(&s);
+    let tokens = anonymous_sessions(&api, 16).await;
     // Every token once, the first one a second time (two tabs racing), and
     // four unknown tokens: all at once.
     let mut presented = tokens.clone();
@@ -173,18 +184,9 @@ async fn concurrent_refreshes_each_get_their_own_outcome() {
 
 #[tokio::test]
 async fn a_batch_of_mixed_grants_answers_as_if_run_in_order() {
-    let s = TestServer::start_with(TestDatabase::fresh().await, |c| {
-        c.auth.enable_anonymous_sign_ins = true;
-        c.auth.rate_limit_anonymous_users = 1000;
-    })
-    .await;
+    let s = anonymous_server().await;
     let api = Api::new(&s);
-    let mut fresh = Vec::new();
-    for _ in 0..4 {
-        let (st, v) = api.post("/signup", json!({})).await;
-        assert_eq!(st, 200, "{v}");
-        fresh.push(v["refresh_token"].as_str().expect("rt").to_owned());
-    }
+    let fresh = anonymous_sessions(&api, 4).await;
     let (a, b, c0, d) = (fresh[0].clone(), fresh[1].clone(), fresh[2].clone(), fresh[3].clone());
     let (st, v) = api.post("/token?grant_type=refresh_token", json!({"refresh_token": c0})).await;
     assert_eq!(st, 200, "{v}");
