@@ -8,8 +8,9 @@
 //!   a per-user RLS table, deliveries/s, commit-to-client latency, joins/s,
 //!   RSS per idle socket (P1-P3).
 //! - `argon2`: raw Argon2id hashes/s at the sign-in parameters (P9 baseline).
-//! - `rest-get`: REST GET by primary key with user JWTs and RLS ([`rest`]),
-//!   from a client far cheaper per request than k6 (P6 beside pgbench).
+//! - `rest-get`, `rest-insert`: REST GET by primary key, or a single-row
+//!   insert, with user JWTs and RLS ([`rest`]), from a client far cheaper per
+//!   request than k6 (P6, P7 beside pgbench).
 //! - `refresh`: refresh-token grants from the same kind of client ([`refresh`], P10).
 //!
 //! Each prints one JSON object on stdout; `loadtests/run` reads it.
@@ -132,6 +133,28 @@ enum Cmd {
         #[arg(long)]
         distinct_jwt: bool,
     },
+    /// REST single-row insert (`Prefer: return=minimal`) with a user JWT per
+    /// request (RLS: the row's owner is the user), from the same client.
+    RestInsert {
+        /// Fluxbase base URL.
+        #[arg(long)]
+        url: String,
+        /// The anon key.
+        #[arg(long)]
+        apikey: String,
+        /// The HS256 JWT secret.
+        #[arg(long)]
+        jwt_secret: String,
+        /// Distinct users.
+        #[arg(long, default_value_t = 100)]
+        users: u64,
+        /// Requests in flight.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+    },
     /// Refresh-token grants, each worker rotating its own session's token.
     Refresh {
         /// Fluxbase base URL.
@@ -196,7 +219,12 @@ async fn run_async(cmd: Cmd) -> Result<serde_json::Value> {
             None => ws_fanout_baseline(subscribers, messages, size.max(16), rate).await,
         },
         Cmd::RestGet { url, apikey, jwt_secret, nitems, users, concurrency, seconds, distinct_jwt } => {
-            rest::run(rest::RestGet { url, apikey, jwt_secret, nitems, users, concurrency: concurrency.max(1), seconds, distinct_jwt }).await
+            let insert = false;
+            rest::run(rest::RestGet { url, apikey, jwt_secret, nitems, users, concurrency: concurrency.max(1), seconds, distinct_jwt, insert }).await
+        }
+        Cmd::RestInsert { url, apikey, jwt_secret, users, concurrency, seconds } => {
+            let (nitems, distinct_jwt, insert) = (users * 2, false, true);
+            rest::run(rest::RestGet { url, apikey, jwt_secret, nitems, users, concurrency: concurrency.max(1), seconds, distinct_jwt, insert }).await
         }
         Cmd::Refresh { url, apikey, concurrency, seconds } => {
             refresh::run(refresh::Refresh { url, apikey, concurrency: concurrency.max(1), seconds }).await

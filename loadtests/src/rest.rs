@@ -1,5 +1,6 @@
-//! `rest-get`: GET by primary key with a user JWT and RLS, from a cheap
-//! Rust client (reqwest over keep-alive connections), so the figure is not
+//! `rest-get` and `rest-insert`: GET by primary key, or a single-row insert
+//! (`Prefer: return=minimal`), with a user JWT and RLS, from a cheap Rust
+//! client (reqwest over keep-alive connections), so the figure is not
 //! capped by the load generator: k6 spends about as much CPU per request
 //! as the server on the same two cores. With `--distinct-jwt` every request
 //! carries a freshly signed token (P8), signed here in a few microseconds.
@@ -29,6 +30,8 @@ pub struct RestGet {
     pub seconds: f64,
     /// A freshly signed JWT per request (P8) instead of one per user.
     pub distinct_jwt: bool,
+    /// Insert a new row per request (P7) instead of reading one (P6).
+    pub insert: bool,
 }
 
 /// User `u`'s token; `nonce`, when given, makes it unique (`jti`, `session_id`).
@@ -58,6 +61,7 @@ pub async fn run(t: RestGet) -> Result<Value> {
             (http.clone(), Arc::clone(&tokens), Arc::clone(&stop), Arc::clone(&ok), Arc::clone(&failed), base.clone(), t.apikey.clone());
         let fresh = t.distinct_jwt.then(|| t.jwt_secret.clone());
         let per_user = (t.nitems / users).max(2);
+        let insert = t.insert;
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             // A cheap deterministic spread of users and keys per worker.
@@ -81,7 +85,16 @@ pub async fn run(t: RestGet) -> Result<Value> {
                 };
                 // Latency is the request's, not the client's signing.
                 let t0 = Instant::now();
-                let res = http.get(format!("{base}?id=eq.{id}&select=*")).header("apikey", &apikey).bearer_auth(bearer).send().await;
+                let req = if insert {
+                    // New keys above the fixture's, distinct per worker and request.
+                    let new_id = 1_000_000_000 + (worker as u64) * 1_000_000_000_000 + n;
+                    let row = json!({"id": new_id, "owner": format!("00000000-0000-0000-0000-{u:012}"),
+                                     "category_id": 1, "name": "new item", "price": 5});
+                    http.post(base.as_str()).header("prefer", "return=minimal").header("content-type", "application/json").body(row.to_string())
+                } else {
+                    http.get(format!("{base}?id=eq.{id}&select=*"))
+                };
+                let res = req.header("apikey", &apikey).bearer_auth(bearer).send().await;
                 let good = match res {
                     Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
                     _ => false,
