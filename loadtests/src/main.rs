@@ -36,6 +36,36 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// Where and how hard the REST client drives (`rest-get`, `rest-insert`).
+#[derive(clap::Args)]
+struct RestClient {
+    /// Fluxbase base URL.
+    #[arg(long)]
+    url: String,
+    /// The anon key.
+    #[arg(long)]
+    apikey: String,
+    /// The HS256 JWT secret.
+    #[arg(long)]
+    jwt_secret: String,
+    /// Distinct users.
+    #[arg(long, default_value_t = 100)]
+    users: u64,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+}
+
+impl RestClient {
+    fn load(self, nitems: u64, distinct_jwt: bool, insert: bool) -> rest::RestGet {
+        let RestClient { url, apikey, jwt_secret, users, concurrency, seconds } = self;
+        rest::RestGet { url, apikey, jwt_secret, nitems, users, concurrency: concurrency.max(1), seconds, distinct_jwt, insert }
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Resume an SSE change stream from an old position and replay N changes.
@@ -107,27 +137,11 @@ enum Cmd {
     /// REST GET by primary key with a user JWT per request (RLS), from a
     /// Rust client much cheaper per request than k6.
     RestGet {
-        /// Fluxbase base URL.
-        #[arg(long)]
-        url: String,
-        /// The anon key.
-        #[arg(long)]
-        apikey: String,
-        /// The HS256 JWT secret.
-        #[arg(long)]
-        jwt_secret: String,
+        #[command(flatten)]
+        client: RestClient,
         /// Rows in `items`.
         #[arg(long, default_value_t = 100_000)]
         nitems: u64,
-        /// Distinct users.
-        #[arg(long, default_value_t = 100)]
-        users: u64,
-        /// Requests in flight.
-        #[arg(long, default_value_t = 16)]
-        concurrency: usize,
-        /// Seconds to run.
-        #[arg(long, default_value_t = 10.0)]
-        seconds: f64,
         /// Sign a new JWT for every request (distinct `jti` and
         /// `session_id`), as P8 asks, instead of one token per user.
         #[arg(long)]
@@ -136,24 +150,8 @@ enum Cmd {
     /// REST single-row insert (`Prefer: return=minimal`) with a user JWT per
     /// request (RLS: the row's owner is the user), from the same client.
     RestInsert {
-        /// Fluxbase base URL.
-        #[arg(long)]
-        url: String,
-        /// The anon key.
-        #[arg(long)]
-        apikey: String,
-        /// The HS256 JWT secret.
-        #[arg(long)]
-        jwt_secret: String,
-        /// Distinct users.
-        #[arg(long, default_value_t = 100)]
-        users: u64,
-        /// Requests in flight.
-        #[arg(long, default_value_t = 16)]
-        concurrency: usize,
-        /// Seconds to run.
-        #[arg(long, default_value_t = 10.0)]
-        seconds: f64,
+        #[command(flatten)]
+        client: RestClient,
     },
     /// Refresh-token grants, each worker rotating its own session's token.
     Refresh {
@@ -218,13 +216,10 @@ async fn run_async(cmd: Cmd) -> Result<serde_json::Value> {
             }
             None => ws_fanout_baseline(subscribers, messages, size.max(16), rate).await,
         },
-        Cmd::RestGet { url, apikey, jwt_secret, nitems, users, concurrency, seconds, distinct_jwt } => {
-            let insert = false;
-            rest::run(rest::RestGet { url, apikey, jwt_secret, nitems, users, concurrency: concurrency.max(1), seconds, distinct_jwt, insert }).await
-        }
-        Cmd::RestInsert { url, apikey, jwt_secret, users, concurrency, seconds } => {
-            let (nitems, distinct_jwt, insert) = (users * 2, false, true);
-            rest::run(rest::RestGet { url, apikey, jwt_secret, nitems, users, concurrency: concurrency.max(1), seconds, distinct_jwt, insert }).await
+        Cmd::RestGet { client, nitems, distinct_jwt } => rest::run(client.load(nitems, distinct_jwt, false)).await,
+        Cmd::RestInsert { client } => {
+            let nitems = client.users * 2;
+            rest::run(client.load(nitems, false, true)).await
         }
         Cmd::Refresh { url, apikey, concurrency, seconds } => {
             refresh::run(refresh::Refresh { url, apikey, concurrency: concurrency.max(1), seconds }).await
