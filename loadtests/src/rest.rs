@@ -54,6 +54,8 @@ pub async fn run(t: RestGet) -> Result<Value> {
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let base = format!("{}/rest/v1/items", t.url.trim_end_matches('/'));
+    // Inserted keys differ from one run to the next on the same table.
+    let salt = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() % 100_000;
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(t.concurrency);
     for worker in 0..t.concurrency {
@@ -86,8 +88,8 @@ pub async fn run(t: RestGet) -> Result<Value> {
                 // Latency is the request's, not the client's signing.
                 let t0 = Instant::now();
                 let req = if insert {
-                    // New keys above the fixture's, distinct per worker and request.
-                    let new_id = 1_000_000_000 + (worker as u64) * 1_000_000_000_000 + n;
+                    // New keys above the fixture's, distinct per run, worker and request.
+                    let new_id = 1_000_000_000 + salt * 10_000_000_000_000 + (worker as u64) * 10_000_000_000 + n;
                     let row = json!({"id": new_id, "owner": format!("00000000-0000-0000-0000-{u:012}"),
                                      "category_id": 1, "name": "new item", "price": 5});
                     http.post(base.as_str()).header("prefer", "return=minimal").header("content-type", "application/json").body(row.to_string())
