@@ -3,7 +3,8 @@
 //! client (reqwest over keep-alive connections), so the figure is not
 //! capped by the load generator: k6 spends about as much CPU per request
 //! as the server on the same two cores. With `--distinct-jwt` every request
-//! carries a freshly signed token (P8), signed here in a few microseconds.
+//! carries a token the server has not seen (P8); they are signed before the
+//! clock starts, so the client spends the same per request as without.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -46,41 +47,92 @@ fn token(secret: &str, u: u64, nonce: Option<(usize, u64)>) -> Result<String> {
     Ok(jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()))?)
 }
 
-/// Runs the load; returns requests/s, failures and latency percentiles.
+/// Distinct tokens signed per second of the run before the clock starts
+/// (`--distinct-jwt`): above what the server reaches here, so the client
+/// does not sign while it measures. Past them, a worker signs as it goes.
+const PRESIGNED_PER_SEC: f64 = 20_000.0;
+
+/// A worker's cheap deterministic walk over users and keys.
+struct Walk {
+    x: u64,
+    users: u64,
+    per_user: u64,
+}
+
+impl Walk {
+    fn new(worker: usize, users: u64, per_user: u64) -> Walk {
+        Walk { x: 0x9e37_79b9_7f4a_7c15u64 ^ worker as u64, users, per_user }
+    }
+
+    /// The next request's user and the id of one of that user's rows.
+    fn next(&mut self) -> (u64, u64) {
+        self.x ^= self.x << 13;
+        self.x ^= self.x >> 7;
+        self.x ^= self.x << 17;
+        let u = 1 + self.x % self.users;
+        let k = 1 + (self.x >> 20) % (self.per_user - 1);
+        (u, k * self.users + u - 1)
+    }
+}
+
+/// Runs the load; returns requests/s, failures and latency percentiles
+/// (and, with `--distinct-jwt`, how many tokens were signed during the run).
 pub async fn run(t: RestGet) -> Result<Value> {
     let users = t.users.max(1);
+    let per_user = (t.nitems / users).max(2);
     let tokens: Arc<Vec<String>> = Arc::new((1..=users).map(|u| token(&t.jwt_secret, u, None)).collect::<Result<_>>()?);
+    // With --distinct-jwt, each worker's first tokens are signed now, in the
+    // order its walk will need them; every one is still new to the server.
+    let mut presigned: Vec<Vec<String>> = vec![Vec::new(); t.concurrency];
+    if t.distinct_jwt {
+        let each = (t.seconds * PRESIGNED_PER_SEC / t.concurrency as f64).ceil() as u64;
+        for (worker, pool) in presigned.iter_mut().enumerate() {
+            let mut walk = Walk::new(worker, users, per_user);
+            for n in 1..=each {
+                pool.push(token(&t.jwt_secret, walk.next().0, Some((worker, n)))?);
+            }
+        }
+    }
     let http = reqwest::Client::builder().pool_max_idle_per_host(t.concurrency).build()?;
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let signed_in_run = Arc::new(AtomicU64::new(0));
     let base = format!("{}/rest/v1/items", t.url.trim_end_matches('/'));
     // Inserted keys differ from one run to the next on the same table.
     let salt = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() % 100_000;
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(t.concurrency);
-    for worker in 0..t.concurrency {
-        let (http, tokens, stop, ok, failed, base, apikey) =
-            (http.clone(), Arc::clone(&tokens), Arc::clone(&stop), Arc::clone(&ok), Arc::clone(&failed), base.clone(), t.apikey.clone());
+    for (worker, pool) in presigned.into_iter().enumerate() {
+        let (http, tokens, stop, ok, failed, signed_in_run, base, apikey) = (
+            http.clone(),
+            Arc::clone(&tokens),
+            Arc::clone(&stop),
+            Arc::clone(&ok),
+            Arc::clone(&failed),
+            Arc::clone(&signed_in_run),
+            base.clone(),
+            t.apikey.clone(),
+        );
         let fresh = t.distinct_jwt.then(|| t.jwt_secret.clone());
-        let per_user = (t.nitems / users).max(2);
         let insert = t.insert;
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
-            // A cheap deterministic spread of users and keys per worker.
-            let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ worker as u64;
+            let mut walk = Walk::new(worker, users, per_user);
+            let mut pool = pool.into_iter();
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let u = 1 + x % users;
-                let k = 1 + (x >> 20) % (per_user - 1);
-                let id = k * users + u - 1;
+                let (u, id) = walk.next();
                 let signed;
                 let bearer: &str = match &fresh {
                     Some(secret) => {
-                        signed = token(secret, u, Some((worker, n))).unwrap_or_default();
+                        signed = match pool.next() {
+                            Some(presigned) => presigned,
+                            None => {
+                                signed_in_run.fetch_add(1, Ordering::Relaxed);
+                                token(secret, u, Some((worker, n))).unwrap_or_default()
+                            }
+                        };
                         &signed
                     }
                     None => &tokens[(u - 1) as usize],
@@ -107,5 +159,9 @@ pub async fn run(t: RestGet) -> Result<Value> {
             lat
         }));
     }
-    crate::closed_loop::finish(tasks, &stop, start, t.seconds, (&ok, &failed), "requests_per_sec").await
+    let mut out = crate::closed_loop::finish(tasks, &stop, start, t.seconds, (&ok, &failed), "requests_per_sec").await?;
+    if t.distinct_jwt {
+        out["tokens_signed_during_run"] = json!(signed_in_run.load(Ordering::Relaxed));
+    }
+    Ok(out)
 }
