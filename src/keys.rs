@@ -246,14 +246,16 @@ impl Keys {
     /// configured key) and returns its claims.
     pub fn verify(&self, token: &str) -> Result<serde_json::Value, jsonwebtoken::errors::Error> {
         use jsonwebtoken::errors::{Error, ErrorKind};
+        // With the secret alone (the default), one decode checks everything,
+        // parsing the header once. Whatever it refuses goes the general way
+        // below, so a refusal is reported exactly as there.
+        static HS256: std::sync::LazyLock<Validation> = std::sync::LazyLock::new(|| validation(Algorithm::HS256));
+        if self.signing.is_empty() {
+            if let Ok(d) = jsonwebtoken::decode::<serde_json::Value>(token, &self.decoding_key(), &HS256) {
+                return Ok(d.claims);
+            }
+        }
         let header = jsonwebtoken::decode_header(token)?;
-        let validation = |alg| {
-            let mut v = Validation::new(alg);
-            v.validate_aud = false;
-            v.required_spec_claims.clear();
-            v.leeway = LEEWAY_SECS.unsigned_abs();
-            v
-        };
         match header.alg {
             Algorithm::HS256 => {
                 jsonwebtoken::decode::<serde_json::Value>(token, &self.decoding_key(), &validation(Algorithm::HS256)).map(|d| d.claims)
@@ -290,6 +292,16 @@ impl Keys {
     pub fn verified_cached(&self) -> usize {
         self.verified.len()
     }
+}
+
+/// What every verification checks besides the signature: expiry (with
+/// [`LEEWAY_SECS`]) when `exp` is present; no audience, no required claims.
+fn validation(alg: Algorithm) -> Validation {
+    let mut v = Validation::new(alg);
+    v.validate_aud = false;
+    v.required_spec_claims.clear();
+    v.leeway = LEEWAY_SECS.unsigned_abs();
+    v
 }
 
 fn new_cache() -> std::sync::Arc<cache::JwtCache> {

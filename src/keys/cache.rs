@@ -103,23 +103,17 @@ impl JwtCache {
         self.map.is_empty()
     }
 
-    /// Drops expired entries, then arbitrary ones, to 3/4 of the limit.
+    /// Drops expired entries, then arbitrary ones, to 3/4 of the limit:
+    /// each a pass of `retain`, the second only when still needed.
     fn evict(&self, now: i64) {
-        self.map
-            .retain(|_, e| e.valid_until.is_none_or(|t| now <= t));
-        let keep = self.max / 4 * 3;
-        let excess = self.map.len().saturating_sub(keep);
-        if excess == 0 {
-            return;
-        }
-        let victims: Vec<Box<str>> = self
-            .map
-            .iter()
-            .take(excess)
-            .map(|e| e.key().clone())
-            .collect();
-        for k in victims {
-            self.map.remove(&k);
+        self.map.retain(|_, e| e.valid_until.is_none_or(|t| now <= t));
+        let mut over = self.map.len().saturating_sub(self.max / 4 * 3);
+        if over > 0 {
+            self.map.retain(|_, _| {
+                let keep = over == 0;
+                over = over.saturating_sub(1);
+                keep
+            });
         }
     }
 }
