@@ -249,17 +249,14 @@ impl Keys {
         // With the secret alone (the default), one decode checks everything,
         // parsing the header once. Whatever it refuses goes the general way
         // below, so a refusal is reported exactly as there.
-        static HS256: std::sync::LazyLock<Validation> = std::sync::LazyLock::new(|| validation(Algorithm::HS256));
         if self.signing.is_empty() {
-            if let Ok(d) = jsonwebtoken::decode::<serde_json::Value>(token, &self.decoding_key(), &HS256) {
-                return Ok(d.claims);
+            if let Ok(claims) = self.verify_hs256(token) {
+                return Ok(claims);
             }
         }
         let header = jsonwebtoken::decode_header(token)?;
         match header.alg {
-            Algorithm::HS256 => {
-                jsonwebtoken::decode::<serde_json::Value>(token, &self.decoding_key(), &validation(Algorithm::HS256)).map(|d| d.claims)
-            }
+            Algorithm::HS256 => self.verify_hs256(token),
             alg @ (Algorithm::RS256 | Algorithm::ES256) => {
                 let key = self
                     .signing
@@ -275,6 +272,12 @@ impl Keys {
 }
 
 impl Keys {
+    /// An HS256 token checked against the secret.
+    fn verify_hs256(&self, token: &str) -> Result<serde_json::Value, jsonwebtoken::errors::Error> {
+        static HS256: std::sync::LazyLock<Validation> = std::sync::LazyLock::new(|| validation(Algorithm::HS256));
+        jsonwebtoken::decode::<serde_json::Value>(token, &self.decoding_key(), &HS256).map(|d| d.claims)
+    }
+
     /// [`Keys::verify`] through the cache of verified tokens
     /// ([`cache::JwtCache`]): a token seen before and not yet expired is not
     /// verified again. What every caller-resolving path uses.

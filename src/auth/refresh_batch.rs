@@ -1,7 +1,7 @@
 //! Refresh-token grants coalesced into batches: the grants that arrive
 //! while a batch is in flight go together in the next one, one statement
-//! (`fluxbase.auth_refresh_many()`, migration `0205_auth_refresh_many.sql`)
-//! and one transaction for all of them.
+//! (`fluxbase.auth_refresh_many()`, migrations `0205`, `0206`) and one
+//! transaction for all of them.
 //!
 //! Why: much of a lone grant's database cost is the transaction around it
 //! (snapshot, commit and its WAL flush, a backend woken per grant), not its
@@ -12,8 +12,9 @@
 //!
 //! Invariants:
 //! - each grant gets exactly what `fluxbase.auth_refresh()` alone would give
-//!   it after the grants before it in its batch (the same function, called
-//!   once per grant, in order), and no answer is sent before the batch has
+//!   it after the grants before it in its batch (the common grants, with
+//!   disjoint sessions, rotated together; the others by that function, once
+//!   per grant, in order), and no answer is sent before the batch has
 //!   committed;
 //! - a batch that fails as a whole (a deadlock, a lost connection) committed
 //!   nothing, so its grants are run again each on its own: one bad grant

@@ -77,8 +77,8 @@ impl Caller {
     }
 
     /// The parameters for [`Caller::apply_sql`].
-    pub fn apply_params(&self) -> (String, String) {
-        (self.role.clone(), self.claims.json().to_owned())
+    pub fn apply_params(&self) -> (&str, &str) {
+        (&self.role, self.claims.json())
     }
 }
 

@@ -130,8 +130,8 @@ pub async fn run(
         let end = if mode.rollback { "rollback" } else { "commit" };
         let timeout = info.timeout_ms.to_string();
         let setup = [
-            Some(role.as_str()),
-            Some(claims.as_str()),
+            Some(role),
+            Some(claims),
             Some(info.method.as_str()),
             Some(info.path.as_str()),
             Some(info.headers.as_str()),

@@ -344,7 +344,7 @@ fn audience_key(caller: &Caller, compiled: Option<&Compiled>) -> String {
     for k in read {
         key.push('|');
         if k == "*" {
-            key.push_str(&caller.claims.to_string());
+            key.push_str(caller.claims.json());
         } else {
             key.push_str(&caller.claims.get(&k).map(Value::to_string).unwrap_or_default());
         }
