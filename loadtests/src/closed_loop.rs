@@ -1,6 +1,7 @@
-//! The end of a closed-loop run (workers each with one request in flight,
-//! `rest-get` and `refresh`): stop the workers after the run's time, gather
-//! their latencies, and report rate, failures and percentiles as JSON.
+//! The end of a closed-loop run (workers each with one request in flight:
+//! `rest-get`, `rest-insert` and `refresh`): stop the workers after the
+//! run's time, gather their latencies, and report rate, failures and
+//! percentiles as JSON.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};

@@ -60,9 +60,9 @@ struct RestClient {
 }
 
 impl RestClient {
-    fn load(self, nitems: u64, distinct_jwt: bool, insert: bool) -> rest::RestGet {
+    fn load(self, nitems: u64, distinct_jwt: bool, insert: bool) -> rest::RestLoad {
         let RestClient { url, apikey, jwt_secret, users, concurrency, seconds } = self;
-        rest::RestGet { url, apikey, jwt_secret, nitems, users, concurrency: concurrency.max(1), seconds, distinct_jwt, insert }
+        rest::RestLoad { url, apikey, jwt_secret, nitems, users, concurrency: concurrency.max(1), seconds, distinct_jwt, insert }
     }
 }
 

@@ -14,7 +14,7 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 /// What to drive.
-pub struct RestGet {
+pub struct RestLoad {
     /// Fluxbase base URL.
     pub url: String,
     /// The anon key.
@@ -77,7 +77,7 @@ impl Walk {
 
 /// Runs the load; returns requests/s, failures and latency percentiles
 /// (and, with `--distinct-jwt`, how many tokens were signed during the run).
-pub async fn run(t: RestGet) -> Result<Value> {
+pub async fn run(t: RestLoad) -> Result<Value> {
     let users = t.users.max(1);
     let per_user = (t.nitems / users).max(2);
     let tokens: Arc<Vec<String>> = Arc::new((1..=users).map(|u| token(&t.jwt_secret, u, None)).collect::<Result<_>>()?);
