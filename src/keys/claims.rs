@@ -1,6 +1,8 @@
 //! [`Claims`]: a verified token's claims, shared rather than copied, with
 //! their JSON text made once. Every request that carries a cached token gets
-//! the same `Claims`; the text is what `request.jwt.claims` is set to.
+//! the same `Claims`; the text is what `request.jwt.claims` is set to: the
+//! claims as the token carried them when verification kept them (see
+//! [`super::hs256`]), else the compact form of the value.
 
 use std::fmt;
 use std::ops::Deref;
@@ -19,7 +21,13 @@ impl Claims {
         Claims(Arc::new((value, text)))
     }
 
-    /// The compact JSON text (what `Value::to_string` gives).
+    /// Wraps `value` with `text`, the JSON it was parsed from.
+    pub fn with_text(value: Value, text: String) -> Claims {
+        Claims(Arc::new((value, text)))
+    }
+
+    /// The JSON text: what the claims were parsed from, or the compact
+    /// form of the value.
     pub fn json(&self) -> &str {
         &self.0 .1
     }
