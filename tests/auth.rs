@@ -885,3 +885,48 @@ async fn an_unreachable_relay_fails_the_request_and_sends_nothing() {
     assert_eq!(users, 0, "no user is left without its confirmation mail");
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn finding_a_user_by_address_reads_a_few_pages_whatever_the_number_of_users() {
+    let s = TestServer::start().await;
+    let db = s.db.client().await;
+    db.batch_execute(
+        "insert into auth.users (instance_id, id, aud, role, email, created_at, updated_at)
+         select '00000000-0000-0000-0000-000000000000', gen_random_uuid(), 'authenticated', 'authenticated',
+                'many-' || n || '@example.com', now(), now()
+           from generate_series(1, 20000) n;
+         analyze auth.users;",
+    )
+    .await
+    .expect("users");
+    // The predicate of `find_by_email` (src/auth/users.rs).
+    let plan = db
+        .query(
+            "explain (analyze, buffers, costs off, format json)
+             select id from auth.users where lower(email) = lower('Many-777@example.com') and not is_sso_user and deleted_at is null limit 1",
+            &[],
+        )
+        .await
+        .expect("explain");
+    let plan: Value = plan[0].get(0);
+    let text = plan.to_string();
+    assert!(text.contains("users_lower_email_idx"), "{text}");
+    let top = &plan[0]["Plan"];
+    let pages = top["Shared Hit Blocks"].as_i64().unwrap_or(0) + top["Shared Read Blocks"].as_i64().unwrap_or(0);
+    assert!(pages <= 8, "{pages} pages read: {text}");
+    assert_eq!(top["Actual Rows"], 1, "{text}");
+    // The code check's predicate (src/auth/verify.rs): by email or email_change.
+    let plan = db
+        .query(
+            "explain (costs off, format json)
+             select id from auth.users where (lower(email) = 'many-9@example.com' or lower(email_change) = 'many-9@example.com')
+                and deleted_at is null and not is_sso_user for update",
+            &[],
+        )
+        .await
+        .expect("explain");
+    let plan: Value = plan[0].get(0);
+    let text = plan.to_string();
+    assert!(text.contains("users_lower_email_idx") && text.contains("users_lower_email_change_idx"), "{text}");
+    s.shutdown().await;
+}
