@@ -247,19 +247,16 @@ impl Keys {
     }
 
     /// Verifies a token (HS256 with the secret, or RS256/ES256 with a
-    /// configured key) and returns its claims.
-    pub fn verify(&self, token: &str) -> Result<serde_json::Value, jsonwebtoken::errors::Error> {
+    /// configured key) and returns its claims. A new HS256 token goes the
+    /// fast way ([`hs256::Hs256`]) when it surely verifies; anything else,
+    /// and every refusal, goes through `jsonwebtoken::decode`.
+    pub fn verify(&self, token: &str) -> Result<claims::Claims, jsonwebtoken::errors::Error> {
         use jsonwebtoken::errors::{Error, ErrorKind};
-        // With the secret alone (the default), one decode checks everything,
-        // parsing the header once. Whatever it refuses goes the general way
-        // below, so a refusal is reported exactly as there.
-        if self.signing.is_empty() {
-            if let Ok(claims) = self.verify_hs256(token) {
-                return Ok(claims);
-            }
+        if let Some(claims) = self.hs256.verify(token) {
+            return Ok(claims);
         }
         let header = jsonwebtoken::decode_header(token)?;
-        match header.alg {
+        let claims = match header.alg {
             Algorithm::HS256 => self.verify_hs256(token),
             alg @ (Algorithm::RS256 | Algorithm::ES256) => {
                 let key = self
@@ -271,7 +268,8 @@ impl Keys {
                 jsonwebtoken::decode::<serde_json::Value>(token, &key.decoding, &validation(alg)).map(|d| d.claims)
             }
             _ => Err(ErrorKind::InvalidAlgorithm.into()),
-        }
+        }?;
+        Ok(claims::Claims::new(claims))
     }
 }
 
@@ -284,18 +282,13 @@ impl Keys {
 
     /// [`Keys::verify`] through the cache of verified tokens
     /// ([`cache::JwtCache`]): a token seen before and not yet expired is not
-    /// verified again, and a new HS256 token goes the fast way
-    /// ([`hs256::Hs256`]) when it surely verifies. What every
-    /// caller-resolving path uses.
+    /// verified again. What every caller-resolving path uses.
     pub fn verify_cached(&self, token: &str) -> Result<claims::Claims, jsonwebtoken::errors::Error> {
         let now = unix_now();
         if let Some(claims) = self.verified.get(token, now) {
             return Ok(claims);
         }
-        let claims = match self.hs256.verify(token) {
-            Some(claims) => claims,
-            None => claims::Claims::new(self.verify(token)?),
-        };
+        let claims = self.verify(token)?;
         self.verified.insert(token, &claims, now);
         Ok(claims)
     }

@@ -643,7 +643,7 @@ async fn asymmetric_round_trip(s: &TestServer, alg: &str) {
     let claims = s.keys.verify(&token).expect("claims");
     let forged = jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
+        &*claims,
         &jsonwebtoken::EncodingKey::from_secret(jwks.to_string().as_bytes()),
     )
     .expect("sign");

@@ -19,7 +19,7 @@ pub struct Authenticated {
     /// The session (`session_id`), if the token names one.
     pub session_id: Option<Uuid>,
     /// The verified claims.
-    pub claims: Value,
+    pub claims: crate::keys::claims::Claims,
     /// The user JSON, loaded with the check.
     pub user: Value,
 }
