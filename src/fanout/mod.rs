@@ -455,7 +455,13 @@ mod tests {
             "the fast subscriber got everything, in order"
         );
         assert_eq!(fast.cut_loose(), None);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // The slow subscriber sits on another shard: wait until it has seen the fourth change.
+        for _ in 0..1000 {
+            if slow.cut_loose().is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         assert_eq!(
             slow.cut_loose(),
             Some(Position::new(Lsn(30), 0)),
