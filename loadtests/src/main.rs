@@ -11,13 +11,14 @@
 //! - `rest-get`, `rest-insert`: REST GET by primary key, or a single-row
 //!   insert, with user JWTs and RLS ([`rest`]), from a client far cheaper per
 //!   request than k6 (P6, P7 beside pgbench).
-//! - `refresh`: refresh-token grants from the same kind of client ([`refresh`], P10).
+//! - `refresh`, `signin`: refresh-token and password grants from the same
+//!   kind of client ([`grants`], P10 and P9).
 //!
 //! Each prints one JSON object on stdout; `loadtests/run` reads it.
 
 mod closed_loop;
+mod grants;
 mod realtime;
-mod refresh;
 mod rest;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -168,6 +169,21 @@ enum Cmd {
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
     },
+    /// Password sign-ins, each worker signing in as its own user again and again.
+    Signin {
+        /// Fluxbase base URL.
+        #[arg(long)]
+        url: String,
+        /// The anon key.
+        #[arg(long)]
+        apikey: String,
+        /// Workers (users), one sign-in in flight each.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+    },
     /// Raw Argon2id hashes/s on all threads (the password sign-in ceiling).
     Argon2 {
         /// Threads hashing in parallel.
@@ -222,7 +238,10 @@ async fn run_async(cmd: Cmd) -> Result<serde_json::Value> {
             rest::run(client.load(nitems, false, true)).await
         }
         Cmd::Refresh { url, apikey, concurrency, seconds } => {
-            refresh::run(refresh::Refresh { url, apikey, concurrency: concurrency.max(1), seconds }).await
+            grants::run(grants::Load { grant: grants::Grant::Refresh, url, apikey, concurrency: concurrency.max(1), seconds }).await
+        }
+        Cmd::Signin { url, apikey, concurrency, seconds } => {
+            grants::run(grants::Load { grant: grants::Grant::Password, url, apikey, concurrency: concurrency.max(1), seconds }).await
         }
         Cmd::Argon2 { .. } => bail!("argon2 runs synchronously"),
     }
