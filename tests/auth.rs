@@ -930,3 +930,83 @@ async fn finding_a_user_by_address_reads_a_few_pages_whatever_the_number_of_user
     assert!(text.contains("users_lower_email_idx") && text.contains("users_lower_email_change_idx"), "{text}");
     s.shutdown().await;
 }
+
+/// Migration 0210: no index of `auth.refresh_tokens` covers what a rotation
+/// changes (`revoked`, `updated_at`), pages keep room, so revoking the
+/// parent token is a HOT update; the cleanup and the reuse window still
+/// find their rows through an index.
+#[tokio::test]
+async fn rotating_a_refresh_token_writes_no_index_entry_for_the_revoked_one() {
+    let s = TestServer::start().await;
+    let db = s.db.client().await;
+    let covering: Vec<String> = db
+        .query(
+            "select i.indexrelid::regclass::text
+               from pg_index i
+              where i.indrelid = 'auth.refresh_tokens'::regclass
+                and (exists (select 1 from pg_attribute a
+                              where a.attrelid = i.indrelid and a.attname in ('revoked', 'updated_at')
+                                and a.attnum = any (i.indkey::int2[]))
+                     or coalesce(pg_get_expr(i.indexprs, i.indrelid), '') ~ '(revoked|updated_at)'
+                     or coalesce(pg_get_expr(i.indpred, i.indrelid), '') ~ '(revoked|updated_at)')",
+            &[],
+        )
+        .await
+        .expect("indexes")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(covering.is_empty(), "indexes covering what a rotation changes: {covering:?}");
+    let options: Option<Vec<String>> =
+        db.query_one("select reloptions from pg_class where oid = 'auth.refresh_tokens'::regclass", &[]).await.expect("options").get(0);
+    assert!(options.unwrap_or_default().iter().any(|o| o.starts_with("fillfactor=")), "pages keep room for the revoked version");
+
+    let api = Api::new(&s);
+    let (st, v) = api.post("/signup", json!({"email": addr("hot"), "password": "hot-pass-123"})).await;
+    assert_eq!(st, 200, "{v}");
+    let mut token = v["refresh_token"].as_str().expect("token").to_owned();
+    // A backend reports its statistics at the end of a transaction at most
+    // once a second (or after 10 s idle): keep rotating until they show.
+    let mut hot: i64 = 0;
+    for _ in 0..120 {
+        let (st, v) = api.post("/token?grant_type=refresh_token", json!({"refresh_token": token})).await;
+        assert_eq!(st, 200, "{v}");
+        token = v["refresh_token"].as_str().expect("token").to_owned();
+        hot = db
+            .query_one("select n_tup_hot_upd from pg_stat_user_tables where relid = 'auth.refresh_tokens'::regclass", &[])
+            .await
+            .expect("stats")
+            .get(0);
+        if hot > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(hot > 0, "no revocation was a HOT update");
+    // Plans on a table of some size: a day of rotations of one session.
+    db.batch_execute(
+        "insert into auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, session_id)
+         select t.instance_id, 'many-' || n, t.user_id, true, now() - n * interval '4 seconds', now() - n * interval '4 seconds', t.session_id
+           from (select * from auth.refresh_tokens limit 1) t, generate_series(1, 20000) n;
+         analyze auth.refresh_tokens;",
+    )
+    .await
+    .expect("tokens");
+    for (sql, index) in [
+        (
+            "explain (costs off) select c.token from auth.refresh_tokens c
+              where c.session_id = '22222222-2222-2222-2222-222222222222' and not c.revoked order by c.id desc limit 1",
+            "refresh_tokens_session_id_id_idx",
+        ),
+        (
+            "explain (costs off) select id from auth.refresh_tokens
+              where created_at < now() - interval '24 hours' and revoked and updated_at < now() - interval '24 hours'
+              order by created_at limit 1000",
+            "refresh_tokens_created_at_idx",
+        ),
+    ] {
+        let plan: Vec<String> = db.query(sql, &[]).await.expect("explain").iter().map(|r| r.get(0)).collect();
+        assert!(plan.join("\n").contains(index), "{sql}: {plan:?}");
+    }
+    s.shutdown().await;
+}
