@@ -934,7 +934,7 @@ async fn finding_a_user_by_address_reads_a_few_pages_whatever_the_number_of_user
 /// Migration 0210: no index of `auth.refresh_tokens` covers what a rotation
 /// changes (`revoked`, `updated_at`), pages keep room, so revoking the
 /// parent token is a HOT update; the cleanup and the reuse window still
-/// find their rows through an index.
+/// find their rows through an index (0211: the grant's own queries always do).
 #[tokio::test]
 async fn rotating_a_refresh_token_writes_no_index_entry_for_the_revoked_one() {
     let s = TestServer::start().await;
@@ -960,6 +960,18 @@ async fn rotating_a_refresh_token_writes_no_index_entry_for_the_revoked_one() {
     let options: Option<Vec<String>> =
         db.query_one("select reloptions from pg_class where oid = 'auth.refresh_tokens'::regclass", &[]).await.expect("options").get(0);
     assert!(options.unwrap_or_default().iter().any(|o| o.starts_with("fillfactor=")), "pages keep room for the revoked version");
+    // Migration 0211: the grant's functions plan index scans whatever the statistics say.
+    let settings: Vec<Option<Vec<String>>> = db
+        .query("select proconfig from pg_proc where proname in ('auth_refresh', 'auth_refresh_many') and pronamespace = 'fluxbase'::regnamespace", &[])
+        .await
+        .expect("functions")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(settings.len(), 2);
+    for s in &settings {
+        assert!(s.as_deref().unwrap_or_default().iter().any(|o| o == "enable_seqscan=off"), "{settings:?}");
+    }
 
     let api = Api::new(&s);
     let (st, v) = api.post("/signup", json!({"email": addr("hot"), "password": "hot-pass-123"})).await;
