@@ -236,9 +236,9 @@ impl Keys {
         &self.secret
     }
 
-    /// The key for verifying HS256 tokens.
-    pub fn decoding_key(&self) -> DecodingKey {
-        DecodingKey::from_secret(self.secret.as_bytes())
+    /// The key for verifying HS256 tokens (made once, with the fast verifier).
+    pub fn decoding_key(&self) -> &DecodingKey {
+        self.hs256.key()
     }
 
     /// The key for signing HS256 tokens.
@@ -277,7 +277,7 @@ impl Keys {
     /// An HS256 token checked against the secret.
     fn verify_hs256(&self, token: &str) -> Result<serde_json::Value, jsonwebtoken::errors::Error> {
         static HS256: std::sync::LazyLock<Validation> = std::sync::LazyLock::new(|| validation(Algorithm::HS256));
-        jsonwebtoken::decode::<serde_json::Value>(token, self.hs256.key(), &HS256).map(|d| d.claims)
+        jsonwebtoken::decode::<serde_json::Value>(token, self.decoding_key(), &HS256).map(|d| d.claims)
     }
 
     /// [`Keys::verify`] through the cache of verified tokens

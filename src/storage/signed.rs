@@ -60,7 +60,7 @@ pub fn verify(s: &Storage, token: Option<&str>, bucket: &str, name: &str, upload
     v.leeway = 0;
     v.validate_aud = false;
     v.set_required_spec_claims(&["exp"]);
-    let data = jsonwebtoken::decode::<SignedClaims>(token, &s.app.keys.decoding_key(), &v).map_err(|e| match e.kind() {
+    let data = jsonwebtoken::decode::<SignedClaims>(token, s.app.keys.decoding_key(), &v).map_err(|e| match e.kind() {
         jsonwebtoken::errors::ErrorKind::ExpiredSignature => StorageError::InvalidSignature("jwt expired".into()),
         _ => StorageError::InvalidSignature("Invalid signature".into()),
     })?;
