@@ -30,11 +30,10 @@ export const options = {
 // (k6's counter rates divide by the whole run, setup included).
 export function setup() {
   const started = Date.now();
-  const run = started;
   const users = [];
   const tokens = [];
   for (let i = 1; i <= VUS; i++) {
-    const email = `load-${run}-${i}@example.com`;
+    const email = `load-${started}-${i}@example.com`;
     const res = http.post(`${BASE}/auth/v1/signup`, JSON.stringify({ email, password: PASSWORD }), { headers: H });
     check(res, { 'signup 2xx': (r) => r.status >= 200 && r.status < 300 });
     users.push(email);

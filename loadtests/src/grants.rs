@@ -62,7 +62,8 @@ async fn sign_up(http: &reqwest::Client, t: &Load, run: u128, worker: usize) -> 
     }
 }
 
-/// One grant for a worker's user; the new refresh token.
+/// One grant for a worker's user (its address, its current refresh token):
+/// the status and the answer, which carries the next refresh token.
 async fn grant(http: &reqwest::Client, t: &Load, email: &str, token: &str) -> Result<(u16, Value)> {
     match t.grant {
         Grant::Password => post(http, t, "token?grant_type=password", &json!({"email": email, "password": PASSWORD})).await,

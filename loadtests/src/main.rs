@@ -67,6 +67,27 @@ impl RestClient {
     }
 }
 
+/// Where and how long the auth grant client drives (`refresh`, `signin`).
+#[derive(clap::Args)]
+struct GrantClient {
+    /// Fluxbase base URL.
+    #[arg(long)]
+    url: String,
+    /// The anon key.
+    #[arg(long)]
+    apikey: String,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+}
+
+impl GrantClient {
+    fn load(self, grant: grants::Grant, concurrency: usize) -> grants::Load {
+        let GrantClient { url, apikey, seconds } = self;
+        grants::Load { grant, url, apikey, concurrency: concurrency.max(1), seconds }
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Resume an SSE change stream from an old position and replay N changes.
@@ -156,33 +177,19 @@ enum Cmd {
     },
     /// Refresh-token grants, each worker rotating its own session's token.
     Refresh {
-        /// Fluxbase base URL.
-        #[arg(long)]
-        url: String,
-        /// The anon key.
-        #[arg(long)]
-        apikey: String,
+        #[command(flatten)]
+        client: GrantClient,
         /// Workers (sessions), one grant in flight each.
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
-        /// Seconds to run.
-        #[arg(long, default_value_t = 10.0)]
-        seconds: f64,
     },
     /// Password sign-ins, each worker signing in as its own user again and again.
     Signin {
-        /// Fluxbase base URL.
-        #[arg(long)]
-        url: String,
-        /// The anon key.
-        #[arg(long)]
-        apikey: String,
+        #[command(flatten)]
+        client: GrantClient,
         /// Workers (users), one sign-in in flight each.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
-        /// Seconds to run.
-        #[arg(long, default_value_t = 10.0)]
-        seconds: f64,
     },
     /// Raw Argon2id hashes/s on all threads (the password sign-in ceiling).
     Argon2 {
@@ -237,12 +244,8 @@ async fn run_async(cmd: Cmd) -> Result<serde_json::Value> {
             let nitems = client.users * 2;
             rest::run(client.load(nitems, false, true)).await
         }
-        Cmd::Refresh { url, apikey, concurrency, seconds } => {
-            grants::run(grants::Load { grant: grants::Grant::Refresh, url, apikey, concurrency: concurrency.max(1), seconds }).await
-        }
-        Cmd::Signin { url, apikey, concurrency, seconds } => {
-            grants::run(grants::Load { grant: grants::Grant::Password, url, apikey, concurrency: concurrency.max(1), seconds }).await
-        }
+        Cmd::Refresh { client, concurrency } => grants::run(client.load(grants::Grant::Refresh, concurrency)).await,
+        Cmd::Signin { client, concurrency } => grants::run(client.load(grants::Grant::Password, concurrency)).await,
         Cmd::Argon2 { .. } => bail!("argon2 runs synchronously"),
     }
 }
