@@ -18,6 +18,7 @@
 
 mod closed_loop;
 mod grants;
+mod http1;
 mod realtime;
 mod rest;
 

@@ -1,6 +1,6 @@
 //! `rest-get` and `rest-insert`: GET by primary key, or a single-row insert
 //! (`Prefer: return=minimal`), with a user JWT and RLS, from a cheap Rust
-//! client (reqwest over keep-alive connections), so the figure is not
+//! client (one keep-alive HTTP/1.1 connection per worker, [`crate::http1`]), so the figure is not
 //! capped by the load generator: k6 spends about as much CPU per request
 //! as the server on the same two cores. With `--distinct-jwt` every request
 //! carries a token the server has not seen (P8); they are signed before the
@@ -46,6 +46,9 @@ fn token(secret: &str, u: u64, nonce: Option<(usize, u64)>) -> Result<String> {
     }
     Ok(jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()))?)
 }
+
+/// The table's path; the load's rows are its fixture's.
+const PATH: &str = "/rest/v1/items";
 
 /// Distinct tokens signed per second of the run before the clock starts
 /// (`--distinct-jwt`): above what the server reaches here, so the client
@@ -93,24 +96,22 @@ pub async fn run(t: RestLoad) -> Result<Value> {
             }
         }
     }
-    let http = reqwest::Client::builder().pool_max_idle_per_host(t.concurrency).build()?;
+    let target = crate::http1::Target::from_url(&t.url)?;
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let signed_in_run = Arc::new(AtomicU64::new(0));
-    let base = format!("{}/rest/v1/items", t.url.trim_end_matches('/'));
     // Inserted keys differ from one run to the next on the same table.
     let salt = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() % 100_000;
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(t.concurrency);
     for (worker, pool) in presigned.into_iter().enumerate() {
-        let (http, tokens, stop, ok, failed, signed_in_run, base, apikey) = (
-            http.clone(),
+        let (target, tokens, stop, ok, failed, signed_in_run, apikey) = (
+            target.clone(),
             Arc::clone(&tokens),
             Arc::clone(&stop),
             Arc::clone(&ok),
             Arc::clone(&failed),
             Arc::clone(&signed_in_run),
-            base.clone(),
             t.apikey.clone(),
         );
         let fresh = t.distinct_jwt.then(|| t.jwt_secret.clone());
@@ -120,41 +121,55 @@ pub async fn run(t: RestLoad) -> Result<Value> {
             let mut walk = Walk::new(worker, users, per_user);
             let mut pool = pool.into_iter();
             let mut n = 0u64;
+            // A connection that fails counts one failure and is opened again.
             while !stop.load(Ordering::Relaxed) {
-                n += 1;
-                let (u, id) = walk.next();
-                let signed;
-                let bearer: &str = match &fresh {
-                    Some(secret) => {
-                        signed = match pool.next() {
-                            Some(presigned) => presigned,
-                            None => {
-                                signed_in_run.fetch_add(1, Ordering::Relaxed);
-                                token(secret, u, Some((worker, n))).unwrap_or_default()
+                let (lat, walk, pool, n) = (&mut lat, &mut walk, &mut pool, &mut n);
+                let (stop, ok, failed, signed_in_run) = (&*stop, &*ok, &*failed, &*signed_in_run);
+                let (target, tokens, apikey, fresh) = (&target, &tokens, &apikey, &fresh);
+                let requests = |mut sender: crate::http1::Sender| async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        *n += 1;
+                        let n = *n;
+                        let (u, id) = walk.next();
+                        let signed;
+                        let bearer: &str = match &fresh {
+                            Some(secret) => {
+                                signed = match pool.next() {
+                                    Some(presigned) => presigned,
+                                    None => {
+                                        signed_in_run.fetch_add(1, Ordering::Relaxed);
+                                        token(secret, u, Some((worker, n))).unwrap_or_default()
+                                    }
+                                };
+                                &signed
                             }
+                            None => &tokens[(u - 1) as usize],
                         };
-                        &signed
+                        // Latency is the request's, not the client's signing.
+                        let t0 = Instant::now();
+                        let sent = if insert {
+                            // New keys above the fixture's, distinct per run, worker and request.
+                            let new_id = 1_000_000_000 + salt * 10_000_000_000_000 + (worker as u64) * 10_000_000_000 + n;
+                            let row = json!({"id": new_id, "owner": format!("00000000-0000-0000-0000-{u:012}"),
+                                             "category_id": 1, "name": "new item", "price": 5});
+                            let headers = [("apikey", apikey.as_str()), ("prefer", "return=minimal")];
+                            crate::http1::send(&mut sender, target, PATH, &headers, bearer, Some(row.to_string())).await
+                        } else {
+                            let path = format!("{PATH}?id=eq.{id}&select=*");
+                            crate::http1::send(&mut sender, target, &path, &[("apikey", apikey.as_str())], bearer, None).await
+                        };
+                        lat.push(t0.elapsed().as_secs_f64() * 1e3);
+                        let good = matches!(sent, Ok(true));
+                        if good { ok } else { failed }.fetch_add(1, Ordering::Relaxed);
+                        if sent.is_err() {
+                            return;
+                        }
                     }
-                    None => &tokens[(u - 1) as usize],
                 };
-                // Latency is the request's, not the client's signing.
-                let t0 = Instant::now();
-                let req = if insert {
-                    // New keys above the fixture's, distinct per run, worker and request.
-                    let new_id = 1_000_000_000 + salt * 10_000_000_000_000 + (worker as u64) * 10_000_000_000 + n;
-                    let row = json!({"id": new_id, "owner": format!("00000000-0000-0000-0000-{u:012}"),
-                                     "category_id": 1, "name": "new item", "price": 5});
-                    http.post(base.as_str()).header("prefer", "return=minimal").header("content-type", "application/json").body(row.to_string())
-                } else {
-                    http.get(format!("{base}?id=eq.{id}&select=*"))
-                };
-                let res = req.header("apikey", &apikey).bearer_auth(bearer).send().await;
-                let good = match res {
-                    Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
-                    _ => false,
-                };
-                lat.push(t0.elapsed().as_secs_f64() * 1e3);
-                if good { &ok } else { &failed }.fetch_add(1, Ordering::Relaxed);
+                if crate::http1::with_connection(target, requests).await.is_err() {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
             }
             lat
         }));

@@ -60,7 +60,7 @@ impl ApiKey {
 
 /// Whether `path` is behind the gate.
 pub fn is_gated(path: &str) -> bool {
-    let under = |p: &&str| path == *p || path.starts_with(&format!("{p}/"));
+    let under = |p: &&str| path.strip_prefix(*p).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
     GATED_PREFIXES.iter().any(under) && !OPEN_PREFIXES.iter().any(|p| path.starts_with(p))
 }
 
