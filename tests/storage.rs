@@ -341,6 +341,8 @@ async fn limits_keys_and_failed_uploads_leave_nothing() {
     let chunks = futures_util::stream::iter((0..64).map(|_| Ok::<_, std::io::Error>(vec![7u8; 100])));
     let r = api.req(M::POST, "/object/img/chunked.png").header("content-type", "image/png").body(reqwest::Body::wrap_stream(chunks)).send().await.expect("chunked");
     let st = r.status().as_u16();
+    // The rest of the refused body may still be arriving: the connection is not reused.
+    assert_eq!(r.headers().get("connection").and_then(|v| v.to_str().ok()), Some("close"));
     assert_error(st, &r.json().await.expect("json"), "413", "EntityTooLarge");
     let (st, body) = api.upload("img/a.txt", b"text", "text/plain", false).await;
     assert_error(st, &body, "415", "InvalidMimeType");

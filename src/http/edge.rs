@@ -5,7 +5,8 @@
 //! limit; the 503 while starting; the API-key gate; then the routes. On the
 //! way out: an [`ApiError`] carried by the response is rendered in its
 //! service's shape with the request id; `X-Request-Id` and CORS headers are
-//! added; the request is counted, timed and logged.
+//! added (and `Connection: close` when a refused streamed body may still be
+//! arriving); the request is counted, timed and logged.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -57,6 +58,7 @@ pub async fn handle(
     let auth_api_version = req.headers().contains_key("x-supabase-api-version");
     let flavor = Flavor::for_path(&path, auth_api_version);
 
+    let streamed_body = is_streaming(&path) && req.version() <= http::Version::HTTP_11 && carries_body(req.headers());
     let filters = routes.pick(&path).clone();
     let result = route(Arc::clone(&state), filters, req, peer, request_id.clone()).instrument(span).await;
 
@@ -74,6 +76,12 @@ pub async fn handle(
         res.headers_mut().insert("x-supabase-api-version", HeaderValue::from_static("2024-01-01"));
     }
     cors::decorate(res.headers_mut(), origin.as_ref());
+    // A streamed body its handler refused may still be arriving; the
+    // connection closes after the answer (RFC 9112, section 9.6), and says
+    // so, lest the client send its next request on it.
+    if streamed_body && (res.status().is_client_error() || res.status().is_server_error()) {
+        res.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let status = res.status().as_u16();
     let elapsed = started.elapsed();
     state.metrics.observe(super::metrics::service_of(&path), method.as_str(), status, elapsed.as_secs_f64());
@@ -101,7 +109,7 @@ async fn route(
         return Ok(cors::preflight(&parts.headers));
     }
     let path = parts.uri.path().to_owned();
-    let streaming = STREAMING_PREFIXES.iter().any(|p| path.starts_with(p));
+    let streaming = is_streaming(&path);
     let limit = state.config.server.max_body_bytes;
     if !streaming && content_length(&parts.headers).is_some_and(|n| n > limit) {
         return Err(ApiError::new(
@@ -139,6 +147,16 @@ fn request_id(headers: &http::HeaderMap) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
+/// Whether `path`'s body is streamed to its service rather than read here.
+fn is_streaming(path: &str) -> bool {
+    STREAMING_PREFIXES.iter().any(|p| path.starts_with(p))
+}
+
+/// Whether the request says it has a body (a non-zero length, or chunks).
+fn carries_body(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(http::header::TRANSFER_ENCODING) || content_length(headers).is_some_and(|n| n > 0)
+}
+
 fn content_length(headers: &http::HeaderMap) -> Option<u64> {
     headers.get(http::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
@@ -155,5 +173,19 @@ mod tests {
         h.insert("x-request-id", HeaderValue::from_static("has space"));
         assert_ne!(request_id(&h), "has space");
         assert_eq!(request_id(&http::HeaderMap::new()).len(), 36);
+    }
+
+    #[test]
+    fn bodies_are_announced_by_length_or_chunks() {
+        let mut h = http::HeaderMap::new();
+        assert!(!carries_body(&h));
+        h.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        assert!(!carries_body(&h));
+        h.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("12"));
+        assert!(carries_body(&h));
+        let mut chunked = http::HeaderMap::new();
+        chunked.insert(http::header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        assert!(carries_body(&chunked));
+        assert!(is_streaming("/storage/v1/object/b/x") && !is_streaming("/rest/v1/t"));
     }
 }
