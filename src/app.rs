@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::database::{Pool, SessionPool};
+use crate::database::{Pool, SessionPools};
 use crate::embedded::ClusterState;
 use crate::http::error::ApiError;
 use crate::http::metrics::Metrics;
@@ -32,8 +32,8 @@ pub struct AppState {
 pub struct Ready {
     /// The connection pool.
     pub pool: Pool,
-    /// Pipelined sessions REST requests run on.
-    pub sessions: SessionPool,
+    /// Pipelined sessions REST requests run on, a pool per connection thread.
+    pub sessions: SessionPools,
     /// The embedded cluster's state, when the database is embedded.
     pub cluster: Option<watch::Receiver<ClusterState>>,
     /// The event log and change streams (absent when replication is off).

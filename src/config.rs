@@ -133,6 +133,8 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
     /// Public URL clients use, if it differs from `http://host:port`.
     pub public_url: String,
+    /// Threads HTTP connections are served on; 0 means one per core.
+    pub http_threads: u32,
 }
 
 /// `[database]`: where the data lives and how we connect.
@@ -217,7 +219,7 @@ impl Default for Config {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { max_body_bytes: 10 * 1024 * 1024, shutdown_grace_secs: 10, public_url: String::new() }
+        ServerConfig { max_body_bytes: 10 * 1024 * 1024, shutdown_grace_secs: 10, public_url: String::new(), http_threads: 0 }
     }
 }
 
@@ -335,6 +337,9 @@ impl Config {
         if let Err((key, value, allowed)) = self.realtime.validate() {
             return Err(ConfigError::Invalid { key, value, allowed });
         }
+        if self.server.http_threads > 1024 {
+            return Err(invalid("server.http_threads", &self.server.http_threads, "an integer from 0 (one per core) to 1024"));
+        }
         if self.server.shutdown_grace_secs > 3600 {
             return Err(invalid("server.shutdown_grace_secs", &self.server.shutdown_grace_secs, "an integer from 0 to 3600"));
         }
@@ -417,6 +422,15 @@ impl Config {
     /// Seconds in-flight requests get on shutdown.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.server.shutdown_grace_secs)
+    }
+
+    /// How many HTTP connection threads to run: `server.http_threads`, or
+    /// one per core the process may use.
+    pub fn http_threads(&self) -> usize {
+        match self.server.http_threads {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            n => n as usize,
+        }
     }
 }
 

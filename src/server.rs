@@ -76,6 +76,8 @@ pub struct RunningServer {
     http: Option<JoinHandle<()>>,
     cluster: Option<EmbeddedCluster>,
     ingest: Option<Ingest>,
+    /// Dropped after everything above: tasks on them may hold pooled connections.
+    _threads: Arc<http::threads::ConnectionThreads>,
     _lock: DataDirLock,
 }
 
@@ -93,10 +95,15 @@ impl RunningServer {
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let routes = http::routes(Arc::clone(&state));
         let grace = config.shutdown_grace();
+        let threads = Arc::new(
+            http::threads::ConnectionThreads::start(config.http_threads())
+                .map_err(|e| StartError::Internal(format!("cannot start the HTTP threads: {e}")))?,
+        );
         let http_task = tokio::spawn(http::server::serve(
             listener,
             Arc::clone(&state),
             routes,
+            Arc::clone(&threads),
             async move {
                 let _ = shutdown_rx.await;
             },
@@ -116,7 +123,8 @@ impl RunningServer {
         // The pools reach an embedded cluster over its Unix socket.
         let local = db.cluster.as_ref().and_then(EmbeddedCluster::socket_url).unwrap_or_else(|| db.url.clone());
         let pools = database::pool::build(&local, config.database.pool_size, wait, "fluxbase").and_then(|pool| {
-            Ok((pool, database::session_pool::build(&local, config.database.pool_size, wait, "fluxbase rest")?))
+            let sessions = database::SessionPools::build(&local, config.database.pool_size, wait, "fluxbase rest", threads.len())?;
+            Ok((pool, sessions))
         });
         let (pool, sessions) = match pools {
             Ok(p) => p,
@@ -157,6 +165,7 @@ impl RunningServer {
             http: Some(http_task),
             cluster: db.cluster,
             ingest,
+            _threads: threads,
             _lock: lock,
         })
     }

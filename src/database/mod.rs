@@ -14,7 +14,7 @@ pub mod session;
 pub mod session_pool;
 
 pub use pool::{connect_one, Pool};
-pub use session_pool::SessionPool;
+pub use session_pool::{SessionPool, SessionPools};
 
 /// Errors reaching or checking the database.
 #[derive(Debug, thiserror::Error)]

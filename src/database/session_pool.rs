@@ -1,6 +1,8 @@
 //! [`SessionPool`]: a pool of pipelined [`PgSession`]s (REST requests run
-//! on these; everything else uses the tokio-postgres [`super::Pool`]).
+//! on these; everything else uses the tokio-postgres [`super::Pool`]), and
+//! [`SessionPools`], one such pool per HTTP connection thread.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
@@ -47,4 +49,49 @@ pub fn build(url: &str, size: u32, wait: Duration, app: &str) -> Result<SessionP
         .create_timeout(Some(Duration::from_secs(10)))
         .build()
         .map_err(|e| DatabaseError::Pool(e.to_string()))
+}
+
+/// One [`SessionPool`] per HTTP connection thread
+/// ([`crate::http::threads`]). A session's socket is driven by the runtime
+/// it was opened on, so a request takes sessions from its own thread's pool
+/// and never waits on another thread to read its answer.
+#[derive(Debug, Clone)]
+pub struct SessionPools(Arc<[SessionPool]>);
+
+impl SessionPools {
+    /// `threads` pools sharing at most `size` sessions (at least one each).
+    pub fn build(url: &str, size: u32, wait: Duration, app: &str, threads: usize) -> Result<SessionPools, DatabaseError> {
+        let threads = threads.max(1);
+        let each = size.div_ceil(u32::try_from(threads).unwrap_or(u32::MAX)).max(1);
+        let pools = (0..threads).map(|_| build(url, each, wait, app)).collect::<Result<Vec<_>, _>>()?;
+        Ok(SessionPools(pools.into()))
+    }
+
+    /// The pool of the connection thread this runs on (the first pool
+    /// elsewhere).
+    pub fn current(&self) -> &SessionPool {
+        let i = crate::http::threads::current().unwrap_or(0);
+        &self.0[i % self.0.len()]
+    }
+
+    /// Closes every pool.
+    pub fn close(&self) {
+        self.0.iter().for_each(SessionPool::close);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sessions_are_shared_out_among_the_threads() {
+        let url = "postgres://u@127.0.0.1:1/db";
+        let pools = SessionPools::build(url, 32, Duration::from_secs(1), "t", 3).expect("pools");
+        assert_eq!(pools.0.len(), 3);
+        assert!(pools.0.iter().all(|p| p.status().max_size == 11));
+        let one = SessionPools::build(url, 2, Duration::from_secs(1), "t", 4).expect("pools");
+        assert!(one.0.iter().all(|p| p.status().max_size == 1));
+        assert!(std::ptr::eq(pools.current(), &pools.0[0]));
+    }
 }

@@ -16,6 +16,7 @@ pub mod health;
 pub mod metrics;
 pub mod router;
 pub mod server;
+pub mod threads;
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -1,5 +1,6 @@
 //! The HTTP accept loop: binds, serves connections (HTTP/1.1 and h2c, with
-//! upgrades for WebSockets) through the edge, and shuts down gracefully:
+//! upgrades for WebSockets) through the edge on the connection threads
+//! ([`super::threads`]), and shuts down gracefully:
 //! stop accepting, let in-flight requests finish within the grace period.
 
 use std::future::Future;
@@ -11,6 +12,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use super::threads::ConnectionThreads;
 use crate::app::AppState;
 
 /// A listener that could not be bound, said in one line.
@@ -40,10 +42,12 @@ pub async fn bind(host: &str, port: u16) -> Result<TcpListener, BindError> {
 }
 
 /// Serves until `shutdown` completes, then drains for at most `grace`.
+/// Connections are accepted here and served on `threads`.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
     routes: super::router::Routes,
+    threads: Arc<ConnectionThreads>,
     shutdown: impl Future<Output = ()> + Send,
     grace: Duration,
 ) {
@@ -63,13 +67,28 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        // The socket leaves this runtime and joins its thread's.
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "accepted connection lost");
+                continue;
+            }
+        };
         let state = Arc::clone(&state);
         let routes = routes.clone();
-        let svc = hyper::service::service_fn(move |req| super::edge::handle(Arc::clone(&state), routes.clone(), req, peer));
-        let conn = builder().serve_connection_with_upgrades(TokioIo::new(stream), svc);
-        let watched = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = watched.await {
+        let watcher = graceful.watcher();
+        threads.spawn(move || async move {
+            let stream = match tokio::net::TcpStream::from_std(stream) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(error = %e, "accepted connection lost");
+                    return;
+                }
+            };
+            let svc = hyper::service::service_fn(move |req| super::edge::handle(Arc::clone(&state), routes.clone(), req, peer));
+            let conn = builder().serve_connection_with_upgrades(TokioIo::new(stream), svc);
+            if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
