@@ -103,5 +103,14 @@ async fn oversized_bodies_are_refused_before_reading() {
         .await
         .expect("request");
     assert_eq!(r.status(), 413);
+    // The unread body may still be arriving: the connection is not reused.
+    assert_eq!(r.headers().get("connection").and_then(|v| v.to_str().ok()), Some("close"));
+    // A body the gate refuses is unread too; one the routes read and refuse is not.
+    let r = s.http().post(format!("{}/rest/v1/todos", s.url)).header("apikey", "wrong").body("{}").send().await.expect("request");
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers().get("connection").and_then(|v| v.to_str().ok()), Some("close"));
+    let r = s.http().post(format!("{}/rest/v1/todos", s.url)).header("apikey", &s.keys.anon).body("{}").send().await.expect("request");
+    assert_eq!(r.status(), 404, "no such table");
+    assert_eq!(r.headers().get("connection"), None);
     s.shutdown().await;
 }

@@ -5,7 +5,7 @@
 //! limit; the 503 while starting; the API-key gate; then the routes. On the
 //! way out: an [`ApiError`] carried by the response is rendered in its
 //! service's shape with the request id; `X-Request-Id` and CORS headers are
-//! added (and `Connection: close` when a refused streamed body may still be
+//! added (and `Connection: close` when a refused body may still be
 //! arriving); the request is counted, timed and logged.
 
 use std::convert::Infallible;
@@ -58,9 +58,12 @@ pub async fn handle(
     let auth_api_version = req.headers().contains_key("x-supabase-api-version");
     let flavor = Flavor::for_path(&path, auth_api_version);
 
-    let streamed_body = is_streaming(&path) && req.version() <= http::Version::HTTP_11 && carries_body(req.headers());
+    let has_body = req.version() <= http::Version::HTTP_11 && carries_body(req.headers());
     let filters = routes.pick(&path).clone();
     let result = route(Arc::clone(&state), filters, req, peer, request_id.clone()).instrument(span).await;
+    // The body may be unread when the request was refused before the routes
+    // ran, or refused by a service its body is streamed to.
+    let refused_unread = result.is_err() || is_streaming(&path);
 
     let mut res = match result {
         Ok(res) => match res.extensions().get::<ApiError>().cloned() {
@@ -76,10 +79,10 @@ pub async fn handle(
         res.headers_mut().insert("x-supabase-api-version", HeaderValue::from_static("2024-01-01"));
     }
     cors::decorate(res.headers_mut(), origin.as_ref());
-    // A streamed body its handler refused may still be arriving; the
-    // connection closes after the answer (RFC 9112, section 9.6), and says
-    // so, lest the client send its next request on it.
-    if streamed_body && (res.status().is_client_error() || res.status().is_server_error()) {
+    // A refused body may still be arriving; the connection closes after the
+    // answer (RFC 9112, section 9.6), and says so, lest the client send its
+    // next request on it.
+    if has_body && refused_unread && (res.status().is_client_error() || res.status().is_server_error()) {
         res.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
     let status = res.status().as_u16();

@@ -6,8 +6,8 @@
 //! (each thread has its own session pool, [`crate::database::SessionPools`])
 //! happen on one thread, with no task woken across threads. On one
 //! work-stealing runtime, a request's tasks were woken on one worker and
-//! stolen by another, and the workers were parked and unparked around
-//! them: about a sixth of the server's CPU per REST GET on two cores.
+//! run on the other, and the workers were parked and unparked around them
+//! (`docs/performance.md`, ninth session, has the side-by-side figures).
 //!
 //! Everything else (ingest, fan-out, background jobs, the accept loop) runs
 //! on the main runtime; tasks a handler spawns run on its connection's thread.
