@@ -14,6 +14,7 @@ mod gate;
 mod js;
 mod migrations;
 mod oauth;
+mod pool;
 mod realtime;
 mod rest;
 mod rls_diff;

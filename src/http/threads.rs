@@ -10,7 +10,9 @@
 //! (`docs/performance.md`, ninth session, has the side-by-side figures).
 //!
 //! Everything else (ingest, fan-out, background jobs, the accept loop) runs
-//! on the main runtime; tasks a handler spawns run on its connection's thread.
+//! on the main runtime; tasks a handler spawns run on its connection's thread,
+//! except the general pool's connections, which the main runtime opens and
+//! drives ([`crate::database::pool`]).
 
 use std::cell::Cell;
 use std::future::Future;
