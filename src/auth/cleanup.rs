@@ -8,9 +8,9 @@
 //!
 //! Runs after sign-ins and refreshes, at most once a minute per process, in
 //! a task of its own so no request waits for it; each statement takes a
-//! batch of at most [`BATCH`] rows (`limit … for update skip locked`), so
+//! batch of at most `BATCH` rows (`limit … for update skip locked`), so
 //! instances sharing a database never block each other or a sign-in, and
-//! repeats while its batches come back full, up to [`MAX_BATCHES`] a run:
+//! repeats while its batches come back full, up to `MAX_BATCHES` a run:
 //! a busy server rotates far more than one batch of tokens a minute.
 //!
 //! Rotated tokens are found through their creation time (a token revoked 24

@@ -10,7 +10,7 @@
 //! are parsed once; their JSON text is kept as it was signed.
 //!
 //! The one rule: this accepts only tokens that `jsonwebtoken::decode` with
-//! [`super::validation`]`(HS256)` accepts, with the same claims. Whatever it
+//! `super::validation``(HS256)` accepts, with the same claims. Whatever it
 //! is not sure of (an unfamiliar header that does not say HS256, escapes in
 //! the claims, a registered claim given twice or of an unusual type) it
 //! leaves to `decode` by answering `None`, so every refusal, and its error,
@@ -40,7 +40,7 @@ pub struct Hs256 {
 
 impl Hs256 {
     /// A verifier for tokens signed with `secret`, allowing `leeway`
-    /// seconds past `exp` as [`super::validation`] does.
+    /// seconds past `exp` as `super::validation` does.
     pub fn new(secret: &[u8], leeway: u64) -> Hs256 {
         Hs256 { key: DecodingKey::from_secret(secret), headers: RwLock::new(Vec::new()), leeway }
     }

@@ -6,7 +6,7 @@
 //! the payload once per visibility and splices it once per (topic,
 //! version) ([`Judged`]); each member's socket is offered that frame,
 //! shared (a reference count, not a copy), without waiting. Members are
-//! kept sorted by audience ([`Partition`]), so a change costs one
+//! kept sorted by audience (`Partition`), so a change costs one
 //! judgement per audience and one queue push per socket that may see it.
 //!
 //! A member starts *held*: live frames wait in its bounded hold until it

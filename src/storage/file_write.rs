@@ -5,7 +5,7 @@
 //! next to its final name (`<version>#1`, a name object_store's listings
 //! hide, so the orphan sweep never sees a half-written file), written by
 //! one blocking task fed through a bounded channel. Every
-//! [`WRITEBACK_BYTES`] the kernel is asked to start writing the range just
+//! `WRITEBACK_BYTES` the kernel is asked to start writing the range just
 //! written (`sync_file_range`), so the disk works while the body still
 //! arrives and the closing fsync waits only for the tail. Then the file is
 //! fsynced, renamed into place, and its directory fsynced (directories

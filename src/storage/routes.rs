@@ -1,6 +1,6 @@
 //! The URL table of `/storage/v1`, as storage-js calls it (see
 //! `shared/design/supabase-compat.md` §5). One filter captures the request;
-//! [`dispatch`] matches method and path and calls the handler.
+//! `dispatch` matches method and path and calls the handler.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -42,7 +42,7 @@ fn hmac(key: &[u8], message: &[u8]) -> Vec<u8> {
     Sha256::new().chain_update(&opad).chain_update(inner).finalize().to_vec()
 }
 
-/// HMAC-SHA256(key, "<id>/<version>"), hex, first 32 characters.
+/// HMAC-SHA256(key, `"<id>/<version>"`), hex, first 32 characters.
 pub fn compute(key: &[u8], id: &uuid::Uuid, version: &str) -> String {
     let mac = hex::encode(hmac(key, format!("{id}/{version}").as_bytes()));
     mac.get(..32).unwrap_or(&mac).to_owned()
