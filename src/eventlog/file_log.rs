@@ -90,6 +90,9 @@ struct Inner {
     tail: RwLock<Tail>,
     horizon: RwLock<Lsn>,
     bounds: watch::Sender<Bounds>,
+    /// The oldest closed segment's first LSN and last write time, read from
+    /// the disk once per segment rather than at every append's retention check.
+    oldest_written: Mutex<Option<(Lsn, SystemTime)>>,
 }
 
 /// The local-disk event log. Cheap to clone.
@@ -187,6 +190,7 @@ impl FileLog {
                 }),
                 horizon: RwLock::new(horizon),
                 bounds,
+                oldest_written: Mutex::new(None),
             }),
         })
     }
@@ -434,9 +438,8 @@ impl FileLog {
                     return Ok(());
                 };
                 let too_big = total > inner.opts.max_bytes;
-                let too_old = std::fs::metadata(&oldest.path)
-                    .and_then(|m| m.modified())
-                    .ok()
+                let too_old = self
+                    .written_at(oldest)
                     .and_then(|t| now.duration_since(t).ok())
                     .is_some_and(|age| age > inner.opts.max_age);
                 if !(too_big || too_old) {
@@ -462,6 +465,20 @@ impl FileLog {
                 .bounds
                 .send_modify(|b| b.oldest = Some(Position::end_of(new_horizon)));
         }
+    }
+
+    /// When a closed segment was last written (its file's modification
+    /// time, which no longer changes), remembered for the oldest one.
+    fn written_at(&self, meta: &SegmentMeta) -> Option<SystemTime> {
+        let mut cached = self.inner.oldest_written.lock().ok()?;
+        if let Some((first, at)) = *cached {
+            if first == meta.first {
+                return Some(at);
+            }
+        }
+        let at = std::fs::metadata(&meta.path).and_then(|m| m.modified()).ok()?;
+        *cached = Some((meta.first, at));
+        Some(at)
     }
 
     /// Reads from the segments on disk (the caller has checked the horizon and the tail).
@@ -716,6 +733,24 @@ mod tests {
             log.read_after(Position::new(Lsn(1), 0), 1).await,
             Err(LogError::Expired { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn retention_removes_segments_past_their_age() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = FileLog::open(LogOptions {
+            max_age: Duration::ZERO,
+            ..opts(dir.path())
+        })
+        .expect("open");
+        for i in 1..=2000u64 {
+            log.append(vec![txn(i, 1)]).await.expect("append");
+        }
+        // Every segment closed before the last append was older than zero
+        // by the time of the next check: at most the newest closed one is left.
+        let closed = log.inner.closed.read().expect("lock").len();
+        assert!(closed <= 1, "{closed} closed segments kept");
+        assert!(log.bounds().oldest.expect("oldest").lsn > Lsn(1));
     }
 
     #[tokio::test]
