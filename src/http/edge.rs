@@ -26,6 +26,7 @@ use super::apikey::{self, ApiKey};
 use super::cors;
 use super::error::{render, ApiError, Flavor};
 use crate::app::AppState;
+use crate::logging::access;
 
 /// The request id, available to handlers as a request extension.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,13 +90,9 @@ pub async fn handle(
     let elapsed = started.elapsed();
     state.metrics.observe(super::metrics::service_of(&path), method.as_str(), status, elapsed.as_secs_f64());
     // The access line names the request itself rather than through the span:
-    // the JSON formatter would re-parse the span's fields for every line.
+    // it is written after the span has ended.
     let ms = elapsed.as_secs_f64() * 1e3;
-    if status >= 500 {
-        tracing::warn!(%request_id, %method, %path, status, ms, "request failed");
-    } else {
-        tracing::info!(%request_id, %method, %path, status, ms, "request");
-    }
+    access::log(access::Request { request_id: &request_id, method: method.as_str(), path: &path, status, ms });
     Ok(res)
 }
 

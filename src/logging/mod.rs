@@ -1,6 +1,9 @@
 //! Logging with `tracing`: human-readable on a terminal, one JSON object per
 //! line otherwise (or as `[log] format` says). Every line written while a
-//! request is handled carries its `request_id` (the edge's span).
+//! request is handled carries its `request_id` (the edge's span). The
+//! access log, a line per request, has a writer of its own ([`access`]).
+
+pub mod access;
 
 use std::io::IsTerminal;
 
@@ -27,6 +30,8 @@ pub fn init(cfg: &LogConfig) {
     } else {
         builder.with_target(false).try_init()
     };
-    // A second init (tests) keeps the first subscriber.
-    let _ = result;
+    // A second init (tests) keeps the first subscriber, and its format.
+    if result.is_ok() {
+        access::set_json(json);
+    }
 }
