@@ -53,8 +53,9 @@ pub async fn handle(
     let request_id = request_id(req.headers());
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    // The span carries the request id into every line logged while the request is handled.
-    let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = %path);
+    // The span carries the request id into every line logged while the
+    // request is handled; the access line joins it to the method and path.
+    let span = tracing::info_span!("request", request_id = %request_id);
     let origin = req.headers().get(http::header::ORIGIN).cloned();
     let auth_api_version = req.headers().contains_key("x-supabase-api-version");
     let flavor = Flavor::for_path(&path, auth_api_version);
