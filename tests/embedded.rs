@@ -1,6 +1,7 @@
 //! The embedded cluster through the real binary: first start, `status`,
 //! `kill -9` and restart with data and keys kept, stale pid recovery,
-//! SIGTERM leaving no `postgres` behind, and external-database checks.
+//! SIGTERM leaving no `postgres` behind (and no access line unwritten),
+//! and external-database checks.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -78,10 +79,28 @@ async fn embedded_cluster_lifecycle() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("another Fluxbase"), "{out:?}");
 
+    // Access lines are held briefly and written together: one appears on
+    // its own within a few seconds, and those held at exit are written then.
+    let http = reqwest::Client::new();
+    let get = |id: &'static str| http.get(format!("{}/health", p2.url)).header("x-request-id", id).send();
+    get("access-line-alone").await.expect("request");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !p2.log_text().contains("\"access-line-alone\"") {
+        assert!(Instant::now() < deadline, "the access line was never written:\n{}", p2.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for id in ["access-line-at-exit-1", "access-line-at-exit-2"] {
+        get(id).await.expect("request");
+    }
+
     // SIGTERM: clean exit, no postgres left.
     p2.signal(Signal::SIGTERM);
     let st = p2.wait_exit(Duration::from_secs(60)).await;
     assert!(st.success(), "clean exit: {st}\n{}", p2.log_text());
+    let log = p2.log_text();
+    for id in ["access-line-alone", "access-line-at-exit-1", "access-line-at-exit-2"] {
+        assert_eq!(log.matches(&format!("\"request_id\":\"{id}\"")).count(), 1, "one access line for {id}:\n{log}");
+    }
     assert!(postgres_processes_under(&base).is_empty(), "no postgres after SIGTERM");
     assert!(!pgdata.join("postmaster.pid").exists());
     assert_eq!(status(&data)["running"], false);

@@ -30,13 +30,15 @@ pub fn current() -> Option<usize> {
     INDEX.with(Cell::get)
 }
 
-/// The threads. Dropping this stops them; whatever still runs on them is
-/// dropped (the HTTP server drains its connections before that).
+/// The threads. Dropping this stops them and waits for them to end;
+/// whatever still runs on them is dropped (the HTTP server drains its
+/// connections before that).
 #[derive(Debug)]
 pub struct ConnectionThreads {
     handles: Vec<Handle>,
     next: AtomicUsize,
-    _stops: Vec<oneshot::Sender<()>>,
+    stops: Vec<oneshot::Sender<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl ConnectionThreads {
@@ -45,6 +47,7 @@ impl ConnectionThreads {
         let n = n.max(1);
         let mut handles = Vec::with_capacity(n);
         let mut stops = Vec::with_capacity(n);
+        let mut threads = Vec::with_capacity(n);
         for index in 0..n {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -52,15 +55,17 @@ impl ConnectionThreads {
             let (stop, stopped) = oneshot::channel::<()>();
             handles.push(runtime.handle().clone());
             stops.push(stop);
-            std::thread::Builder::new().name(format!("fluxbase-http-{index}")).spawn(move || {
+            let thread = std::thread::Builder::new().name(format!("fluxbase-http-{index}")).spawn(move || {
                 INDEX.with(|i| i.set(Some(index)));
                 // Runs the thread's tasks until the threads are dropped.
                 let _ = runtime.block_on(stopped);
                 // Blocking work still running (a file read) is not waited for.
                 runtime.shutdown_background();
+                crate::logging::access::flush();
             })?;
+            threads.push(thread);
         }
-        Ok(ConnectionThreads { handles, next: AtomicUsize::new(0), _stops: stops })
+        Ok(ConnectionThreads { handles, next: AtomicUsize::new(0), stops, threads })
     }
 
     /// How many threads there are.
@@ -83,6 +88,19 @@ impl ConnectionThreads {
     {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
         self.handles[i].spawn(async move { make().await });
+    }
+}
+
+impl Drop for ConnectionThreads {
+    fn drop(&mut self) {
+        self.stops.clear();
+        // A thread cannot wait for itself; from anywhere else the wait is
+        // short (the threads drop their tasks and flush their access lines).
+        if current().is_none() {
+            for thread in self.threads.drain(..) {
+                let _ = thread.join();
+            }
+        }
     }
 }
 

@@ -9,10 +9,18 @@
 //! filter (`[log] level`, `RUST_LOG`) for the target
 //! `fluxbase::http::edge`. On a terminal, and for failed requests, the line
 //! goes through `tracing` as any other.
+//!
+//! On a connection thread ([`crate::http::threads`]) lines are held and
+//! written together, as nginx's `access_log … buffer= flush=` does: once
+//! [`FLUSH_BYTES`] are held, or [`FLUSH_AFTER`] after the first held line,
+//! and when the thread ends. A write per line was half of the line's cost.
+//! A process killed outright loses at most the last [`FLUSH_AFTER`] of
+//! access lines.
 
 use std::cell::RefCell;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use serde::Serialize;
 use time::format_description::FormatItem;
@@ -29,8 +37,32 @@ const TIMESTAMP: &[FormatItem<'static>] =
 /// Whether the installed subscriber writes JSON lines to stderr.
 static JSON: AtomicBool = AtomicBool::new(false);
 
+/// Held lines are written once they take this many bytes…
+pub const FLUSH_BYTES: usize = 32 * 1024;
+/// …or this long after the first of them was held.
+pub const FLUSH_AFTER: Duration = Duration::from_millis(100);
+
+/// Lines held by this thread, written when dropped (the thread ends).
+struct Held(Vec<u8>);
+
+impl Held {
+    fn write_out(&mut self) {
+        if !self.0.is_empty() {
+            // One write for all of them, as the subscriber's lines.
+            let _ = std::io::stderr().lock().write_all(&self.0);
+            self.0.clear();
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.write_out();
+    }
+}
+
 thread_local! {
-    static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static HELD: RefCell<Held> = const { RefCell::new(Held(Vec::new())) };
 }
 
 /// Called by [`super::init`] once its subscriber is installed.
@@ -76,15 +108,35 @@ pub fn log(r: Request<'_>) {
     } else if !JSON.load(Ordering::Relaxed) {
         tracing::info!(target: TARGET, %request_id, %method, %path, status, ms, "request");
     } else if tracing::enabled!(target: TARGET, tracing::Level::INFO) {
-        BUF.with(|buf| {
-            let Ok(mut buf) = buf.try_borrow_mut() else { return };
-            buf.clear();
-            if encode(&mut buf, r, OffsetDateTime::now_utc()).is_ok() {
-                // One write per line, as the subscriber's own lines.
-                let _ = std::io::stderr().lock().write_all(&buf);
+        let _ = HELD.try_with(|held| {
+            let Ok(mut held) = held.try_borrow_mut() else { return };
+            let start = held.0.len();
+            if encode(&mut held.0, r, OffsetDateTime::now_utc()).is_err() {
+                held.0.truncate(start);
+                return;
+            }
+            // Lines are held only where a flush is sure to run on the same
+            // thread: a connection thread's own (single-threaded) runtime.
+            let holding = crate::http::threads::current().is_some() && tokio::runtime::Handle::try_current().is_ok();
+            if !holding || held.0.len() >= FLUSH_BYTES {
+                held.write_out();
+            } else if start == 0 {
+                tokio::spawn(async {
+                    tokio::time::sleep(FLUSH_AFTER).await;
+                    flush();
+                });
             }
         });
     }
+}
+
+/// Writes the lines this thread holds.
+pub fn flush() {
+    let _ = HELD.try_with(|held| {
+        if let Ok(mut held) = held.try_borrow_mut() {
+            held.write_out();
+        }
+    });
 }
 
 /// Appends `r`'s JSON line, newline included, to `buf`.
