@@ -17,6 +17,8 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
@@ -30,15 +32,18 @@ pub fn current() -> Option<usize> {
     INDEX.with(Cell::get)
 }
 
-/// The threads. Dropping this stops them and waits for them to end;
-/// whatever still runs on them is dropped (the HTTP server drains its
-/// connections before that).
+/// How long dropping the threads waits for them to end.
+const STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// The threads. Dropping this stops them and waits (up to [`STOP_WAIT`])
+/// for them to end; whatever still runs on them is dropped (the HTTP
+/// server drains its connections before that).
 #[derive(Debug)]
 pub struct ConnectionThreads {
     handles: Vec<Handle>,
     next: AtomicUsize,
     stops: Vec<oneshot::Sender<()>>,
-    threads: Vec<std::thread::JoinHandle<()>>,
+    ended: Mutex<mpsc::Receiver<()>>,
 }
 
 impl ConnectionThreads {
@@ -47,7 +52,7 @@ impl ConnectionThreads {
         let n = n.max(1);
         let mut handles = Vec::with_capacity(n);
         let mut stops = Vec::with_capacity(n);
-        let mut threads = Vec::with_capacity(n);
+        let (end, ended) = mpsc::channel();
         for index in 0..n {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -55,17 +60,18 @@ impl ConnectionThreads {
             let (stop, stopped) = oneshot::channel::<()>();
             handles.push(runtime.handle().clone());
             stops.push(stop);
-            let thread = std::thread::Builder::new().name(format!("fluxbase-http-{index}")).spawn(move || {
+            let end = end.clone();
+            std::thread::Builder::new().name(format!("fluxbase-http-{index}")).spawn(move || {
                 INDEX.with(|i| i.set(Some(index)));
                 // Runs the thread's tasks until the threads are dropped.
                 let _ = runtime.block_on(stopped);
                 // Blocking work still running (a file read) is not waited for.
                 runtime.shutdown_background();
                 crate::logging::access::flush();
+                let _ = end.send(());
             })?;
-            threads.push(thread);
         }
-        Ok(ConnectionThreads { handles, next: AtomicUsize::new(0), stops, threads })
+        Ok(ConnectionThreads { handles, next: AtomicUsize::new(0), stops, ended: Mutex::new(ended) })
     }
 
     /// How many threads there are.
@@ -95,10 +101,14 @@ impl Drop for ConnectionThreads {
     fn drop(&mut self) {
         self.stops.clear();
         // A thread cannot wait for itself; from anywhere else the wait is
-        // short (the threads drop their tasks and flush their access lines).
-        if current().is_none() {
-            for thread in self.threads.drain(..) {
-                let _ = thread.join();
+        // short (the threads drop their tasks and flush their access lines),
+        // and bounded, lest one stuck thread hold the process up.
+        if let (None, Ok(ended)) = (current(), self.ended.get_mut()) {
+            let deadline = Instant::now() + STOP_WAIT;
+            for _ in 0..self.handles.len() {
+                if ended.recv_timeout(deadline.saturating_duration_since(Instant::now())).is_err() {
+                    break;
+                }
             }
         }
     }
@@ -139,5 +149,20 @@ mod tests {
         });
         drop(threads);
         assert!(tokio::time::timeout(std::time::Duration::from_secs(5), rx).await.expect("stopped").is_err());
+    }
+
+    #[test]
+    fn a_stuck_thread_does_not_hold_up_the_drop() {
+        let threads = ConnectionThreads::start(2).expect("threads");
+        let (tx, rx) = std::sync::mpsc::channel();
+        threads.spawn(move || async move {
+            let _ = tx.send(());
+            // Blocks its thread, as a handler calling blocking code would.
+            std::thread::sleep(Duration::from_secs(60));
+        });
+        rx.recv().expect("the stuck task started");
+        let started = Instant::now();
+        drop(threads);
+        assert!(started.elapsed() < Duration::from_secs(60), "the drop waited for the stuck thread");
     }
 }
