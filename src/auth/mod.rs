@@ -9,7 +9,7 @@
 //! # Layout
 //! - [`config`]: the `[auth]` section.
 //! - [`errors`]: [`errors::AuthError`], GoTrue's error codes.
-//! - [`routes`]: the warp routes and the request context.
+//! - [`mod@routes`]: the warp routes and the request context.
 //! - [`tokens`]: access-token claims, sessions, refresh rotation with reuse detection.
 //! - [`password`]: Argon2id on a bounded pool, bcrypt import, strength rules.
 //! - [`ratelimit`]: per-IP and per-address limits, in process.

@@ -35,7 +35,7 @@ pub fn current() -> Option<usize> {
 /// How long dropping the threads waits for them to end.
 const STOP_WAIT: Duration = Duration::from_secs(5);
 
-/// The threads. Dropping this stops them and waits (up to [`STOP_WAIT`])
+/// The threads. Dropping this stops them and waits (up to five seconds, `STOP_WAIT`)
 /// for them to end; whatever still runs on them is dropped (the HTTP
 /// server drains its connections before that).
 #[derive(Debug)]

@@ -10,7 +10,7 @@
 //! are parsed once; their JSON text is kept as it was signed.
 //!
 //! The one rule: this accepts only tokens that `jsonwebtoken::decode` with
-//! `super::validation``(HS256)` accepts, with the same claims. Whatever it
+//! `super::validation(HS256)` accepts, with the same claims. Whatever it
 //! is not sure of (an unfamiliar header that does not say HS256, escapes in
 //! the claims, a registered claim given twice or of an unusual type) it
 //! leaves to `decode` by answering `None`, so every refusal, and its error,

@@ -20,7 +20,7 @@
 //! - [`tus`]: TUS resumable uploads at `/upload/resumable`.
 //! - [`render`]: image transformation at `/render/image`.
 //! - [`sweep`]: removes bytes no row refers to, and stale resumable uploads.
-//! - [`routes`]: the URL table.
+//! - [`mod@routes`]: the URL table.
 //!
 //! # Consistency invariant
 //! The bytes of an object version are written, completely, to

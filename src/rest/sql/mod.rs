@@ -3,7 +3,7 @@
 //!
 //! - [`read`]: select lists, embeds, filters, order, ranges, and the
 //!   wrapper every statement shares (page count, total, JSON body).
-//! - [`write`]: INSERT / upsert, UPDATE, DELETE.
+//! - [`mod@write`]: INSERT / upsert, UPDATE, DELETE.
 //! - [`rpc`]: function calls.
 //!
 //! Invariant: nothing from the request reaches the SQL text except through
