@@ -8,6 +8,7 @@
 //! PGRST108.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use http::StatusCode;
 
@@ -25,7 +26,7 @@ pub struct Node {
     /// Table or view (or function) name.
     pub name: String,
     /// The table, when the resource is one (not for RPC results).
-    pub table: Option<Table>,
+    pub table: Option<Arc<Table>>,
     /// What to select.
     pub items: Vec<Item>,
     /// Filters, ANDed.
@@ -131,7 +132,7 @@ impl Rel {
 }
 
 /// Looks up a table, or the PGRST205 error for it.
-pub fn table<'a>(cache: &'a SchemaCache, schema: &str, name: &str) -> Result<&'a Table, RestError> {
+pub fn table<'a>(cache: &'a SchemaCache, schema: &str, name: &str) -> Result<&'a Arc<Table>, RestError> {
     cache.table(schema, name).ok_or_else(|| {
         RestError::NoTable(
             format!("{schema}.{name}"),
@@ -169,7 +170,7 @@ fn resolve_logic(table: &Table, items: &[Item], l: &mut Logic) -> Result<(), Res
         Logic::Group { items: members, .. } => members.iter_mut().try_for_each(|m| resolve_logic(table, items, m)),
         Logic::Cond(c) => match &c.relation {
             Some(rel) => match embed(rel) {
-                Some(e) => check_column(e.node.table.as_ref(), &c.field),
+                Some(e) => check_column(e.node.table.as_deref(), &c.field),
                 None => Err(RestError::Refused {
                     code: "PGRST108",
                     status: StatusCode::BAD_REQUEST,
@@ -191,7 +192,7 @@ fn resolve_logic(table: &Table, items: &[Item], l: &mut Logic) -> Result<(), Res
 }
 
 /// Plans the read part of a request on `table` (for writes: what is returned).
-pub fn plan(cache: &SchemaCache, table: &Table, q: &ApiQuery) -> Result<Node, RestError> {
+pub fn plan(cache: &SchemaCache, table: &Arc<Table>, q: &ApiQuery) -> Result<Node, RestError> {
     let default = [SelectItem::Star];
     let items = q.select.as_deref().unwrap_or(&default);
     let mut seen = BTreeSet::new();
@@ -241,7 +242,7 @@ pub fn plan_untyped(schema: &str, name: &str, q: &ApiQuery) -> Result<Node, Rest
 
 fn build(
     cache: &SchemaCache,
-    table: &Table,
+    table: &Arc<Table>,
     items: &[SelectItem],
     path: &[String],
     q: &ApiQuery,
@@ -288,7 +289,7 @@ fn build(
     Ok(Node {
         schema: table.schema.clone(),
         name: table.name.clone(),
-        table: Some(table.clone()),
+        table: Some(Arc::clone(table)),
         items: out,
         filters,
         order,
@@ -315,13 +316,13 @@ fn check_related_order(table: &Table, items: &[Item], rel: &str, field: &Field) 
             details: Some(format!("'{}' and '{rel}' do not form a many-to-one or one-to-one relationship", table.name)),
         });
     }
-    check_column(e.node.table.as_ref(), field)
+    check_column(e.node.table.as_deref(), field)
 }
 
 /// Finds the one relationship `embed` names from `parent`.
-fn relationship(cache: &SchemaCache, parent: &Table, embed: &Embed) -> Result<(Table, Rel), RestError> {
+fn relationship(cache: &SchemaCache, parent: &Table, embed: &Embed) -> Result<(Arc<Table>, Rel), RestError> {
     let pkey = (parent.schema.clone(), parent.name.clone());
-    let mut candidates: Vec<(Table, Rel, String)> = Vec::new();
+    let mut candidates: Vec<(Arc<Table>, Rel, String)> = Vec::new();
     let target = cache.table(&parent.schema, &embed.name);
     let hint_ok = |names: &[&str]| embed.hint.as_deref().is_none_or(|h| names.contains(&h));
     match target {
@@ -333,7 +334,7 @@ fn relationship(cache: &SchemaCache, parent: &Table, embed: &Embed) -> Result<(T
                 names.extend(cols.iter().copied());
                 if fk.table == pkey && fk.ref_table == tkey && hint_ok(&names) {
                     let pairs = fk.columns.iter().cloned().zip(fk.ref_columns.iter().cloned()).collect();
-                    candidates.push((target.clone(), Rel::Direct { pairs, to_one: true }, format!("many-to-one using {}", fk.name)));
+                    candidates.push((Arc::clone(target), Rel::Direct { pairs, to_one: true }, format!("many-to-one using {}", fk.name)));
                 }
                 if fk.table == tkey && fk.ref_table == pkey && hint_ok(&names) {
                     let mut fcols = fk.columns.clone();
@@ -343,7 +344,7 @@ fn relationship(cache: &SchemaCache, parent: &Table, embed: &Embed) -> Result<(T
                     let to_one = !pk.is_empty() && fcols == pk;
                     let pairs = fk.ref_columns.iter().cloned().zip(fk.columns.iter().cloned()).collect();
                     let kind = if to_one { "one-to-one" } else { "one-to-many" };
-                    candidates.push((target.clone(), Rel::Direct { pairs, to_one }, format!("{kind} using {}", fk.name)));
+                    candidates.push((Arc::clone(target), Rel::Direct { pairs, to_one }, format!("{kind} using {}", fk.name)));
                 }
             }
             // Many-to-many through junction tables.
@@ -354,7 +355,7 @@ fn relationship(cache: &SchemaCache, parent: &Table, embed: &Embed) -> Result<(T
                         continue;
                     }
                     candidates.push((
-                        target.clone(),
+                        Arc::clone(target),
                         Rel::Junction {
                             junction: f1.table.clone(),
                             to_parent: f1.columns.iter().cloned().zip(f1.ref_columns.iter().cloned()).collect(),
@@ -372,7 +373,7 @@ fn relationship(cache: &SchemaCache, parent: &Table, embed: &Embed) -> Result<(T
                 if by_col || fk.name == embed.name {
                     if let Some(t) = cache.table(&fk.ref_table.0, &fk.ref_table.1) {
                         let pairs = fk.columns.iter().cloned().zip(fk.ref_columns.iter().cloned()).collect();
-                        candidates.push((t.clone(), Rel::Direct { pairs, to_one: true }, format!("many-to-one using {}", fk.name)));
+                        candidates.push((Arc::clone(t), Rel::Direct { pairs, to_one: true }, format!("many-to-one using {}", fk.name)));
                     }
                 }
             }
@@ -383,7 +384,7 @@ fn relationship(cache: &SchemaCache, parent: &Table, embed: &Embed) -> Result<(T
         for f in overloads.iter().filter(|f| f.args.len() == 1 && f.first_arg_table.as_ref() == Some(&pkey)) {
             if let Some(t) = f.returns_table.as_ref().and_then(|(s, n)| cache.table(s, n)) {
                 let rel = Rel::Computed { function: (f.schema.clone(), f.name.clone()), to_one: !f.returns_set };
-                candidates.push((t.clone(), rel, format!("computed relationship {}.{}", f.schema, f.name)));
+                candidates.push((Arc::clone(t), rel, format!("computed relationship {}.{}", f.schema, f.name)));
             }
         }
     }

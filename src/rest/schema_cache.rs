@@ -122,7 +122,8 @@ pub struct Function {
 #[derive(Debug, Default)]
 pub struct SchemaCache {
     /// Tables by (schema, name).
-    pub tables: HashMap<(String, String), Table>,
+    /// Shared, so a plan holds its tables without copying them.
+    pub tables: HashMap<(String, String), Arc<Table>>,
     /// Foreign keys touching exposed schemas.
     pub foreign_keys: Vec<ForeignKey>,
     /// Functions by (schema, name), overloads together.
@@ -133,7 +134,7 @@ pub struct SchemaCache {
 
 impl SchemaCache {
     /// A table by schema and name.
-    pub fn table(&self, schema: &str, name: &str) -> Option<&Table> {
+    pub fn table(&self, schema: &str, name: &str) -> Option<&Arc<Table>> {
         self.tables.get(&(schema.to_owned(), name.to_owned()))
     }
 
@@ -253,18 +254,20 @@ pub async fn load(client: &Client, schemas: &[String]) -> Result<SchemaCache, to
     )
     .await?;
     let mut cache = SchemaCache { postgis: postgis.try_get(0)?, ..SchemaCache::default() };
+    let mut loaded = HashMap::new();
     for r in tables {
         let (schema, name, kind, cols): (String, String, String, String) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
         let columns: Vec<Column> = serde_json::from_str(&cols).unwrap_or_default();
         let kind = kind.chars().next().unwrap_or('r');
-        cache.tables.insert((schema.clone(), name.clone()), Table { schema, name, kind, columns, pk: Vec::new() });
+        loaded.insert((schema.clone(), name.clone()), Table { schema, name, kind, columns, pk: Vec::new() });
     }
     for r in pks {
         let (schema, name, cols): (String, String, Vec<String>) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
-        if let Some(t) = cache.tables.get_mut(&(schema, name)) {
+        if let Some(t) = loaded.get_mut(&(schema, name)) {
             t.pk = cols;
         }
     }
+    cache.tables = loaded.into_iter().map(|(k, t)| (k, Arc::new(t))).collect();
     for r in fks {
         cache.foreign_keys.push(ForeignKey {
             name: r.try_get(0)?,
@@ -452,7 +455,7 @@ mod tests {
     fn similar_names() {
         let mut c = SchemaCache::default();
         for n in ["todos", "users"] {
-            c.tables.insert(("public".into(), n.into()), Table { schema: "public".into(), name: n.into(), kind: 'r', columns: vec![], pk: vec![] });
+            c.tables.insert(("public".into(), n.into()), Arc::new(Table { schema: "public".into(), name: n.into(), kind: 'r', columns: vec![], pk: vec![] }));
         }
         assert_eq!(c.similar_table("public", "todo").as_deref(), Some("public.todos"));
         assert_eq!(c.similar_table("public", "zzzzzzzzzz"), None);

@@ -127,7 +127,7 @@ pub fn parts(b: &mut Sql, node: &Node, alias: &str, join: Option<String>) -> Par
         p.conds.push(j);
     }
     for l in &node.filters {
-        let c = logic_in(b, alias, node.table.as_ref(), &node.items, l);
+        let c = logic_in(b, alias, node.table.as_deref(), &node.items, l);
         p.conds.push(c);
     }
     for o in &node.order {
@@ -157,7 +157,7 @@ fn related_expr(b: &mut Sql, node: &Node, parent: &str, rel: &str, field: &Field
     let ra = b.alias();
     let mut conds = vec![join_condition(b, &e.rel, parent, &ra)];
     for l in &e.node.filters {
-        conds.push(logic(b, &ra, e.node.table.as_ref(), l));
+        conds.push(logic(b, &ra, e.node.table.as_deref(), l));
     }
     let col = field_expr(b, &ra, field);
     format!("(select {col} from {from} as {ra} where {} limit 1)", conds.join(" and "))
@@ -198,7 +198,7 @@ fn embed(b: &mut Sql, e: &EmbedNode, parent: &str, p: &mut Parts) {
         let jc = join_condition(b, &e.rel, parent, &ia);
         let mut conds = vec![jc];
         for l in &e.node.filters {
-            conds.push(logic(b, &ia, e.node.table.as_ref(), l));
+            conds.push(logic(b, &ia, e.node.table.as_deref(), l));
         }
         p.conds.push(format!("exists (select 1 from {from} as {ia} where {})", conds.join(" and ")));
     }
@@ -286,7 +286,7 @@ fn related_condition(b: &mut Sql, parent: &str, items: &[Item], c: &Condition) -
     let ra = b.alias();
     let mut conds = vec![join_condition(b, &e.rel, parent, &ra)];
     for l in &e.node.filters {
-        conds.push(logic_in(b, &ra, e.node.table.as_ref(), &e.node.items, l));
+        conds.push(logic_in(b, &ra, e.node.table.as_deref(), &e.node.items, l));
     }
     if c.field.name.is_empty() {
         // The embedded row itself: `is.null` = none, `not_null` = some.
@@ -299,7 +299,7 @@ fn related_condition(b: &mut Sql, parent: &str, items: &[Item], c: &Condition) -
     }
     let mut inner = c.clone();
     inner.relation = None;
-    conds.push(condition(b, &ra, e.node.table.as_ref(), &inner));
+    conds.push(condition(b, &ra, e.node.table.as_deref(), &inner));
     format!("exists (select 1 from {from} as {ra} where {})", conds.join(" and "))
 }
 
@@ -425,7 +425,7 @@ pub fn planned_count_statement(node: &Node) -> Sql {
     let mut p = parts(&mut b, &bare, &alias, None);
     // Filters on embeds need the embeds, not their select lists.
     for l in &node.filters {
-        p.conds.push(logic_in(&mut b, &alias, node.table.as_ref(), &node.items, l));
+        p.conds.push(logic_in(&mut b, &alias, node.table.as_deref(), &node.items, l));
     }
     b_finish(b, format!("explain (format json) select 1 from {from} as {alias}{}", p.where_clause()))
 }
