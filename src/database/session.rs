@@ -24,6 +24,8 @@
 //!   quoted literal.
 
 use std::collections::HashMap;
+
+use rustc_hash::FxBuildHasher;
 use std::time::Duration;
 
 use fallible_iterator::FallibleIterator;
@@ -100,7 +102,9 @@ impl TextRow {
 #[derive(Debug)]
 pub struct PgSession {
     conn: Connection,
-    statements: HashMap<Box<str>, u32>,
+    /// By text; FxHash, since a pipeline looks up every statement's text
+    /// (hundreds of bytes) and the cache is small and bounded.
+    statements: HashMap<Box<str>, u32, FxBuildHasher>,
     next_name: u32,
     broken: bool,
 }
@@ -111,7 +115,7 @@ impl PgSession {
         let fut = async {
             let mut conn = Connection::new(Socket::connect(params).await?);
             startup_as(&mut conn, params, SessionKind::Plain).await?;
-            Ok(PgSession { conn, statements: HashMap::new(), next_name: 0, broken: false })
+            Ok(PgSession { conn, statements: HashMap::default(), next_name: 0, broken: false })
         };
         tokio::time::timeout(timeout, fut).await.map_err(|_| ClientError::Timeout("connecting"))?
     }
@@ -141,17 +145,19 @@ impl PgSession {
     fn encode(&mut self, steps: &[Step<'_>]) -> Result<(usize, Vec<Option<u32>>), ClientError> {
         let io = |e: std::io::Error| ClientError::Protocol(format!("encoding a message: {e}"));
         let mut closes = 0;
-        let fresh = steps.iter().filter(|s| s.cache && !self.statements.contains_key(s.sql)).count();
+        let mut cached: Vec<Option<u32>> = steps.iter().map(|s| self.statements.get(s.sql).copied()).collect();
+        let fresh = steps.iter().zip(&cached).filter(|(s, c)| s.cache && c.is_none()).count();
         if self.statements.len() + fresh > STATEMENT_CACHE_MAX {
             for name in std::mem::take(&mut self.statements).into_values() {
                 frontend::close(b'S', &statement_name(name), self.conn.write_buf()).map_err(io)?;
                 closes += 1;
             }
+            cached.iter_mut().for_each(|c| *c = None);
         }
         let mut parses = Vec::with_capacity(steps.len());
-        let mut this_pipeline: HashMap<&str, u32> = HashMap::new();
-        for step in steps {
-            let known = self.statements.get(step.sql).or_else(|| this_pipeline.get(step.sql)).copied();
+        let mut this_pipeline: Vec<(&str, u32)> = Vec::new();
+        for (step, cached) in steps.iter().zip(cached) {
+            let known = cached.or_else(|| this_pipeline.iter().find(|(sql, _)| *sql == step.sql).map(|(_, n)| *n));
             let name = match (step.cache, known) {
                 (true, Some(n)) => {
                     parses.push(None);
@@ -160,7 +166,7 @@ impl PgSession {
                 (cache, _) => {
                     let name = if cache {
                         self.next_name = self.next_name.wrapping_add(1);
-                        this_pipeline.insert(step.sql, self.next_name);
+                        this_pipeline.push((step.sql, self.next_name));
                         parses.push(Some(self.next_name));
                         statement_name(self.next_name)
                     } else {
