@@ -19,13 +19,14 @@
 //!   used again.
 //! - A session whose exchange was cut short (I/O error, protocol surprise)
 //!   is marked broken and never returned to use ([`PgSession::is_broken`]).
+//!   [`PipelineError::not_run`] says when the server provably ran none of
+//!   the pipeline (it had ended the session before reading it), so the
+//!   caller may run it again on another session.
 //! - Parameters are sent as text with type `unknown`, results come back as
 //!   text: PostgreSQL infers each parameter's type from its use, as for a
 //!   quoted literal.
 
 use std::collections::HashMap;
-
-use rustc_hash::FxBuildHasher;
 use std::time::Duration;
 
 use fallible_iterator::FallibleIterator;
@@ -36,6 +37,7 @@ use fluxbase_replication::client::socket::Socket;
 use fluxbase_replication::client::{ClientError, ConnectParams, ServerError};
 use postgres_protocol::message::{backend, frontend};
 use postgres_protocol::IsNull;
+use rustc_hash::FxBuildHasher;
 
 /// Named statements kept per session before the cache is emptied.
 pub const STATEMENT_CACHE_MAX: usize = 64;
@@ -53,6 +55,39 @@ pub struct Replies {
     /// did not run.
     pub failed: Option<(usize, ServerError)>,
 }
+
+/// A pipeline whose session failed; the session is now broken.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct PipelineError {
+    /// What failed.
+    pub error: ClientError,
+    /// The server ran none of the pipeline. Either nothing was sent, or the
+    /// server's first answer was its farewell: the FATAL error of class 57P
+    /// it sends when it ends a session (terminated, shut down, idle too
+    /// long). It writes that after any replies it had queued, so a
+    /// farewell first means no message of the pipeline was processed.
+    pub not_run: bool,
+}
+
+impl PipelineError {
+    fn ran(error: ClientError) -> PipelineError {
+        PipelineError { error, not_run: false }
+    }
+
+    /// The connection itself ended or failed (as opposed to a protocol surprise).
+    pub fn connection_lost(&self) -> bool {
+        matches!(self.error, ClientError::Closed | ClientError::Io(_))
+    }
+}
+
+/// Whether `e` is the server ending the session rather than answering.
+fn is_farewell(e: &ServerError) -> bool {
+    matches!(e.severity.as_str(), "FATAL" | "PANIC") && e.code.starts_with("57P")
+}
+
+/// How long to look for a farewell after a write to a closed session failed.
+const FAREWELL_WAIT: Duration = Duration::from_millis(250);
 
 /// One statement of a pipeline.
 #[derive(Debug, Clone, Copy)]
@@ -128,13 +163,24 @@ impl PgSession {
     /// Runs `steps` as one pipeline (one write, one Sync). A statement the
     /// server refuses is reported in [`Replies::failed`]; an `Err` means
     /// the session itself failed (and is now broken).
-    pub async fn pipeline(&mut self, steps: &[Step<'_>]) -> Result<Replies, ClientError> {
+    pub async fn pipeline(&mut self, steps: &[Step<'_>]) -> Result<Replies, PipelineError> {
         if self.broken {
-            return Err(ClientError::Protocol("the session is broken".into()));
+            return Err(PipelineError { error: ClientError::Protocol("the session is broken".into()), not_run: true });
         }
         self.broken = true;
-        let (closes, parses) = self.encode(steps)?;
-        self.conn.flush().await?;
+        let (closes, parses) = self.encode(steps).map_err(|error| PipelineError { error, not_run: true })?;
+        if let Err(error) = self.conn.flush().await {
+            // A session the server ended while it was idle refuses the write
+            // (on a Unix socket); its farewell may still be there to read.
+            let read = tokio::time::timeout(FAREWELL_WAIT, self.conn.read_message()).await;
+            let not_run = match read {
+                Ok(Ok(BackendMessage::Message(backend::Message::ErrorResponse(body)))) => {
+                    ServerError::from_fields(body.fields()).is_ok_and(|e| is_farewell(&e))
+                }
+                _ => false,
+            };
+            return Err(PipelineError { error, not_run });
+        }
         let replies = self.read_replies(steps, closes, &parses).await?;
         self.broken = false;
         Ok(replies)
@@ -208,20 +254,27 @@ impl PgSession {
         steps: &[Step<'_>],
         closes: usize,
         parses: &[Option<u32>],
-    ) -> Result<Replies, ClientError> {
+    ) -> Result<Replies, PipelineError> {
         let mut results: Vec<Vec<TextRow>> = Vec::with_capacity(steps.len());
         let mut failed: Option<(usize, ServerError)> = None;
         let mut closed = 0;
         let mut rows = Vec::new();
+        // Whether the server answered any message of this pipeline, and
+        // whether its first word was a farewell instead.
+        let (mut answered, mut farewell) = (false, false);
         let status = loop {
-            let m = match self.conn.read_message().await? {
-                BackendMessage::Message(m) => m,
-                other => return Err(unexpected(&format!("{other:?}"))),
+            let m = match self.conn.read_message().await {
+                Ok(BackendMessage::Message(m)) => m,
+                Ok(other) => return Err(PipelineError::ran(unexpected(&format!("{other:?}")))),
+                Err(error) => return Err(PipelineError { error, not_run: farewell }),
             };
+            if !matches!(m, backend::Message::ErrorResponse(_) | backend::Message::NotificationResponse(_)) {
+                answered = true;
+            }
             match m {
                 backend::Message::CloseComplete if closed < closes => closed += 1,
                 backend::Message::ParseComplete => {
-                    let step = steps.get(results.len()).ok_or_else(|| unexpected("ParseComplete"))?;
+                    let step = steps.get(results.len()).ok_or_else(|| PipelineError::ran(unexpected("ParseComplete")))?;
                     if let Some(Some(name)) = parses.get(results.len()) {
                         self.statements.insert(step.sql.into(), *name);
                     }
@@ -232,19 +285,20 @@ impl PgSession {
                     results.push(std::mem::take(&mut rows));
                 }
                 backend::Message::ErrorResponse(body) => {
-                    let error = ServerError::from_fields(body.fields())?;
+                    let error = ServerError::from_fields(body.fields()).map_err(PipelineError::ran)?;
+                    farewell = !answered && is_farewell(&error);
                     failed = Some((results.len(), error));
                 }
                 backend::Message::ReadyForQuery(body) => break body.status(),
                 backend::Message::NotificationResponse(_) => {}
-                _ => return Err(unexpected("a message outside the extended protocol")),
+                _ => return Err(PipelineError::ran(unexpected("a message outside the extended protocol"))),
             }
         };
         if status != b'I' {
-            self.rollback().await?;
+            self.rollback().await.map_err(PipelineError::ran)?;
         }
         if failed.is_none() && results.len() != steps.len() {
-            return Err(unexpected("fewer results than statements"));
+            return Err(PipelineError::ran(unexpected("fewer results than statements")));
         }
         Ok(Replies { rows: results, failed })
     }

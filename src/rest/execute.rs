@@ -15,6 +15,10 @@
 //! - The role switch is the first statement after BEGIN, so the request's
 //!   statement never runs as the pool's superuser: if the switch fails the
 //!   server skips every later statement of the pipeline.
+//! - A session the server ended while it sat idle (terminated, restarted)
+//!   costs no request: the pipeline runs again on another session when the
+//!   server provably ran none of it, and a read-only one whenever the
+//!   connection was lost ([`run_pipeline`]).
 //! - A client that disconnects cannot leave a session mid-transaction in
 //!   the pool: a session is marked broken from the moment it sends until
 //!   it has read the pipeline's ReadyForQuery, and the pool drops broken
@@ -123,7 +127,6 @@ pub async fn run(
             format!("it needs {params} bound values; at most {MAX_PARAMS} are allowed"),
         ));
     }
-    let mut session = pool.get().await.map_err(|e| RestError::Unavailable(e.to_string()))?;
     let (role, claims) = caller.apply_params();
     {
         let begin = if mode.read_only { "begin read only" } else { "begin" };
@@ -166,8 +169,7 @@ pub async fn run(
         if mode.lsn {
             steps.push(Step::cached(LSN_SQL, &[]));
         }
-        let Replies { rows, failed } =
-            session.pipeline(&steps).await.map_err(|e| RestError::Unavailable(e.to_string()))?;
+        let Replies { rows, failed } = run_pipeline(pool, &steps, mode.read_only).await?;
         // The first failure is the cause. One after COMMIT (reading the
         // WAL position) leaves the write committed: no LSN, no error.
         if let Some((step, e)) = failed {
@@ -200,6 +202,27 @@ pub async fn run(
             lsn,
             plan: None,
         })
+    }
+}
+
+/// Runs `steps` on a session from `pool`. A session the server had ended
+/// while it sat idle (a PostgreSQL restart ends them all) fails the
+/// pipeline without running it, and the pipeline runs again on the next
+/// session, up to one more time than the pool has sessions. A read-only
+/// pipeline also runs again after a lost connection whatever it got to.
+async fn run_pipeline(pool: &SessionPool, steps: &[Step<'_>], read_only: bool) -> Result<Replies, RestError> {
+    let attempts = pool.status().max_size + 1;
+    let mut attempt = 1;
+    loop {
+        let mut session = pool.get().await.map_err(|e| RestError::Unavailable(e.to_string()))?;
+        match session.pipeline(steps).await {
+            Ok(replies) => return Ok(replies),
+            Err(e) if attempt < attempts && (e.not_run || (read_only && e.connection_lost())) => {
+                tracing::debug!(attempt, error = %e, "REST session lost; running the request on another");
+                attempt += 1;
+            }
+            Err(e) => return Err(RestError::Unavailable(e.to_string())),
+        }
     }
 }
 

@@ -154,3 +154,50 @@ async fn put_max_affected_and_stripped_nulls() {
     assert_eq!(r.json(), json!({"id": 3}));
     s.shutdown().await;
 }
+
+/// Terminates this test database's REST sessions (what a PostgreSQL
+/// restart does to all of them) and waits until they are gone.
+async fn end_rest_sessions(s: &crate::harness::TestServer) -> i64 {
+    let c = s.db.client().await;
+    let mine = "application_name = 'fluxbase rest' and datname = current_database()";
+    let n: i64 = c
+        .query_one(&format!("select count(pg_terminate_backend(pid)) from pg_stat_activity where {mine}"), &[])
+        .await
+        .expect("terminate")
+        .get(0);
+    for _ in 0..100 {
+        let left: i64 = c.query_one(&format!("select count(*) from pg_stat_activity where {mine}"), &[]).await.expect("count").get(0);
+        if left == 0 {
+            return n;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the REST sessions did not end");
+}
+
+#[tokio::test]
+async fn sessions_the_server_ended_cost_no_request() {
+    let s = server().await;
+    // Several sessions in the pools: requests at once.
+    let opened = futures_util::future::join_all((0..6).map(|_| get(&s, "/users?select=id"))).await;
+    assert!(opened.iter().all(|r| r.status == 200));
+    let ended = end_rest_sessions(&s).await;
+    assert!(ended >= 1, "no REST session was open");
+    // Every pooled session is dead now; each read still gets its answer.
+    for _ in 0..=ended {
+        let r = get(&s, "/users?select=id").await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let _ = futures_util::future::join_all((0..6).map(|_| get(&s, "/users?select=id"))).await;
+    let ended = end_rest_sessions(&s).await;
+    // Writes too, each exactly once: the server ran none of a pipeline it
+    // answered with its farewell.
+    for i in 0..=ended {
+        let id = 500 + i;
+        let r = service(&s, "POST", "/tags", &[], Some(json!({"id": id, "name": format!("after {i}")}))).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let c = s.db.client().await;
+    let n: i64 = c.query_one("select count(*) from tags where id >= 500", &[]).await.expect("count").get(0);
+    assert_eq!(n, ended + 1);
+}
