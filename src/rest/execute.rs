@@ -18,7 +18,7 @@
 //! - A session the server ended while it sat idle (terminated, restarted)
 //!   costs no request: the pipeline runs again on another session when the
 //!   server provably ran none of it, and a read-only one whenever the
-//!   connection was lost ([`run_pipeline`]).
+//!   connection was lost (`run_pipeline`).
 //! - A client that disconnects cannot leave a session mid-transaction in
 //!   the pool: a session is marked broken from the moment it sends until
 //!   it has read the pipeline's ReadyForQuery, and the pool drops broken
