@@ -52,24 +52,21 @@ impl Connect for OnRuntime {
         let cfg = cfg.clone();
         Box::pin(async move {
             if let Some(runtime) = &self.runtime {
-                let remote = runtime.clone();
-                let spawned = runtime.spawn({
-                    let cfg = cfg.clone();
-                    async move {
-                        let (client, conn) = cfg.connect(NoTls).await?;
-                        Ok::<_, tokio_postgres::Error>((client, remote.spawn(drive(conn))))
-                    }
-                });
                 // A join error means that runtime is shutting down (the
                 // task cannot panic): fall through to a local connection.
-                if let Ok(opened) = spawned.await {
+                if let Ok(opened) = runtime.spawn(open(cfg.clone(), runtime.clone())).await {
                     return opened;
                 }
             }
-            let (client, conn) = cfg.connect(NoTls).await?;
-            Ok((client, tokio::spawn(drive(conn))))
+            open(cfg, Handle::current()).await
         })
     }
+}
+
+/// Opens a connection and drives it on `runtime`.
+async fn open(cfg: tokio_postgres::Config, runtime: Handle) -> Result<(Client, JoinHandle<()>), tokio_postgres::Error> {
+    let (client, conn) = cfg.connect(NoTls).await?;
+    Ok((client, runtime.spawn(drive(conn))))
 }
 
 /// Drives one pool connection until it closes.
