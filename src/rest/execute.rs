@@ -107,20 +107,24 @@ pub const MAX_PARAMS: usize = 30_000;
 /// The caller (as [`Caller::apply_sql`]: role first, then claims) and the
 /// request settings in one statement: one Bind/Execute/Sync fewer per
 /// request than two statements. Select-list items are evaluated in order,
-/// so the role is switched before anything else.
-const SETUP_SQL: &str = "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true), \
-     set_config('request.method', $3, true), set_config('request.path', $4, true), \
-     set_config('request.headers', $5, true), set_config('request.cookies', $6, true), \
-     set_config('statement_timeout', $7, true), set_config('search_path', $8, true)";
+/// so the role is switched before anything else. A macro, so that
+/// [`READ_SETUP_SQL`] extends this very text.
+macro_rules! setup_sql {
+    () => {
+        "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true), \
+         set_config('request.method', $3, true), set_config('request.path', $4, true), \
+         set_config('request.headers', $5, true), set_config('request.cookies', $6, true), \
+         set_config('statement_timeout', $7, true), set_config('search_path', $8, true)"
+    };
+}
+
+/// The settings statement of a write (see `setup_sql!`).
+const SETUP_SQL: &str = setup_sql!();
 
 /// [`SETUP_SQL`] for a read: also makes the implicit transaction read-only,
 /// as `BEGIN READ ONLY` would (turning it on is allowed at any point of a
 /// transaction; turning it back off after the first query is not).
-const READ_SETUP_SQL: &str = "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true), \
-     set_config('request.method', $3, true), set_config('request.path', $4, true), \
-     set_config('request.headers', $5, true), set_config('request.cookies', $6, true), \
-     set_config('statement_timeout', $7, true), set_config('search_path', $8, true), \
-     set_config('transaction_read_only', 'on', true)";
+const READ_SETUP_SQL: &str = concat!(setup_sql!(), ", set_config('transaction_read_only', 'on', true)");
 
 /// `Prefer: timezone=…` for the transaction.
 const TIMEZONE_SQL: &str = "select set_config('timezone', $1, true)";
@@ -147,7 +151,6 @@ pub async fn run(
     }
     let (role, claims) = caller.apply_params();
     {
-        let end = if mode.rollback { "rollback" } else { "commit" };
         let timeout = info.timeout_ms.to_string();
         let setup = [
             Some(role),
@@ -185,14 +188,12 @@ pub async fn run(
             }
             _ => None,
         };
-        // For a read, the Sync ends the transaction: the last step stands
+        // For a read, the Sync ends the transaction: its last step stands
         // in for COMMIT where failures and the WAL position are placed.
-        let end_at = if mode.read_only {
-            steps.len() - 1
-        } else {
-            steps.push(Step::cached(end, &[]));
-            steps.len() - 1
-        };
+        if !mode.read_only {
+            steps.push(Step::cached(if mode.rollback { "rollback" } else { "commit" }, &[]));
+        }
+        let end_at = steps.len() - 1;
         if mode.lsn {
             steps.push(Step::cached(LSN_SQL, &[]));
         }
