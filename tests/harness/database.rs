@@ -28,6 +28,27 @@ impl TestDatabase {
     pub async fn client(&self) -> tokio_postgres::Client {
         fluxbase::database::connect_one(&self.url, "test").await.expect("test connection")
     }
+
+    /// Ends (`pg_terminate_backend`) its sessions that match `filter`, a
+    /// condition on `pg_stat_activity`, as a PostgreSQL restart would, and
+    /// waits until they are gone. Returns how many it ended.
+    pub async fn end_sessions(&self, filter: &str) -> i64 {
+        let c = self.client().await;
+        let which = format!("datname = current_database() and pid <> pg_backend_pid() and ({filter})");
+        let n: i64 = c
+            .query_one(&format!("select count(pg_terminate_backend(pid)) from pg_stat_activity where {which}"), &[])
+            .await
+            .expect("terminate")
+            .get(0);
+        for _ in 0..100 {
+            let left: i64 = c.query_one(&format!("select count(*) from pg_stat_activity where {which}"), &[]).await.expect("count").get(0);
+            if left == 0 {
+                return n;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("sessions where {filter} did not end");
+    }
 }
 
 impl Drop for TestDatabase {

@@ -155,24 +155,10 @@ async fn put_max_affected_and_stripped_nulls() {
     s.shutdown().await;
 }
 
-/// Terminates this test database's REST sessions (what a PostgreSQL
-/// restart does to all of them) and waits until they are gone.
+/// Ends this test database's REST sessions, what a PostgreSQL restart
+/// does to all of them.
 async fn end_rest_sessions(s: &crate::harness::TestServer) -> i64 {
-    let c = s.db.client().await;
-    let mine = "application_name = 'fluxbase rest' and datname = current_database()";
-    let n: i64 = c
-        .query_one(&format!("select count(pg_terminate_backend(pid)) from pg_stat_activity where {mine}"), &[])
-        .await
-        .expect("terminate")
-        .get(0);
-    for _ in 0..100 {
-        let left: i64 = c.query_one(&format!("select count(*) from pg_stat_activity where {mine}"), &[]).await.expect("count").get(0);
-        if left == 0 {
-            return n;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("the REST sessions did not end");
+    s.db.end_sessions("application_name = 'fluxbase rest'").await
 }
 
 #[tokio::test]
