@@ -120,7 +120,8 @@ impl RunningServer {
             }
         };
         let wait = Duration::from_secs(config.database.pool_timeout_secs);
-        // The pools reach an embedded cluster over its Unix socket.
+        // The pools and the replication stream reach an embedded cluster over
+        // its Unix socket: cheaper than loopback TCP for both ends.
         let local = db.cluster.as_ref().and_then(EmbeddedCluster::socket_url).unwrap_or_else(|| db.url.clone());
         let pools = database::pool::build(&local, config.database.pool_size, wait, "fluxbase").and_then(|pool| {
             let sessions = database::SessionPools::build(&local, config.database.pool_size, wait, "fluxbase rest", threads.len())?;
@@ -135,7 +136,7 @@ impl RunningServer {
                 return Err(e.into());
             }
         };
-        let (changes, ingest) = match start_changes(&config, &data_dir, &db.url, &pool).await {
+        let (changes, ingest) = match start_changes(&config, &data_dir, &local, &pool).await {
             Ok(pair) => pair,
             Err(e) => {
                 let _ = shutdown_tx.send(());

@@ -72,6 +72,22 @@ async fn embedded_cluster_lifecycle() {
     let c = fluxbase::database::connect_one(s2["db_url"].as_str().expect("db_url"), "test").await.expect("connect");
     let x: i32 = c.query_one("select x from kept", &[]).await.expect("data kept").get(0);
     assert_eq!(x, 42);
+    // The replication stream reaches the embedded cluster over its Unix
+    // socket (no client address), as the pools do.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (local, tcp): (i64, i64) = c
+            .query_one("select count(*) filter (where client_addr is null), count(*) filter (where client_addr is not null) from pg_stat_replication", &[])
+            .await
+            .map(|r| (r.get(0), r.get(1)))
+            .expect("pg_stat_replication");
+        assert_eq!(tcp, 0, "no walsender over TCP");
+        if local == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the replication stream never connected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     drop(c);
 
     // A second server on the same data directory is refused.
