@@ -58,6 +58,28 @@ pub struct Column {
     pub nullable: bool,
     /// Default expression, if any.
     pub default: Option<String>,
+    /// How a JSON value becomes this column's value (see [`Input`]).
+    #[serde(default)]
+    pub input: Input,
+}
+
+/// How `json_populate_record` turns a JSON value into a column of this
+/// type, as far as binding the value as a parameter can do the same.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Input {
+    /// A built-in (`pg_catalog`) base or range type that is not an array:
+    /// a JSON string's contents, or a number's or boolean's text, go
+    /// through the type's input function. Built-in types only, because a
+    /// prepared statement keeps its parameters' type OIDs, and only these
+    /// can never be dropped and created again under the same name.
+    Scalar,
+    /// `json` or `jsonb`: the JSON value is kept as it is.
+    Json,
+    /// Anything else (arrays, composites, domains, enums, types of
+    /// extensions or users): read only through `json_populate_record`.
+    #[default]
+    Other,
 }
 
 /// A foreign key.
@@ -170,7 +192,11 @@ const TABLES: &str = "
 select n.nspname::text, c.relname::text, c.relkind::text,
   coalesce(json_agg(json_build_object(
       'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod), 'typname', t.typname,
-      'nullable', not a.attnotnull, 'default', pg_get_expr(d.adbin, d.adrelid))
+      'nullable', not a.attnotnull, 'default', pg_get_expr(d.adbin, d.adrelid),
+      'input', case when t.oid in ('pg_catalog.json'::regtype, 'pg_catalog.jsonb'::regtype) then 'json'
+                    when t.typnamespace = 'pg_catalog'::regnamespace and t.typtype in ('b', 'r', 'm')
+                      and t.typcategory <> 'A' then 'scalar'
+                    else 'other' end)
     order by a.attnum) filter (where a.attname is not null), '[]')::text
 from pg_class c
 join pg_namespace n on n.oid = c.relnamespace

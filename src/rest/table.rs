@@ -12,7 +12,8 @@ use super::execute::{self, TxMode};
 use super::query::{parse_query, ApiQuery};
 use super::response::{self, Count, Format, Prefer, Return, Shape};
 use super::schema_cache::{SchemaCache, Table};
-use super::sql::write::{self, Conflict, Returning};
+use super::sql::values;
+use super::sql::write::{self, Conflict, Returning, Rows};
 use super::sql::{read, Sql};
 use super::{parse_body, plan, Request, Rest};
 
@@ -99,7 +100,8 @@ pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: 
                 if columns.is_empty() {
                     return Ok(empty_write(ret, &prefer));
                 }
-                write::update(table, &node, body.to_string(), &columns, returning)
+                let rows = values::bind_row(table, &columns, obj, false).map_or_else(|| Rows::Json(body.to_string()), Rows::One);
+                write::update(table, &node, rows, &columns, returning)
             } else {
                 write::delete(table, &node, returning)
             };
@@ -264,7 +266,6 @@ async fn insert(
             },
         );
     }
-    let json_rows = Value::Array(rows.iter().map(|r| Value::Object((*r).clone())).collect()).to_string();
     let ret = prefer.ret.unwrap_or_default();
     let returning = Returning {
         rows: ret != Return::Minimal || prefer.count.is_some() || format == Format::Object,
@@ -272,8 +273,13 @@ async fn insert(
         single: format == Format::Object,
         max_affected: None,
     };
-    let columns = if rows.len() == 1 && columns.is_empty() { Vec::new() } else { columns };
-    let stmt = write::insert(table, node, json_rows, &columns, prefer.missing_default, conflict.as_ref(), returning);
+    let source = match rows.as_slice() {
+        [row] => values::bind_row(table, &columns, row, prefer.missing_default).map(Rows::One),
+        _ => None,
+    };
+    let source = source
+        .unwrap_or_else(|| Rows::Json(Value::Array(rows.iter().map(|r| Value::Object((*r).clone())).collect()).to_string()));
+    let stmt = write::insert(table, node, source, &columns, prefer.missing_default, conflict.as_ref(), returning);
     let mode = TxMode { read_only: false, rollback: prefer.rollback == Some(true), lsn: true, plan: format.plan() };
     let mut out = run(rest, req, schema, prefer, mode, stmt, None).await?;
     if response::strip_nulls_wanted(&req.headers) {
@@ -368,7 +374,8 @@ async fn put(
         max_affected: None,
     };
     let conflict = Conflict::Merge(table.pk.clone());
-    let rows = Value::Array(vec![body.clone()]).to_string();
+    let rows = values::bind_row(table, &columns, obj, false)
+        .map_or_else(|| Rows::Json(Value::Array(vec![body.clone()]).to_string()), Rows::One);
     let stmt = write::insert(table, node, rows, &columns, false, Some(&conflict), returning);
     let mode = TxMode { read_only: false, rollback: prefer.rollback == Some(true), lsn: true, plan: format.plan() };
     let out = run(rest, req, schema, prefer, mode, stmt, None).await?;

@@ -5,6 +5,7 @@
 //!   wrapper every statement shares (page count, total, JSON body).
 //! - [`mod@write`]: INSERT / upsert, UPDATE, DELETE.
 //! - [`rpc`]: function calls.
+//! - [`values`]: one JSON object bound as a `VALUES` row.
 //!
 //! Invariant: nothing from the request reaches the SQL text except through
 //! [`ident`] (double-quoted, quotes doubled) or as a `$n` placeholder. The
@@ -14,6 +15,7 @@
 
 pub mod read;
 pub mod rpc;
+pub mod values;
 pub mod write;
 
 /// Quotes an identifier: `a"b` → `"a""b"`. NUL, which PostgreSQL cannot
@@ -79,7 +81,12 @@ pub struct Sql {
 impl Sql {
     /// Binds `v`, returning its placeholder.
     pub fn param(&mut self, v: impl Into<String>) -> String {
-        self.params.push(Some(v.into()));
+        self.push(Some(v.into()))
+    }
+
+    /// Binds `v`, `None` as NULL, returning its placeholder.
+    pub fn push(&mut self, v: Option<String>) -> String {
+        self.params.push(v);
         format!("${}", self.params.len())
     }
 

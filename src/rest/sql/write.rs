@@ -8,6 +8,7 @@
 //! accept `return=minimal` inserts, as with PostgREST.
 
 use super::read::{logic_in, parts, wrap, Body, WriteExtras};
+use super::values::{self, Cell};
 use super::{ident, qualified, Sql};
 use crate::rest::plan::Node;
 use crate::rest::schema_cache::Table;
@@ -76,13 +77,24 @@ fn finish(b: Sql, table: &Table, node: &Node, cte: String, ret: Returning, upser
     super::read::b_finish(b, text)
 }
 
-/// `INSERT … SELECT … FROM json_array_elements($1)`: `body` is a JSON
-/// array of objects; `columns` the keys to insert. With `missing_default`,
-/// a key absent from an object takes the column default instead of NULL.
+/// Where an insert's rows come from.
+#[derive(Debug)]
+pub enum Rows {
+    /// A JSON array of objects, read with `json_populate_record` as
+    /// PostgREST reads it.
+    Json(String),
+    /// One object's cells, one per column ([`values::bind_row`]).
+    One(Vec<Cell>),
+}
+
+/// `INSERT … VALUES (…)` for one bindable object, else `INSERT … SELECT …
+/// FROM json_array_elements($1)`; `columns` the keys to insert. With
+/// `missing_default`, a key absent from an object takes the column default
+/// instead of NULL.
 pub fn insert(
     table: &Table,
     node: &Node,
-    body: String,
+    rows: Rows,
     columns: &[String],
     missing_default: bool,
     conflict: Option<&Conflict>,
@@ -90,29 +102,37 @@ pub fn insert(
 ) -> Sql {
     let mut b = Sql::default();
     let target = qualified(&table.schema, &table.name);
-    let p = b.param(body);
-    let mut cte = if columns.is_empty() {
-        format!("insert into {target} default values")
-    } else {
-        let exprs: Vec<String> = columns
-            .iter()
-            .map(|c| {
-                let plain = format!("_pgrst_r.{}", ident(c));
-                if missing_default {
-                    let default = table.column(c).and_then(|col| col.default.clone()).unwrap_or_else(|| "null".into());
-                    format!("case when _pgrst_j.v::jsonb ? {}::text then {plain} else {default} end", b.param(c.clone()))
-                } else {
-                    plain
-                }
-            })
-            .collect();
-        let cols: Vec<String> = columns.iter().map(|c| ident(c)).collect();
-        format!(
-            "insert into {target} ({}) select {} from json_array_elements({p}::json) as _pgrst_j(v) \
-             cross join lateral json_populate_record(null::{target}, _pgrst_j.v) as _pgrst_r",
-            cols.join(", "),
-            exprs.join(", ")
-        )
+    let cols: Vec<String> = columns.iter().map(|c| ident(c)).collect();
+    let mut cte = match rows {
+        Rows::One(cells) if !columns.is_empty() => {
+            format!("insert into {target} ({}) {}", cols.join(", "), values::values_row(&mut b, table, columns, cells))
+        }
+        Rows::One(_) => format!("insert into {target} default values"),
+        Rows::Json(body) => {
+            let p = b.param(body);
+            if columns.is_empty() {
+                format!("insert into {target} default values")
+            } else {
+                let exprs: Vec<String> = columns
+                    .iter()
+                    .map(|c| {
+                        let plain = format!("_pgrst_r.{}", ident(c));
+                        if missing_default {
+                            let default = table.column(c).and_then(|col| col.default.clone()).unwrap_or_else(|| "null".into());
+                            format!("case when _pgrst_j.v::jsonb ? {}::text then {plain} else {default} end", b.param(c.clone()))
+                        } else {
+                            plain
+                        }
+                    })
+                    .collect();
+                format!(
+                    "insert into {target} ({}) select {} from json_array_elements({p}::json) as _pgrst_j(v) \
+                     cross join lateral json_populate_record(null::{target}, _pgrst_j.v) as _pgrst_r",
+                    cols.join(", "),
+                    exprs.join(", ")
+                )
+            }
+        }
     };
     match conflict {
         Some(Conflict::Merge(keys)) => {
@@ -141,19 +161,26 @@ pub fn insert(
     finish(b, table, node, cte, ret, upsert)
 }
 
-/// `UPDATE … SET col = (json_populate_record($1)).col … WHERE filters`.
-pub fn update(table: &Table, node: &Node, body: String, columns: &[String], ret: Returning) -> Sql {
+/// `UPDATE … SET col = $n::type …` for a bindable object, else `SET col =
+/// (json_populate_record($1)).col …`; then `WHERE filters`.
+pub fn update(table: &Table, node: &Node, rows: Rows, columns: &[String], ret: Returning) -> Sql {
     let mut b = Sql::default();
     let target = qualified(&table.schema, &table.name);
     let alias = b.alias();
-    let p = b.param(body);
-    let sets: Vec<String> = columns.iter().map(|c| format!("{0} = _pgrst_r.{0}", ident(c))).collect();
+    let (sets, from): (Vec<String>, String) = match rows {
+        Rows::One(cells) => {
+            let exprs = values::exprs(&mut b, table, columns, cells);
+            (columns.iter().zip(exprs).map(|(c, e)| format!("{} = {e}", ident(c))).collect(), String::new())
+        }
+        Rows::Json(body) => {
+            let p = b.param(body);
+            let sets = columns.iter().map(|c| format!("{0} = _pgrst_r.{0}", ident(c))).collect();
+            (sets, format!(" from json_populate_record(null::{target}, {p}::json) as _pgrst_r"))
+        }
+    };
     let mut conds: Vec<String> = node.filters.iter().map(|l| logic_in(&mut b, &alias, Some(table), &node.items, l)).collect();
     conds.extend(limited(&mut b, table, node, &alias));
-    let mut cte = format!(
-        "update {target} as {alias} set {} from json_populate_record(null::{target}, {p}::json) as _pgrst_r",
-        sets.join(", ")
-    );
+    let mut cte = format!("update {target} as {alias} set {}{from}", sets.join(", "));
     if !conds.is_empty() {
         cte.push_str(&format!(" where {}", conds.join(" and ")));
     }
