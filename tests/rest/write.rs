@@ -40,6 +40,9 @@ async fn insert_one_and_many() {
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.json(), json!([{"title": "a", "published": false, "body": null}, {"title": "b", "published": true, "body": null}]));
     assert_eq!(r.header("preference-applied").as_deref(), Some("missing=default, return=representation"));
+    // An empty object inserts the column defaults.
+    let r = service(&s, "POST", "/inbox?select=msg", &[("prefer", "return=representation")], Some(json!({}))).await;
+    assert_eq!((r.status, r.json()), (201, json!([{"msg": null}])), "{}", r.text);
     // headers-only and count
     let r = service(&s, "POST", "/tags", &[("prefer", "return=headers-only, count=exact")], Some(json!({"id": 13, "name": "h"}))).await;
     assert_eq!((r.status, r.text.as_str(), r.header("content-range").as_deref()), (201, "", Some("*/1")));

@@ -104,34 +104,30 @@ pub fn insert(
     let target = qualified(&table.schema, &table.name);
     let cols: Vec<String> = columns.iter().map(|c| ident(c)).collect();
     let mut cte = match rows {
-        Rows::One(cells) if !columns.is_empty() => {
+        _ if columns.is_empty() => format!("insert into {target} default values"),
+        Rows::One(cells) => {
             format!("insert into {target} ({}) {}", cols.join(", "), values::values_row(&mut b, table, columns, cells))
         }
-        Rows::One(_) => format!("insert into {target} default values"),
         Rows::Json(body) => {
             let p = b.param(body);
-            if columns.is_empty() {
-                format!("insert into {target} default values")
-            } else {
-                let exprs: Vec<String> = columns
-                    .iter()
-                    .map(|c| {
-                        let plain = format!("_pgrst_r.{}", ident(c));
-                        if missing_default {
-                            let default = table.column(c).and_then(|col| col.default.clone()).unwrap_or_else(|| "null".into());
-                            format!("case when _pgrst_j.v::jsonb ? {}::text then {plain} else {default} end", b.param(c.clone()))
-                        } else {
-                            plain
-                        }
-                    })
-                    .collect();
-                format!(
-                    "insert into {target} ({}) select {} from json_array_elements({p}::json) as _pgrst_j(v) \
-                     cross join lateral json_populate_record(null::{target}, _pgrst_j.v) as _pgrst_r",
-                    cols.join(", "),
-                    exprs.join(", ")
-                )
-            }
+            let exprs: Vec<String> = columns
+                .iter()
+                .map(|c| {
+                    let plain = format!("_pgrst_r.{}", ident(c));
+                    if missing_default {
+                        let default = table.column(c).and_then(|col| col.default.clone()).unwrap_or_else(|| "null".into());
+                        format!("case when _pgrst_j.v::jsonb ? {}::text then {plain} else {default} end", b.param(c.clone()))
+                    } else {
+                        plain
+                    }
+                })
+                .collect();
+            format!(
+                "insert into {target} ({}) select {} from json_array_elements({p}::json) as _pgrst_j(v) \
+                 cross join lateral json_populate_record(null::{target}, _pgrst_j.v) as _pgrst_r",
+                cols.join(", "),
+                exprs.join(", ")
+            )
         }
     };
     match conflict {
