@@ -273,12 +273,7 @@ async fn insert(
         single: format == Format::Object,
         max_affected: None,
     };
-    let source = match rows.as_slice() {
-        [row] => values::bind_row(table, &columns, row, prefer.missing_default).map(Rows::One),
-        _ => None,
-    };
-    let source = source
-        .unwrap_or_else(|| Rows::Json(Value::Array(rows.iter().map(|r| Value::Object((*r).clone())).collect()).to_string()));
+    let source = Rows::of(table, &columns, &rows, prefer.missing_default);
     let stmt = write::insert(table, node, source, &columns, prefer.missing_default, conflict.as_ref(), returning);
     let mode = TxMode { read_only: false, rollback: prefer.rollback == Some(true), lsn: true, plan: format.plan() };
     let mut out = run(rest, req, schema, prefer, mode, stmt, None).await?;
@@ -374,8 +369,7 @@ async fn put(
         max_affected: None,
     };
     let conflict = Conflict::Merge(table.pk.clone());
-    let rows = values::bind_row(table, &columns, obj, false)
-        .map_or_else(|| Rows::Json(Value::Array(vec![body.clone()]).to_string()), Rows::One);
+    let rows = Rows::of(table, &columns, &[obj], false);
     let stmt = write::insert(table, node, rows, &columns, false, Some(&conflict), returning);
     let mode = TxMode { read_only: false, rollback: prefer.rollback == Some(true), lsn: true, plan: format.plan() };
     let out = run(rest, req, schema, prefer, mode, stmt, None).await?;

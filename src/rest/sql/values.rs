@@ -34,56 +34,59 @@ use crate::rest::schema_cache::{Input, Table};
 
 /// One column's value in a `VALUES` row.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cell {
-    /// A bound parameter in text form; `None` is NULL.
-    Value(Option<String>),
+pub enum Cell<'a> {
+    /// A bound parameter, cast to the column's built-in type.
+    Value {
+        /// The value in text form; `None` is NULL.
+        text: Option<String>,
+        /// The column's type, `pg_catalog.<typname>`.
+        typname: &'a str,
+    },
     /// `DEFAULT`: the key was absent and `Prefer: missing=default` asked
     /// for the column default.
     Default,
 }
 
 /// The cells of `row` for `columns`, in order, or `None` when binding
-/// could differ from `json_populate_record` (see the module docs).
-/// `columns` must all exist in `table`.
-pub fn bind_row(table: &Table, columns: &[String], row: &Map<String, Value>, missing_default: bool) -> Option<Vec<Cell>> {
+/// could differ from `json_populate_record` (see the module docs) or a
+/// column is not in `table`.
+pub fn bind_row<'a>(
+    table: &'a Table,
+    columns: &[String],
+    row: &Map<String, Value>,
+    missing_default: bool,
+) -> Option<Vec<Cell<'a>>> {
     columns
         .iter()
         .map(|name| {
-            let input = table.column(name)?.input;
-            let cell = match (row.get(name), input) {
+            let col = table.column(name)?;
+            let text = match (row.get(name), col.input) {
                 (_, Input::Other) => return None,
-                (None, _) if missing_default => Cell::Default,
-                (None | Some(Value::Null), _) => Cell::Value(None),
-                (Some(v), Input::Json) => Cell::Value(Some(v.to_string())),
-                (Some(Value::String(s)), Input::Scalar) if !s.contains('\0') => Cell::Value(Some(s.clone())),
-                (Some(Value::Number(n)), Input::Scalar) => Cell::Value(Some(n.to_string())),
-                (Some(Value::Bool(b)), Input::Scalar) => Cell::Value(Some(b.to_string())),
+                (None, _) if missing_default => return Some(Cell::Default),
+                (None | Some(Value::Null), _) => None,
+                (Some(v), Input::Json) => Some(v.to_string()),
+                (Some(Value::String(s)), Input::Scalar) if !s.contains('\0') => Some(s.clone()),
+                (Some(Value::Number(n)), Input::Scalar) => Some(n.to_string()),
+                (Some(Value::Bool(b)), Input::Scalar) => Some(b.to_string()),
                 (Some(_), Input::Scalar) => return None,
             };
-            Some(cell)
+            Some(Cell::Value { text, typname: &col.typname })
         })
         .collect()
 }
 
 /// `values ($1::"pg_catalog"."type", default, …)` for [`bind_row`]'s cells.
-pub fn values_row(b: &mut Sql, table: &Table, columns: &[String], cells: Vec<Cell>) -> String {
-    format!("values ({})", exprs(b, table, columns, cells).join(", "))
+pub fn values_row(b: &mut Sql, cells: Vec<Cell<'_>>) -> String {
+    format!("values ({})", exprs(b, cells).join(", "))
 }
 
 /// One expression per cell: `$n::"pg_catalog"."type"` or `default`.
-pub fn exprs(b: &mut Sql, table: &Table, columns: &[String], cells: Vec<Cell>) -> Vec<String> {
-    columns
-        .iter()
-        .zip(cells)
-        .map(|(name, cell)| match cell {
+pub fn exprs(b: &mut Sql, cells: Vec<Cell<'_>>) -> Vec<String> {
+    cells
+        .into_iter()
+        .map(|cell| match cell {
             Cell::Default => "default".to_owned(),
-            Cell::Value(v) => {
-                let p = b.push(v);
-                match table.column(name) {
-                    Some(col) => format!("{p}::\"pg_catalog\".{}", ident(&col.typname)),
-                    None => p,
-                }
-            }
+            Cell::Value { text, typname } => format!("{}::\"pg_catalog\".{}", b.push(text), ident(typname)),
         })
         .collect()
 }
@@ -127,6 +130,10 @@ mod tests {
         }
     }
 
+    fn val<'a>(text: &str, typname: &'a str) -> Cell<'a> {
+        Cell::Value { text: Some(text.to_owned()), typname }
+    }
+
     fn names(c: &[&str]) -> Vec<String> {
         c.iter().map(|s| (*s).to_owned()).collect()
     }
@@ -136,24 +143,19 @@ mod tests {
         let t = table();
         let row = obj(json!({"n": 5, "s": "a'b\"c", "j": "x"}));
         let cells = bind_row(&t, &names(&["n", "s", "j"]), &row, false).expect("bindable");
-        assert_eq!(
-            cells,
-            vec![Cell::Value(Some("5".into())), Cell::Value(Some("a'b\"c".into())), Cell::Value(Some("\"x\"".into()))]
-        );
+        assert_eq!(cells, vec![val("5", "int8"), val("a'b\"c", "text"), val("\"x\"", "jsonb")]);
         let row = obj(json!({"n": true, "s": 1.5, "j": {"k": [1, null]}}));
         let cells = bind_row(&t, &names(&["n", "s", "j"]), &row, false).expect("bindable");
-        assert_eq!(
-            cells,
-            vec![Cell::Value(Some("true".into())), Cell::Value(Some("1.5".into())), Cell::Value(Some("{\"k\":[1,null]}".into()))]
-        );
+        assert_eq!(cells, vec![val("true", "int8"), val("1.5", "text"), val("{\"k\":[1,null]}", "jsonb")]);
     }
 
     #[test]
     fn nulls_and_absent_keys() {
         let t = table();
         let row = obj(json!({"n": null}));
-        assert_eq!(bind_row(&t, &names(&["n", "s"]), &row, false), Some(vec![Cell::Value(None), Cell::Value(None)]));
-        assert_eq!(bind_row(&t, &names(&["n", "s"]), &row, true), Some(vec![Cell::Value(None), Cell::Default]));
+        let null = |typname| Cell::Value { text: None, typname };
+        assert_eq!(bind_row(&t, &names(&["n", "s"]), &row, false), Some(vec![null("int8"), null("text")]));
+        assert_eq!(bind_row(&t, &names(&["n", "s"]), &row, true), Some(vec![null("int8"), Cell::Default]));
     }
 
     #[test]
@@ -168,10 +170,9 @@ mod tests {
 
     #[test]
     fn the_row_names_each_type_and_binds_each_value() {
-        let t = table();
         let mut b = Sql::default();
-        let cells = vec![Cell::Value(Some("5".into())), Cell::Default, Cell::Value(None)];
-        let text = values_row(&mut b, &t, &names(&["n", "s", "j"]), cells);
+        let cells = vec![val("5", "int8"), Cell::Default, Cell::Value { text: None, typname: "jsonb" }];
+        let text = values_row(&mut b, cells);
         assert_eq!(text, "values ($1::\"pg_catalog\".\"int8\", default, $2::\"pg_catalog\".\"jsonb\")");
         assert_eq!(b.params, vec![Some("5".to_owned()), None]);
     }

@@ -7,6 +7,8 @@
 //! subjects the new rows to SELECT policies: an insert-only RLS table must
 //! accept `return=minimal` inserts, as with PostgREST.
 
+use serde_json::{Map, Value};
+
 use super::read::{logic_in, parts, wrap, Body, WriteExtras};
 use super::values::{self, Cell};
 use super::{ident, qualified, Sql};
@@ -77,14 +79,26 @@ fn finish(b: Sql, table: &Table, node: &Node, cte: String, ret: Returning, upser
     super::read::b_finish(b, text)
 }
 
-/// Where an insert's rows come from.
+/// Where a write's values come from.
 #[derive(Debug)]
-pub enum Rows {
-    /// A JSON array of objects, read with `json_populate_record` as
-    /// PostgREST reads it.
+pub enum Rows<'a> {
+    /// JSON text read with `json_populate_record`, as PostgREST reads it:
+    /// an array of objects for an insert, one object for an update.
     Json(String),
     /// One object's cells, one per column ([`values::bind_row`]).
-    One(Vec<Cell>),
+    One(Vec<Cell<'a>>),
+}
+
+impl<'a> Rows<'a> {
+    /// The rows of an insert: one bindable object as its cells, else the
+    /// objects as one JSON array.
+    pub fn of(table: &'a Table, columns: &[String], objects: &[&Map<String, Value>], missing_default: bool) -> Rows<'a> {
+        let one = match objects {
+            [object] => values::bind_row(table, columns, object, missing_default),
+            _ => None,
+        };
+        one.map_or_else(|| Rows::Json(Value::Array(objects.iter().map(|o| Value::Object((*o).clone())).collect()).to_string()), Rows::One)
+    }
 }
 
 /// `INSERT … VALUES (…)` for one bindable object, else `INSERT … SELECT …
@@ -94,7 +108,7 @@ pub enum Rows {
 pub fn insert(
     table: &Table,
     node: &Node,
-    rows: Rows,
+    rows: Rows<'_>,
     columns: &[String],
     missing_default: bool,
     conflict: Option<&Conflict>,
@@ -106,7 +120,7 @@ pub fn insert(
     let mut cte = match rows {
         _ if columns.is_empty() => format!("insert into {target} default values"),
         Rows::One(cells) => {
-            format!("insert into {target} ({}) {}", cols.join(", "), values::values_row(&mut b, table, columns, cells))
+            format!("insert into {target} ({}) {}", cols.join(", "), values::values_row(&mut b, cells))
         }
         Rows::Json(body) => {
             let p = b.param(body);
@@ -159,13 +173,13 @@ pub fn insert(
 
 /// `UPDATE … SET col = $n::type …` for a bindable object, else `SET col =
 /// (json_populate_record($1)).col …`; then `WHERE filters`.
-pub fn update(table: &Table, node: &Node, rows: Rows, columns: &[String], ret: Returning) -> Sql {
+pub fn update(table: &Table, node: &Node, rows: Rows<'_>, columns: &[String], ret: Returning) -> Sql {
     let mut b = Sql::default();
     let target = qualified(&table.schema, &table.name);
     let alias = b.alias();
     let (sets, from): (Vec<String>, String) = match rows {
         Rows::One(cells) => {
-            let exprs = values::exprs(&mut b, table, columns, cells);
+            let exprs = values::exprs(&mut b, cells);
             (columns.iter().zip(exprs).map(|(c, e)| format!("{} = {e}", ident(c))).collect(), String::new())
         }
         Rows::Json(body) => {
