@@ -43,6 +43,10 @@ async fn insert_one_and_many() {
     // An empty object inserts the column defaults.
     let r = service(&s, "POST", "/inbox?select=msg", &[("prefer", "return=representation")], Some(json!({}))).await;
     assert_eq!((r.status, r.json()), (201, json!([{"msg": null}])), "{}", r.text);
+    // So does each empty object of an array: one row of defaults per element.
+    let r = service(&s, "POST", "/inbox?select=msg", &[("prefer", "return=representation, count=exact")], Some(json!([{}, {}]))).await;
+    assert_eq!((r.status, r.json()), (201, json!([{"msg": null}, {"msg": null}])), "{}", r.text);
+    assert_eq!(r.header("content-range").as_deref(), Some("*/2"));
     // headers-only and count
     let r = service(&s, "POST", "/tags", &[("prefer", "return=headers-only, count=exact")], Some(json!({"id": 13, "name": "h"}))).await;
     assert_eq!((r.status, r.text.as_str(), r.header("content-range").as_deref()), (201, "", Some("*/1")));

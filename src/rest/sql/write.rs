@@ -118,7 +118,12 @@ pub fn insert(
     let target = qualified(&table.schema, &table.name);
     let cols: Vec<String> = columns.iter().map(|c| ident(c)).collect();
     let mut cte = match rows {
-        _ if columns.is_empty() => format!("insert into {target} default values"),
+        Rows::One(_) if columns.is_empty() => format!("insert into {target} default values"),
+        // No keys in any object: a row of defaults per element, as PostgREST's
+        // `INSERT INTO t SELECT FROM …` (`[{}, {}]` is two rows).
+        Rows::Json(body) if columns.is_empty() => {
+            format!("insert into {target} select from json_array_elements({}::json)", b.param(body))
+        }
         Rows::One(cells) => {
             format!("insert into {target} ({}) {}", cols.join(", "), values::values_row(&mut b, cells))
         }
