@@ -210,23 +210,23 @@ async fn insert(
             .iter()
             .map(|v| match v {
                 Value::Object(o) => Ok(o),
+                // PostgREST's words when it reads the keys itself (no `columns=`).
+                _ if q.columns.is_none() => Err(RestError::Body("All object keys must match".into())),
                 _ => Err(RestError::Body("Empty or invalid json: expecting objects".into())),
             })
             .collect::<Result<_, _>>()?,
         _ => return Err(RestError::Body("Empty or invalid json: expecting an object or an array of objects".into())),
     };
-    let columns: Vec<String> = match &q.columns {
-        Some(c) => c.clone(),
-        None => {
-            let mut seen: Vec<String> = Vec::new();
-            for r in &rows {
-                for k in r.keys() {
-                    if !seen.contains(k) {
-                        seen.push(k.clone());
-                    }
-                }
+    let columns: Vec<String> = match (&q.columns, rows.split_first()) {
+        (Some(c), _) => c.clone(),
+        (None, None) => Vec::new(),
+        // Without `columns=`, PostgREST takes the keys of the first object and
+        // refuses an array whose objects do not all have exactly those keys.
+        (None, Some((first, rest))) => {
+            if rest.iter().any(|r| r.len() != first.len() || !r.keys().all(|k| first.contains_key(k))) {
+                return Err(RestError::Body("All object keys must match".into()));
             }
-            seen
+            first.keys().cloned().collect()
         }
     };
     check_body_columns(table, &columns)?;
@@ -426,57 +426,24 @@ pub async fn run(
     }
 }
 
-/// A CSV body (header row, then rows) as a JSON array of objects; empty
-/// fields are NULL, as PostgREST reads them.
+/// A CSV body (header row, then rows) as a JSON array of objects, read as
+/// PostgREST reads it: every field is a string (an empty field is `""`)
+/// except the word `NULL`, which is null; every row has the header's width.
 fn csv_to_json(body: &[u8]) -> Result<Value, RestError> {
-    let text = std::str::from_utf8(body).map_err(|_| RestError::Body("CSV body is not UTF-8".into()))?;
-    let mut records: Vec<Vec<Option<String>>> = Vec::new();
-    let mut record = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut was_quoted = false;
-    let mut chars = text.chars().peekable();
-    let finish_field = |field: &mut String, was_quoted: &mut bool, record: &mut Vec<Option<String>>| {
-        let f = std::mem::take(field);
-        record.push(if f.is_empty() && !*was_quoted { None } else { Some(f) });
-        *was_quoted = false;
+    let bad = |e: csv::Error| {
+        RestError::Body(match e.kind() {
+            csv::ErrorKind::UnequalLengths { .. } => "All lines must have same number of fields".into(),
+            csv::ErrorKind::Utf8 { .. } => "The CSV body is not valid UTF-8".into(),
+            _ => format!("Invalid CSV: {e}"),
+        })
     };
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            ('"', true) => quoted = false,
-            ('"', false) => {
-                quoted = true;
-                was_quoted = true;
-            }
-            (',', false) => finish_field(&mut field, &mut was_quoted, &mut record),
-            ('\r', false) => {}
-            ('\n', false) => {
-                finish_field(&mut field, &mut was_quoted, &mut record);
-                records.push(std::mem::take(&mut record));
-            }
-            (c, _) => field.push(c),
-        }
-    }
-    if quoted {
-        return Err(RestError::Body("CSV body has an unclosed quote".into()));
-    }
-    if !field.is_empty() || !record.is_empty() || was_quoted {
-        finish_field(&mut field, &mut was_quoted, &mut record);
-        records.push(record);
-    }
-    let mut it = records.into_iter();
-    let header: Vec<String> = it.next().unwrap_or_default().into_iter().map(Option::unwrap_or_default).collect();
+    let mut reader = csv::ReaderBuilder::new().from_reader(body);
+    let header = reader.headers().map_err(bad)?.clone();
     let mut rows = Vec::new();
-    for r in it {
-        if r.len() != header.len() {
-            return Err(RestError::Body("CSV rows must have as many fields as the header".into()));
-        }
-        let obj: serde_json::Map<String, Value> =
-            header.iter().cloned().zip(r.into_iter().map(|v| v.map_or(Value::Null, Value::String))).collect();
+    for record in reader.records() {
+        let record = record.map_err(bad)?;
+        let field = |v: &str| if v == "NULL" { Value::Null } else { Value::String(v.to_owned()) };
+        let obj: serde_json::Map<String, Value> = header.iter().zip(record.iter()).map(|(k, v)| (k.to_owned(), field(v))).collect();
         rows.push(Value::Object(obj));
     }
     Ok(Value::Array(rows))
@@ -488,9 +455,15 @@ mod tests {
 
     #[test]
     fn csv_bodies() {
-        let v = csv_to_json(b"a,b\n1,\"x,\"\"y\"\"\"\n2,\n").expect("csv");
-        assert_eq!(v, serde_json::json!([{"a": "1", "b": "x,\"y\""}, {"a": "2", "b": null}]));
-        assert!(csv_to_json(b"a,b\n1\n").is_err());
-        assert!(csv_to_json(b"a\n\"x\n").is_err());
+        let v = csv_to_json(b"a,b\n1,\"x,\"\"y\"\"\"\r\n2,\n3,NULL\n").expect("csv");
+        let want = serde_json::json!([{"a": "1", "b": "x,\"y\""}, {"a": "2", "b": ""}, {"a": "3", "b": null}]);
+        assert_eq!(v, want, "an empty field is an empty string, NULL is null (PostgREST)");
+        let msg = |b: &[u8]| match csv_to_json(b) {
+            Err(RestError::Body(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(msg(b"a,b\n1\n"), "All lines must have same number of fields");
+        assert_eq!(msg(b"a\n\xff\n"), "The CSV body is not valid UTF-8");
+        assert_eq!(csv_to_json(b"a,b\n").expect("header only"), serde_json::json!([]));
     }
 }

@@ -65,6 +65,32 @@ async fn insert_one_and_many() {
         .expect("csv");
     assert_eq!(r.status(), 201);
     assert_eq!(r.json::<serde_json::Value>().await.expect("json"), json!([{"id": 20, "name": "c,sv"}, {"id": 21, "name": "plain"}]));
+    // As PostgREST reads CSV: NULL is null, an empty field is an empty string,
+    // and every line has the header's number of fields.
+    let csv = |body: &'static str| {
+        s.http()
+            .post(format!("{}/rest/v1/inbox?select=msg", s.url))
+            .header("apikey", &s.keys.service_role)
+            .bearer_auth(&s.keys.service_role)
+            .header("content-type", "text/csv")
+            .header("prefer", "return=representation")
+            .body(body)
+            .send()
+    };
+    let r = csv("msg\nNULL\n\"\"\nplain\n").await.expect("csv");
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.json::<serde_json::Value>().await.expect("json"), json!([{"msg": null}, {"msg": ""}, {"msg": "plain"}]));
+    let r = csv("id,msg\n1\n").await.expect("csv");
+    assert_eq!(r.status(), 400);
+    let e = r.json::<serde_json::Value>().await.expect("json");
+    assert_eq!((&e["code"], &e["message"]), (&json!("PGRST102"), &json!("All lines must have same number of fields")));
+    // Without columns=, every object of an array must have the first one's keys.
+    for body in [json!([{"id": 50, "name": "a"}, {"id": 51}]), json!([{"id": 50}, {"id": 51, "name": "b"}]), json!([{"id": 50}, 1])] {
+        let r = service(&s, "POST", "/tags", &[], Some(body.clone())).await;
+        assert_eq!((r.status, &r.json()["code"], &r.json()["message"]), (400, &json!("PGRST102"), &json!("All object keys must match")), "{body}");
+    }
+    let r = service(&s, "POST", "/tags?columns=id,name", &[], Some(json!([{"id": 52, "name": "a"}, {"id": 53, "name": "b", "x": 1}]))).await;
+    assert_eq!(r.status, 201, "with columns= the keys may differ: {}", r.text);
     s.shutdown().await;
 }
 
