@@ -45,8 +45,15 @@ pub enum RestError {
     #[error("Could not embed because more than one relationship was found for '{0}' and '{1}'")]
     AmbiguousRelationship(String, String, Vec<String>),
     /// PGRST202: no such function.
-    #[error("Could not find the function {0} in the schema cache")]
-    NoFunction(String, Option<String>),
+    #[error("Could not find the function {name} in the schema cache")]
+    NoFunction {
+        /// `schema.name(args)`, as in PostgREST's message.
+        name: String,
+        /// What was searched for.
+        details: String,
+        /// What to try instead, if anything.
+        hint: Option<String>,
+    },
     /// PGRST204: a body column the table does not have.
     #[error("Could not find the '{column}' column of '{table}' in the schema cache")]
     NoColumnInBody {
@@ -158,8 +165,8 @@ impl RestError {
                     .with_details(candidates.join("; "))
                     .with_hint("Try changing the embedded resource to one of the hints listed in details, e.g. 'table!fkey_name'")
             }
-            RestError::NoFunction(_, hint) => {
-                let e = ApiError::new(StatusCode::NOT_FOUND, "PGRST202", msg);
+            RestError::NoFunction { details, hint, .. } => {
+                let e = ApiError::new(StatusCode::NOT_FOUND, "PGRST202", msg).with_details(details.clone());
                 match hint {
                     Some(h) => e.with_hint(h.clone()),
                     None => e,

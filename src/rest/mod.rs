@@ -11,6 +11,7 @@
 //! - [`rpc`] serves `/rpc/{function}`.
 //! - [`openapi`]: `GET /rest/v1/`.
 
+pub mod body;
 pub mod errors;
 pub mod execute;
 pub mod explain;

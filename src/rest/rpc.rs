@@ -1,7 +1,9 @@
 //! `/rest/v1/rpc/<function>`: GET and HEAD (arguments in the query string,
 //! in a read-only transaction, so a function that writes gets 25006 → 405
-//! as with PostgREST), POST (named arguments in a JSON object, or the
-//! whole body as the one unnamed `json`/`jsonb` argument). Scalar,
+//! as with PostgREST), POST (named arguments in a JSON object or a form,
+//! the whole body as the one unnamed `json`/`jsonb` argument, or a raw
+//! `text/plain`, `text/xml` or `application/octet-stream` body as the one
+//! unnamed `text`, `xml` or `bytea` argument). Scalar,
 //! composite, SETOF and TABLE returns; filters, order and limit apply to
 //! set results. `columns=` on POST picks the body keys that are arguments.
 
@@ -14,11 +16,13 @@ use warp::reply::Response;
 use super::errors::RestError;
 use super::execute::TxMode;
 use super::query::parse_query;
-use super::response::{self, Count, Shape};
+use super::response::{self, Count, Prefer, Shape};
 use super::schema_cache::{Function, Returns, SchemaCache};
 use super::sql::rpc::{statement, Args};
 use super::table::run;
-use super::{parse_body, plan, Request, Rest};
+use super::body::{self, Media};
+use super::query::ApiQuery;
+use super::{plan, Request, Rest};
 
 /// Serves one RPC request.
 pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: &str) -> Result<Response, RestError> {
@@ -33,11 +37,25 @@ pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: 
     }
     let is_arg = |k: &str| read && overloads.iter().any(|f| f.args.iter().any(|a| a.name == k));
     let q = parse_query(&req.query, &cfg.limits(), &is_arg)?;
+    let media = if read { Media::Json } else { Media::of(&req.headers)? };
+    if let Some(ty) = media.raw_type() {
+        // A raw body goes whole to the one unnamed parameter of its type.
+        let f = overloads.iter().find(|f| matches!(f.args.as_slice(), [a] if a.name.is_empty() && a.data_type == ty));
+        let f = f.ok_or_else(|| RestError::NoFunction {
+            name: format!("{schema}.{name}"),
+            details: format!(
+                "Searched for the function {schema}.{name} with a single unnamed {ty} parameter, but no matches were found in the schema cache."
+            ),
+            hint: None,
+        })?;
+        let args = Args::Single(body::raw_value(media, &req.body)?);
+        return call(rest, req, &schema, &prefer, format, &q, f, &args).await;
+    }
     // The arguments as a JSON object (or the single json argument).
     let (given, single_body): (serde_json::Map<String, Value>, Option<Value>) = if read {
         (q.args.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect(), None)
     } else {
-        let body = if req.body.is_empty() { Value::Object(Default::default()) } else { parse_body(&req.body, cfg)? };
+        let body = if req.body.is_empty() { Value::Object(Default::default()) } else { body::table_body(media, &req.body, cfg)? };
         match body {
             Value::Object(o) if !prefer.single_object => (o, None),
             other => (Default::default(), Some(other)),
@@ -58,10 +76,14 @@ pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: 
         let mut names: Vec<&str> = given.keys().map(String::as_str).collect();
         names.sort_unstable();
         let sig = if names.is_empty() { "without parameters".to_owned() } else { format!("with parameters {}", names.join(", ")) };
-        RestError::NoFunction(
-            format!("{schema}.{name}({})", names.join(", ")),
-            Some(format!("Perhaps you meant to call the function {schema}.{name} {sig} differently, or the function is not in an exposed schema")),
-        )
+        let json = if read || media != Media::Json { "" } else { " or with a single unnamed json/jsonb parameter" };
+        RestError::NoFunction {
+            name: format!("{schema}.{name}({})", names.join(", ")),
+            details: format!("Searched for the function {schema}.{name} {sig}{json}, but no matches were found in the schema cache."),
+            hint: Some(format!(
+                "Perhaps you meant to call the function {schema}.{name} {sig} differently, or the function is not in an exposed schema"
+            )),
+        }
     })?;
     let args = match (&single_body, prefer.single_object) {
         (Some(b), _) => Args::Single(b.to_string()),
@@ -71,12 +93,28 @@ pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: 
             Args::Named(Value::Object(given.clone()).to_string(), list)
         }
     };
-    let node = plan::plan_untyped(&schema, name, &q)?;
+    call(rest, req, &schema, &prefer, format, &q, f, &args).await
+}
+
+/// Runs the call of `f` with `args` and shapes its result.
+#[allow(clippy::too_many_arguments)]
+async fn call(
+    rest: &Arc<Rest>,
+    req: &Request,
+    schema: &str,
+    prefer: &Prefer,
+    format: response::Format,
+    q: &ApiQuery,
+    f: &Function,
+    args: &Args<'_>,
+) -> Result<Response, RestError> {
+    let read = req.is_read();
+    let node = plan::plan_untyped(schema, &f.name, q)?;
     let head = req.method == Method::HEAD;
     let exact = matches!(prefer.count, Some(Count::Exact | Count::Estimated));
-    let stmt = statement(f, &args, &node, exact, format.body(!head));
+    let stmt = statement(f, args, &node, exact, format.body(!head));
     let mode = TxMode { read_only: read, rollback: prefer.rollback == Some(true), lsn: !read, plan: format.plan() };
-    let mut out = run(rest, req, &schema, &prefer, mode, stmt, None).await?;
+    let mut out = run(rest, req, schema, prefer, mode, stmt, None).await?;
     if response::strip_nulls_wanted(&req.headers) {
         out.body = response::strip_nulls(out.body);
     }

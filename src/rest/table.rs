@@ -15,7 +15,8 @@ use super::schema_cache::{SchemaCache, Table};
 use super::sql::values;
 use super::sql::write::{self, Conflict, Returning, Rows};
 use super::sql::{read, Sql};
-use super::{parse_body, plan, Request, Rest};
+use super::body::{self, Media};
+use super::{plan, Request, Rest};
 
 /// Serves `/rest/v1/<name>`.
 pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: &str) -> Result<Response, RestError> {
@@ -91,7 +92,7 @@ pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: 
                 max_affected: prefer.max_affected(),
             };
             let stmt = if req.method == Method::PATCH {
-                let body = parse_body(&req.body, cfg)?;
+                let body = body::table_body(Media::of(&req.headers)?, &req.body, cfg)?;
                 let Value::Object(obj) = &body else {
                     return Err(RestError::Body("Empty or invalid json: PATCH takes a JSON object".into()));
                 };
@@ -188,22 +189,7 @@ async fn insert(
     format: Format,
 ) -> Result<Response, RestError> {
     let cfg = &rest.app.config.rest;
-    let ctype = req
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
-        .unwrap_or_else(|| "application/json".into());
-    let body = match ctype.as_str() {
-        "application/json" | "" => parse_body(&req.body, cfg)?,
-        "text/csv" => csv_to_json(&req.body)?,
-        other => {
-            return Err(RestError::MediaType(
-                format!("Content-Type not acceptable: {other}"),
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ))
-        }
-    };
+    let body = body::table_body(Media::of(&req.headers)?, &req.body, cfg)?;
     let rows: Vec<&serde_json::Map<String, Value>> = match &body {
         Value::Object(o) => vec![o],
         Value::Array(a) => a
@@ -340,7 +326,7 @@ async fn put(
     if pk.is_empty() || names != pk || keys.len() != pk.len() {
         return Err(refused());
     }
-    let body = parse_body(&req.body, &rest.app.config.rest)?;
+    let body = body::table_body(Media::of(&req.headers)?, &req.body, &rest.app.config.rest)?;
     let Value::Object(obj) = &body else {
         return Err(RestError::Body("Empty or invalid json: PUT takes one JSON object".into()));
     };
@@ -423,47 +409,5 @@ pub async fn run(
             Err(RestError::NotSingular(n))
         }
         other => other,
-    }
-}
-
-/// A CSV body (header row, then rows) as a JSON array of objects, read as
-/// PostgREST reads it: every field is a string (an empty field is `""`)
-/// except the word `NULL`, which is null; every row has the header's width.
-fn csv_to_json(body: &[u8]) -> Result<Value, RestError> {
-    let bad = |e: csv::Error| {
-        RestError::Body(match e.kind() {
-            csv::ErrorKind::UnequalLengths { .. } => "All lines must have same number of fields".into(),
-            csv::ErrorKind::Utf8 { .. } => "The CSV body is not valid UTF-8".into(),
-            _ => format!("Invalid CSV: {e}"),
-        })
-    };
-    let mut reader = csv::ReaderBuilder::new().from_reader(body);
-    let header = reader.headers().map_err(bad)?.clone();
-    let mut rows = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(bad)?;
-        let field = |v: &str| if v == "NULL" { Value::Null } else { Value::String(v.to_owned()) };
-        let obj: serde_json::Map<String, Value> = header.iter().zip(record.iter()).map(|(k, v)| (k.to_owned(), field(v))).collect();
-        rows.push(Value::Object(obj));
-    }
-    Ok(Value::Array(rows))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_bodies() {
-        let v = csv_to_json(b"a,b\n1,\"x,\"\"y\"\"\"\r\n2,\n3,NULL\n").expect("csv");
-        let want = serde_json::json!([{"a": "1", "b": "x,\"y\""}, {"a": "2", "b": ""}, {"a": "3", "b": null}]);
-        assert_eq!(v, want, "an empty field is an empty string, NULL is null (PostgREST)");
-        let msg = |b: &[u8]| match csv_to_json(b) {
-            Err(RestError::Body(m)) => m,
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(msg(b"a,b\n1\n"), "All lines must have same number of fields");
-        assert_eq!(msg(b"a\n\xff\n"), "The CSV body is not valid UTF-8");
-        assert_eq!(csv_to_json(b"a,b\n").expect("header only"), serde_json::json!([]));
     }
 }

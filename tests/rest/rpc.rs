@@ -1,9 +1,9 @@
 //! RPC: scalar, void, composite, SETOF, TABLE returns; GET and POST;
-//! filters on set results; read-only GET; errors.
+//! filters on set results; read-only GET; errors; raw and form bodies.
 
 use serde_json::json;
 
-use super::{get, send, server, service};
+use super::{get, send, server, service, Res};
 
 #[tokio::test]
 async fn rpc_shapes() {
@@ -55,5 +55,50 @@ async fn rpc_void_volatility_and_errors() {
     assert_eq!((r.status, r.json()["code"].as_str()), (400, Some("22P02")));
     let r = send(&s, "POST", "/rpc/add", None, &[], None).await;
     assert_eq!(r.json()["code"], "PGRST202");
+    s.shutdown().await;
+}
+
+/// POSTs `body` with `content_type` as anon.
+async fn post_raw(s: &crate::harness::TestServer, path: &str, content_type: &str, body: Vec<u8>) -> Res {
+    let r = s
+        .http()
+        .post(format!("{}/rest/v1{path}", s.url))
+        .header("apikey", &s.keys.anon)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    let (status, headers) = (r.status().as_u16(), r.headers().clone());
+    Res { status, headers, text: r.text().await.expect("body") }
+}
+
+#[tokio::test]
+async fn rpc_raw_and_form_bodies() {
+    let s = server().await;
+    // A raw body goes whole to the one unnamed parameter of its type; the
+    // JSON body still goes to the json overload of the same name.
+    let r = post_raw(&s, "/rpc/echo", "text/plain", b"{\"not\": json".to_vec()).await;
+    assert_eq!((r.status, r.json()), (200, json!({"text": "{\"not\": json"})), "{}", r.text);
+    let r = post_raw(&s, "/rpc/echo", "application/json", b"{\"a\": 1}".to_vec()).await;
+    assert_eq!((r.status, r.json()), (200, json!({"a": 1})), "{}", r.text);
+    let r = post_raw(&s, "/rpc/byte_len", "application/octet-stream", vec![0, 1, 2, 0xff]).await;
+    assert_eq!((r.status, r.text.as_str()), (200, "4"), "{}", r.text);
+    let r = post_raw(&s, "/rpc/xml_root", "text/xml", b"<order><id>1</id></order>".to_vec()).await;
+    assert_eq!((r.status, r.json()), (200, json!("order")), "{}", r.text);
+    let r = post_raw(&s, "/rpc/xml_root", "text/xml", b"<unclosed>".to_vec()).await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (400, Some("2200N")), "{}", r.text);
+    // No function of one unnamed parameter of that type: PostgREST's PGRST202.
+    let r = post_raw(&s, "/rpc/add", "text/plain", b"1".to_vec()).await;
+    assert_eq!(r.status, 404);
+    let e = r.json();
+    assert_eq!((&e["code"], &e["message"], &e["hint"]), (&json!("PGRST202"), &json!("Could not find the function public.add in the schema cache"), &json!(null)));
+    assert_eq!(e["details"], "Searched for the function public.add with a single unnamed text parameter, but no matches were found in the schema cache.");
+    // A form's fields are named arguments, as a GET's query.
+    let r = post_raw(&s, "/rpc/add", "application/x-www-form-urlencoded", b"a=2&b=40".to_vec()).await;
+    assert_eq!((r.status, r.text.as_str()), (200, "42"), "{}", r.text);
+    // Other media are refused before anything runs.
+    let r = post_raw(&s, "/rpc/add", "image/png", vec![1]).await;
+    assert_eq!((r.status, &r.json()["code"], &r.json()["message"]), (400, &json!("PGRST102"), &json!("Content-Type not acceptable: image/png")));
     s.shutdown().await;
 }

@@ -91,6 +91,24 @@ async fn insert_one_and_many() {
     }
     let r = service(&s, "POST", "/tags?columns=id,name", &[], Some(json!([{"id": 52, "name": "a"}, {"id": 53, "name": "b", "x": 1}]))).await;
     assert_eq!(r.status, 201, "with columns= the keys may differ: {}", r.text);
+    // A form body is one row of strings; raw media are not for tables.
+    let post = |ctype: &'static str, body: &'static str| {
+        s.http()
+            .post(format!("{}/rest/v1/tags?select=id,name", s.url))
+            .header("apikey", &s.keys.service_role)
+            .bearer_auth(&s.keys.service_role)
+            .header("content-type", ctype)
+            .header("prefer", "return=representation")
+            .body(body)
+            .send()
+    };
+    let r = post("application/x-www-form-urlencoded", "id=54&name=from+a+form").await.expect("form");
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.json::<serde_json::Value>().await.expect("json"), json!([{"id": 54, "name": "from a form"}]));
+    let r = post("text/plain", "id=55").await.expect("text");
+    assert_eq!(r.status(), 400);
+    let e = r.json::<serde_json::Value>().await.expect("json");
+    assert_eq!((&e["code"], &e["message"]), (&json!("PGRST102"), &json!("Content-Type not acceptable: text/plain")));
     s.shutdown().await;
 }
 

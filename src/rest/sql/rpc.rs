@@ -13,7 +13,8 @@ use crate::rest::schema_cache::{Arg, Function, Returns};
 pub enum Args<'a> {
     /// Named arguments from a JSON object (text), for these arguments.
     Named(String, Vec<&'a Arg>),
-    /// The whole body as the one unnamed `json`/`jsonb` argument.
+    /// The whole body as the one argument (`json`/`jsonb`, or a raw
+    /// `text`, `xml` or `bytea` body), in its text form.
     Single(String),
 }
 
@@ -29,9 +30,14 @@ fn call(b: &mut Sql, f: &Function, args: &Args<'_>) -> (String, String) {
                 list.iter().map(|a| format!("{0} := (select {0} from pgrst_args)", ident(&a.name))).collect();
             (with, format!("{target}({})", named.join(", ")))
         }
-        Args::Single(json) => {
-            let p = b.param(json.clone());
-            (String::new(), format!("{target}({p})"))
+        Args::Single(value) => {
+            // Cast to the parameter's type, so an overload of another type
+            // for the same name is never taken instead.
+            let p = b.param(value.clone());
+            match f.args.as_slice() {
+                [a] => (String::new(), format!("{target}({p}::{})", a.data_type)),
+                _ => (String::new(), format!("{target}({p})")),
+            }
         }
     }
 }
