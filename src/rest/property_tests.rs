@@ -95,7 +95,7 @@ fn function(returns: Returns, set: bool) -> Function {
     Function {
         schema: "public".into(),
         name: "f\"; drop".into(),
-        args: vec![Arg { name: "a\" or 1=1".into(), data_type: "integer".into(), has_default: false }],
+        args: vec![Arg { name: "a\" or 1=1".into(), data_type: "integer".into(), has_default: false, variadic: false }],
         returns_set: set,
         returns,
         volatility: 's',

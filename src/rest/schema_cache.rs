@@ -117,6 +117,9 @@ pub struct Arg {
     pub data_type: String,
     /// Whether it has a default.
     pub has_default: bool,
+    /// Whether it is the `VARIADIC` parameter (an array; repeated query or
+    /// form fields of its name are its elements).
+    pub variadic: bool,
 }
 
 /// A function callable through `/rpc`.
@@ -324,24 +327,24 @@ pub async fn load(client: &Client, schemas: &[String]) -> Result<SchemaCache, to
         let pair = |a: Option<String>, b: Option<String>| a.zip(b);
         let first_arg_table = pair(r.try_get(9)?, r.try_get(10)?);
         let returns_table = pair(r.try_get(11)?, r.try_get(12)?);
-        let input_names: Vec<String> = if modes.is_empty() {
-            (0..types.len()).map(|i| names.get(i).cloned().unwrap_or_default()).collect()
+        // (name, variadic) of each input argument, in order.
+        let inputs: Vec<(String, bool)> = if modes.is_empty() {
+            (0..types.len()).map(|i| (names.get(i).cloned().unwrap_or_default(), false)).collect()
         } else {
             modes
                 .iter()
                 .enumerate()
                 .filter(|(_, m)| matches!(m.as_str(), "i" | "b" | "v"))
-                .map(|(i, _)| names.get(i).cloned().unwrap_or_default())
+                .map(|(i, m)| (names.get(i).cloned().unwrap_or_default(), m == "v"))
                 .collect()
         };
         let first_default = types.len().saturating_sub(usize::try_from(ndefaults).unwrap_or(0));
         let args = types
             .iter()
             .enumerate()
-            .map(|(i, t)| Arg {
-                name: input_names.get(i).cloned().unwrap_or_default(),
-                data_type: t.clone(),
-                has_default: i >= first_default,
+            .map(|(i, t)| {
+                let (name, variadic) = inputs.get(i).cloned().unwrap_or_default();
+                Arg { name, data_type: t.clone(), has_default: i >= first_default, variadic }
             })
             .collect();
         let returns = match ret.as_str() {

@@ -73,6 +73,8 @@ create function public.touch() returns void language sql volatile
   as $$ insert into public.tags values (99, 'touched') on conflict do nothing $$;
 create function public.echo(json) returns json language sql immutable as $$ select $1 $$;
 create function public.echo(text) returns json language sql immutable as $$ select json_build_object('text', $1) $$;
+create function public.plus_one(variadic v int[]) returns int[] language sql immutable
+  as $$ select array_agg(n + 1 order by o) from unnest(v) with ordinality u(n, o) $$;
 create function public.byte_len(bytea) returns int language sql immutable as $$ select length($1) $$;
 create function public.xml_root(xml) returns text language sql immutable as $$ select (xpath('name(/*)', $1))[1]::text $$;
 create function public.fail() returns void language plpgsql as $$ begin raise exception 'boom' using hint = 'try less'; end $$;

@@ -97,6 +97,16 @@ async fn rpc_raw_and_form_bodies() {
     // A form's fields are named arguments, as a GET's query.
     let r = post_raw(&s, "/rpc/add", "application/x-www-form-urlencoded", b"a=2&b=40".to_vec()).await;
     assert_eq!((r.status, r.text.as_str()), (200, "42"), "{}", r.text);
+    // A variadic parameter: a JSON array, or its name repeated in a query or form;
+    // any other repeated name keeps its first value, as PostgREST.
+    let r = send(&s, "POST", "/rpc/plus_one", None, &[], Some(json!({"v": [1, 2, 3]}))).await;
+    assert_eq!((r.status, r.json()), (200, json!([2, 3, 4])), "{}", r.text);
+    let r = get(&s, "/rpc/plus_one?v=1&v=2&v=3&v=4").await;
+    assert_eq!((r.status, r.json()), (200, json!([2, 3, 4, 5])), "{}", r.text);
+    let r = post_raw(&s, "/rpc/plus_one", "application/x-www-form-urlencoded", b"v=7&v=8".to_vec()).await;
+    assert_eq!((r.status, r.json()), (200, json!([8, 9])), "{}", r.text);
+    let r = get(&s, "/rpc/add?a=1&b=2&a=100").await;
+    assert_eq!((r.status, r.text.as_str()), (200, "3"), "{}", r.text);
     // Other media are refused before anything runs.
     let r = post_raw(&s, "/rpc/add", "image/png", vec![1]).await;
     assert_eq!((r.status, &r.json()["code"], &r.json()["message"]), (400, &json!("PGRST102"), &json!("Content-Type not acceptable: image/png")));

@@ -26,8 +26,11 @@ fn call(b: &mut Sql, f: &Function, args: &Args<'_>) -> (String, String) {
             let p = b.param(json.clone());
             let defs: Vec<String> = list.iter().map(|a| format!("{} {}", ident(&a.name), a.data_type)).collect();
             let with = format!("with pgrst_args as (select * from json_to_record({p}::json) as _a({})) ", defs.join(", "));
-            let named: Vec<String> =
-                list.iter().map(|a| format!("{0} := (select {0} from pgrst_args)", ident(&a.name))).collect();
+            // A variadic parameter takes its array by name only after VARIADIC.
+            let named: Vec<String> = list
+                .iter()
+                .map(|a| format!("{1}{0} := (select {0} from pgrst_args)", ident(&a.name), if a.variadic { "variadic " } else { "" }))
+                .collect();
             (with, format!("{target}({})", named.join(", ")))
         }
         Args::Single(value) => {
