@@ -11,7 +11,8 @@ use super::{parse_body, RestConfig};
 /// What a body's `Content-Type` says it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Media {
-    /// `application/json`, or no `Content-Type` at all.
+    /// `application/json` (or `application/vnd.pgrst.array+json`), or no
+    /// `Content-Type` at all.
     Json,
     /// `text/csv`.
     Csv,
@@ -35,7 +36,8 @@ impl Media {
         let text = value.to_str().unwrap_or("");
         let mime = text.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         Ok(match mime.as_str() {
-            "application/json" | "" => Media::Json,
+            // PostgREST reads the plain array media type as JSON too.
+            "application/json" | "application/vnd.pgrst.array+json" | "" => Media::Json,
             "text/csv" => Media::Csv,
             "application/x-www-form-urlencoded" => Media::Form,
             "text/plain" => Media::Text,
@@ -144,6 +146,9 @@ mod tests {
         };
         assert_eq!(of(None).ok(), Some(Media::Json));
         assert_eq!(of(Some("application/json; charset=utf-8")).ok(), Some(Media::Json));
+        assert_eq!(of(Some("application/vnd.pgrst.array+json")).ok(), Some(Media::Json));
+        let single = "application/vnd.pgrst.object+json";
+        assert_eq!(message(of(Some(single))), format!("Content-Type not acceptable: {single}"), "an Accept type, not a body's");
         assert_eq!(of(Some("Text/CSV")).ok(), Some(Media::Csv));
         assert_eq!(of(Some("application/x-www-form-urlencoded")).ok(), Some(Media::Form));
         assert_eq!(of(Some("application/octet-stream")).ok().and_then(Media::raw_type), Some("bytea"));
