@@ -74,10 +74,10 @@ fn not_acceptable(mime: &str) -> RestError {
     RestError::Body(format!("Content-Type not acceptable: {mime}"))
 }
 
-/// A table write's body as JSON: the JSON itself, a CSV's rows as objects,
-/// or a form's fields as one object of strings (the last of a repeated
-/// name wins). Raw media are not acceptable for a table.
-pub fn table_body(media: Media, body: &[u8], cfg: &RestConfig) -> Result<Value, RestError> {
+/// A body as JSON: the JSON itself, a CSV's rows as objects, or a form's
+/// fields as one object of strings (the last of a repeated name wins).
+/// Raw media have no JSON form: they are only for RPC (see [`raw_value`]).
+pub fn to_json(media: Media, body: &[u8], cfg: &RestConfig) -> Result<Value, RestError> {
     match media {
         Media::Json => parse_body(body, cfg),
         Media::Csv => csv_to_json(body),
@@ -156,11 +156,11 @@ mod tests {
     }
 
     #[test]
-    fn table_bodies() {
+    fn json_forms_of_bodies() {
         let cfg = RestConfig::default();
-        let form = table_body(Media::Form, b"a=1&b=x+y&a=2", &cfg).expect("form");
+        let form = to_json(Media::Form, b"a=1&b=x+y&a=2", &cfg).expect("form");
         assert_eq!(form, serde_json::json!({"a": "2", "b": "x y"}), "the last repeated field wins");
-        assert_eq!(message(table_body(Media::Text, b"hi", &cfg)), "Content-Type not acceptable: text/plain");
+        assert_eq!(message(to_json(Media::Text, b"hi", &cfg)), "Content-Type not acceptable: text/plain");
     }
 
     #[test]

@@ -53,12 +53,11 @@ pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: 
     }
     // The arguments as a JSON object (or the single json argument).
     let (given, single_body): (serde_json::Map<String, Value>, Option<Value>) = if read {
-        (field_args(overloads, q.args.iter().map(|(k, v)| (k.as_str(), v.as_str()))), None)
+        (field_args(overloads, &q.args), None)
     } else if media == Media::Form {
-        let fields = body::form_fields(&req.body)?;
-        (field_args(overloads, fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))), None)
+        (field_args(overloads, &body::form_fields(&req.body)?), None)
     } else {
-        let body = if req.body.is_empty() { Value::Object(Default::default()) } else { body::table_body(media, &req.body, cfg)? };
+        let body = if req.body.is_empty() { Value::Object(Default::default()) } else { body::to_json(media, &req.body, cfg)? };
         match body {
             Value::Object(o) if !prefer.single_object => (o, None),
             other => (Default::default(), Some(other)),
@@ -156,16 +155,16 @@ async fn call(
 /// Named arguments from query or form fields, as PostgREST reads them: a
 /// repeated name's first value, or, for a variadic parameter, every value
 /// in order as its array.
-fn field_args<'a>(overloads: &[Function], fields: impl Iterator<Item = (&'a str, &'a str)>) -> serde_json::Map<String, Value> {
+fn field_args(overloads: &[Function], fields: &[(String, String)]) -> serde_json::Map<String, Value> {
     let variadic = |k: &str| overloads.iter().any(|f| f.args.iter().any(|a| a.variadic && a.name == k));
     let mut args = serde_json::Map::new();
     for (k, v) in fields {
         if variadic(k) {
-            if let Value::Array(items) = args.entry(k).or_insert_with(|| Value::Array(Vec::new())) {
-                items.push(Value::String(v.to_owned()));
+            if let Value::Array(items) = args.entry(k.as_str()).or_insert_with(|| Value::Array(Vec::new())) {
+                items.push(Value::String(v.clone()));
             }
         } else {
-            args.entry(k).or_insert_with(|| Value::String(v.to_owned()));
+            args.entry(k.as_str()).or_insert_with(|| Value::String(v.clone()));
         }
     }
     args

@@ -18,6 +18,11 @@ use super::sql::{read, Sql};
 use super::body::{self, Media};
 use super::{plan, Request, Rest};
 
+/// A table write's body as JSON, read by its `Content-Type`.
+fn json_body(req: &Request, cfg: &super::RestConfig) -> Result<Value, RestError> {
+    body::to_json(Media::of(&req.headers)?, &req.body, cfg)
+}
+
 /// Serves `/rest/v1/<name>`.
 pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: &str) -> Result<Response, RestError> {
     let cfg = &rest.app.config.rest;
@@ -92,7 +97,7 @@ pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: 
                 max_affected: prefer.max_affected(),
             };
             let stmt = if req.method == Method::PATCH {
-                let body = body::table_body(Media::of(&req.headers)?, &req.body, cfg)?;
+                let body = json_body(req, cfg)?;
                 let Value::Object(obj) = &body else {
                     return Err(RestError::Body("Empty or invalid json: PATCH takes a JSON object".into()));
                 };
@@ -189,7 +194,7 @@ async fn insert(
     format: Format,
 ) -> Result<Response, RestError> {
     let cfg = &rest.app.config.rest;
-    let body = body::table_body(Media::of(&req.headers)?, &req.body, cfg)?;
+    let body = json_body(req, cfg)?;
     let rows: Vec<&serde_json::Map<String, Value>> = match &body {
         Value::Object(o) => vec![o],
         Value::Array(a) => a
@@ -326,7 +331,7 @@ async fn put(
     if pk.is_empty() || names != pk || keys.len() != pk.len() {
         return Err(refused());
     }
-    let body = body::table_body(Media::of(&req.headers)?, &req.body, &rest.app.config.rest)?;
+    let body = json_body(req, &rest.app.config.rest)?;
     let Value::Object(obj) = &body else {
         return Err(RestError::Body("Empty or invalid json: PUT takes one JSON object".into()));
     };
