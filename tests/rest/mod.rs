@@ -129,6 +129,19 @@ pub async fn send(
     headers: &[(&str, &str)],
     body: Option<Value>,
 ) -> Res {
+    let body = body.map(|b| ("application/json", b.to_string().into_bytes()));
+    send_as(s, method, path, token, headers, body).await
+}
+
+/// [`send`] with a body of any `(content type, bytes)`.
+pub async fn send_as(
+    s: &TestServer,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<(&str, Vec<u8>)>,
+) -> Res {
     let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
     let mut r = s.http().request(method, format!("{}/rest/v1{path}", s.url)).header("apikey", &s.keys.anon);
     if let Some(t) = token {
@@ -137,8 +150,8 @@ pub async fn send(
     for (k, v) in headers {
         r = r.header(*k, *v);
     }
-    if let Some(b) = body {
-        r = r.header("content-type", "application/json").body(b.to_string());
+    if let Some((content_type, bytes)) = body {
+        r = r.header("content-type", content_type).body(bytes);
     }
     let res = r.send().await.expect("request");
     let status = res.status().as_u16();

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{get, send, server, service, Res};
+use super::{get, send, send_as, server, service, Res};
 
 #[tokio::test]
 async fn rpc_shapes() {
@@ -60,17 +60,7 @@ async fn rpc_void_volatility_and_errors() {
 
 /// POSTs `body` with `content_type` as anon.
 async fn post_raw(s: &crate::harness::TestServer, path: &str, content_type: &str, body: Vec<u8>) -> Res {
-    let r = s
-        .http()
-        .post(format!("{}/rest/v1{path}", s.url))
-        .header("apikey", &s.keys.anon)
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .expect("request");
-    let (status, headers) = (r.status().as_u16(), r.headers().clone());
-    Res { status, headers, text: r.text().await.expect("body") }
+    send_as(s, "POST", path, None, &[], Some((content_type, body))).await
 }
 
 #[tokio::test]

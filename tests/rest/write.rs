@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::{get, send, server, service};
+use super::{get, send, send_as, server, service};
 
 #[tokio::test]
 async fn insert_one_and_many() {
@@ -52,37 +52,22 @@ async fn insert_one_and_many() {
     assert_eq!((r.status, r.text.as_str(), r.header("content-range").as_deref()), (201, "", Some("*/1")));
     assert_eq!(r.header("location").as_deref(), Some("/tags?id=eq.13"));
     // CSV body
-    let r = s
-        .http()
-        .post(format!("{}/rest/v1/tags", s.url))
-        .header("apikey", &s.keys.service_role)
-        .bearer_auth(&s.keys.service_role)
-        .header("content-type", "text/csv")
-        .header("prefer", "return=representation")
-        .body("id,name\n20,\"c,sv\"\n21,plain")
-        .send()
-        .await
-        .expect("csv");
-    assert_eq!(r.status(), 201);
-    assert_eq!(r.json::<serde_json::Value>().await.expect("json"), json!([{"id": 20, "name": "c,sv"}, {"id": 21, "name": "plain"}]));
+    let key = s.keys.service_role.clone();
+    let rep = [("prefer", "return=representation")];
+    let post = |path: &'static str, content_type: &'static str, body: &'static str| {
+        send_as(&s, "POST", path, Some(&key), &rep, Some((content_type, body.as_bytes().to_vec())))
+    };
+    let r = post("/tags", "text/csv", "id,name\n20,\"c,sv\"\n21,plain").await;
+    assert_eq!(r.status, 201);
+    assert_eq!(r.json(), json!([{"id": 20, "name": "c,sv"}, {"id": 21, "name": "plain"}]));
     // As PostgREST reads CSV: NULL is null, an empty field is an empty string,
     // and every line has the header's number of fields.
-    let csv = |body: &'static str| {
-        s.http()
-            .post(format!("{}/rest/v1/inbox?select=msg", s.url))
-            .header("apikey", &s.keys.service_role)
-            .bearer_auth(&s.keys.service_role)
-            .header("content-type", "text/csv")
-            .header("prefer", "return=representation")
-            .body(body)
-            .send()
-    };
-    let r = csv("msg\nNULL\n\"\"\nplain\n").await.expect("csv");
-    assert_eq!(r.status(), 201);
-    assert_eq!(r.json::<serde_json::Value>().await.expect("json"), json!([{"msg": null}, {"msg": ""}, {"msg": "plain"}]));
-    let r = csv("id,msg\n1\n").await.expect("csv");
-    assert_eq!(r.status(), 400);
-    let e = r.json::<serde_json::Value>().await.expect("json");
+    let r = post("/inbox?select=msg", "text/csv", "msg\nNULL\n\"\"\nplain\n").await;
+    assert_eq!(r.status, 201);
+    assert_eq!(r.json(), json!([{"msg": null}, {"msg": ""}, {"msg": "plain"}]));
+    let r = post("/inbox?select=msg", "text/csv", "id,msg\n1\n").await;
+    assert_eq!(r.status, 400);
+    let e = r.json();
     assert_eq!((&e["code"], &e["message"]), (&json!("PGRST102"), &json!("All lines must have same number of fields")));
     // Without columns=, every object of an array must have the first one's keys.
     for body in [json!([{"id": 50, "name": "a"}, {"id": 51}]), json!([{"id": 50}, {"id": 51, "name": "b"}]), json!([{"id": 50}, 1])] {
@@ -92,22 +77,12 @@ async fn insert_one_and_many() {
     let r = service(&s, "POST", "/tags?columns=id,name", &[], Some(json!([{"id": 52, "name": "a"}, {"id": 53, "name": "b", "x": 1}]))).await;
     assert_eq!(r.status, 201, "with columns= the keys may differ: {}", r.text);
     // A form body is one row of strings; raw media are not for tables.
-    let post = |ctype: &'static str, body: &'static str| {
-        s.http()
-            .post(format!("{}/rest/v1/tags?select=id,name", s.url))
-            .header("apikey", &s.keys.service_role)
-            .bearer_auth(&s.keys.service_role)
-            .header("content-type", ctype)
-            .header("prefer", "return=representation")
-            .body(body)
-            .send()
-    };
-    let r = post("application/x-www-form-urlencoded", "id=54&name=from+a+form").await.expect("form");
-    assert_eq!(r.status(), 201);
-    assert_eq!(r.json::<serde_json::Value>().await.expect("json"), json!([{"id": 54, "name": "from a form"}]));
-    let r = post("text/plain", "id=55").await.expect("text");
-    assert_eq!(r.status(), 400);
-    let e = r.json::<serde_json::Value>().await.expect("json");
+    let r = post("/tags?select=id,name", "application/x-www-form-urlencoded", "id=54&name=from+a+form").await;
+    assert_eq!(r.status, 201);
+    assert_eq!(r.json(), json!([{"id": 54, "name": "from a form"}]));
+    let r = post("/tags?select=id,name", "text/plain", "id=55").await;
+    assert_eq!(r.status, 400);
+    let e = r.json();
     assert_eq!((&e["code"], &e["message"]), (&json!("PGRST102"), &json!("Content-Type not acceptable: text/plain")));
     s.shutdown().await;
 }
