@@ -178,7 +178,7 @@ impl Rest {
     pub async fn reload(&self) -> Result<(), RestError> {
         let ready = self.app.require_ready().map_err(|e| RestError::Unavailable(e.message))?;
         let client = ready.pool.get().await.map_err(|e| RestError::Unavailable(e.to_string()))?;
-        let cache = schema_cache::load(&client, &self.app.config.rest.schemas).await.map_err(|e| RestError::from_pg(&e))?;
+        let cache = schema_cache::load(&client, &self.app.config.rest.schemas, &self.app.config.rest.extra_search_path).await.map_err(|e| RestError::from_pg(&e))?;
         tracing::debug!(tables = cache.tables.len(), functions = cache.functions.len(), "schema cache loaded");
         self.cache.set(cache);
         Ok(())

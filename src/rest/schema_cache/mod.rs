@@ -17,6 +17,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio_postgres::Client;
 
+mod node_tree;
+mod view_keys;
+
 /// A table, view, materialized view or foreign table.
 #[derive(Debug, Clone)]
 pub struct Table {
@@ -28,7 +31,9 @@ pub struct Table {
     pub kind: char,
     /// Columns in order.
     pub columns: Vec<Column>,
-    /// Primary-key columns (empty for views and keyless tables).
+    /// Primary-key columns: a table's own; a view's are those of the
+    /// tables it reads whose keys it exposes whole (see [`view_keys`]).
+    /// Empty for keyless tables and views.
     pub pk: Vec<String>,
 }
 
@@ -209,46 +214,74 @@ left join pg_attrdef d on d.adrelid = c.oid and d.adnum = a.attnum
 where n.nspname = any($1) and c.relkind in ('r', 'p', 'v', 'm', 'f')
 group by n.nspname, c.relname, c.relkind";
 
-const PKS: &str = "
-select n.nspname::text, c.relname::text,
-  array(select a.attname::text from unnest(con.conkey) with ordinality k(num, ord)
-        join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.num order by k.ord)
-from pg_constraint con
-join pg_class c on c.oid = con.conrelid
-join pg_namespace n on n.oid = c.relnamespace
-where con.contype = 'p' and n.nspname = any($1)";
+/// The relations that views in the exposed and extra schemas read
+/// directly: their keys are loaded too, to carry them over to the views.
+macro_rules! view_bases {
+    () => {
+        "select d.refobjid from pg_depend d
+         join pg_rewrite r on r.oid = d.objid
+         join pg_class v on v.oid = r.ev_class
+         join pg_namespace vn on vn.oid = v.relnamespace
+         where d.classid = 'pg_rewrite'::regclass and d.refclassid = 'pg_class'::regclass
+           and (vn.nspname = any($1) or vn.nspname = any($2))"
+    };
+}
 
-const FKS: &str = "
-select con.conname::text, ns.nspname::text, cs.relname::text,
-  array(select a.attname::text from unnest(con.conkey) with ordinality k(num, ord)
-        join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.num order by k.ord),
-  nt.nspname::text, ct.relname::text,
-  array(select a.attname::text from unnest(con.confkey) with ordinality k(num, ord)
-        join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.num order by k.ord)
-from pg_constraint con
-join pg_class cs on cs.oid = con.conrelid
-join pg_namespace ns on ns.oid = cs.relnamespace
-join pg_class ct on ct.oid = con.confrelid
-join pg_namespace nt on nt.oid = ct.relnamespace
-where con.contype = 'f' and (ns.nspname = any($1) or nt.nspname = any($1))";
+/// Key columns of a constraint side, in key order: `$conkey` is `conkey`
+/// or `confkey`, `$rel` `conrelid` or `confrelid`. Names, then numbers.
+macro_rules! key_columns {
+    ($conkey:literal, $rel:literal) => {
+        concat!(
+            "array(select a.attname::text from unnest(con.", $conkey, ") with ordinality k(num, ord)
+               join pg_attribute a on a.attrelid = con.", $rel, " and a.attnum = k.num order by k.ord),
+             array(select k.num::int4 from unnest(con.", $conkey, ") with ordinality k(num, ord) order by k.ord)"
+        )
+    };
+}
 
-/// Base-table columns each view (or materialized view) in the exposed
-/// schemas reads, where the view has a column of the same name: enough to
-/// carry foreign keys over to views, as PostgREST infers them.
-const VIEW_COLUMNS: &str = "
-select vn.nspname::text, v.relname::text, tn.nspname::text, t.relname::text,
-  array_agg(distinct a.attname::text)
+/// Primary keys of the exposed tables, and of the tables views read.
+const PKS: &str = concat!(
+    "select n.nspname::text, c.relname::text, c.oid::int8, ",
+    key_columns!("conkey", "conrelid"),
+    " from pg_constraint con
+     join pg_class c on c.oid = con.conrelid
+     join pg_namespace n on n.oid = c.relnamespace
+     where con.contype = 'p' and (n.nspname = any($1) or c.oid in (",
+    view_bases!(),
+    "))"
+);
+
+/// Foreign keys touching the exposed schemas, or the tables views read.
+const FKS: &str = concat!(
+    "select con.conname::text, ns.nspname::text, cs.relname::text, cs.oid::int8, ",
+    key_columns!("conkey", "conrelid"),
+    ", nt.nspname::text, ct.relname::text, ct.oid::int8, ",
+    key_columns!("confkey", "confrelid"),
+    " from pg_constraint con
+     join pg_class cs on cs.oid = con.conrelid
+     join pg_namespace ns on ns.oid = cs.relnamespace
+     join pg_class ct on ct.oid = con.confrelid
+     join pg_namespace nt on nt.oid = ct.relnamespace
+     where con.contype = 'f' and (ns.nspname = any($1) or nt.nspname = any($1)
+       or cs.oid in (",
+    view_bases!(),
+    ") or ct.oid in (",
+    view_bases!(),
+    "))"
+);
+
+/// Views and materialized views of the exposed and extra schemas: their
+/// columns and stored query (see [`view_keys`]).
+const VIEWS: &str = "
+select v.oid::int8, vn.nspname::text, v.relname::text, vn.nspname = any($1), r.ev_action::text,
+  array(select a.attnum::int4 from pg_attribute a
+        where a.attrelid = v.oid and a.attnum > 0 and not a.attisdropped order by a.attnum),
+  array(select a.attname::text from pg_attribute a
+        where a.attrelid = v.oid and a.attnum > 0 and not a.attisdropped order by a.attnum)
 from pg_rewrite r
-join pg_class v on v.oid = r.ev_class and v.relkind in ('v', 'm')
+join pg_class v on v.oid = r.ev_class and v.relkind in ('v', 'm') and r.rulename = '_RETURN'
 join pg_namespace vn on vn.oid = v.relnamespace
-join pg_depend d on d.classid = 'pg_rewrite'::regclass and d.objid = r.oid
-  and d.refclassid = 'pg_class'::regclass and d.refobjsubid > 0
-join pg_class t on t.oid = d.refobjid and t.oid <> v.oid
-join pg_namespace tn on tn.oid = t.relnamespace
-join pg_attribute a on a.attrelid = t.oid and a.attnum = d.refobjsubid
-join pg_attribute va on va.attrelid = v.oid and va.attname = a.attname and va.attnum > 0 and not va.attisdropped
-where vn.nspname = any($1)
-group by 1, 2, 3, 4";
+where vn.nspname = any($1) or vn.nspname = any($2)";
 
 const FUNCTIONS: &str = "
 select n.nspname::text, p.proname::text, p.provolatile::text, p.proretset,
@@ -269,15 +302,16 @@ left join pg_class ac on ac.oid = at.typrelid and ac.relkind in ('r', 'p', 'v', 
 left join pg_namespace an on an.oid = ac.relnamespace
 where n.nspname = any($1) and p.prokind = 'f'";
 
-/// Loads the cache for `schemas` (six queries, one round trip).
-pub async fn load(client: &Client, schemas: &[String]) -> Result<SchemaCache, tokio_postgres::Error> {
+/// Loads the cache for `schemas` (six queries, one round trip). Views in
+/// `extra` schemas are read too, for views over them.
+pub async fn load(client: &Client, schemas: &[String], extra: &[String]) -> Result<SchemaCache, tokio_postgres::Error> {
     let ((tables, pks, fks, funcs, views), postgis) = futures_util::future::try_join(
         futures_util::future::try_join5(
             client.query(TABLES, &[&schemas]),
-            client.query(PKS, &[&schemas]),
-            client.query(FKS, &[&schemas]),
+            client.query(PKS, &[&schemas, &extra]),
+            client.query(FKS, &[&schemas, &extra]),
             client.query(FUNCTIONS, &[&schemas]),
-            client.query(VIEW_COLUMNS, &[&schemas]),
+            client.query(VIEWS, &[&schemas, &extra]),
         ),
         client.query_one("select exists (select 1 from pg_extension where extname = 'postgis')", &[]),
     )
@@ -290,30 +324,51 @@ pub async fn load(client: &Client, schemas: &[String]) -> Result<SchemaCache, to
         let kind = kind.chars().next().unwrap_or('r');
         loaded.insert((schema.clone(), name.clone()), Table { schema, name, kind, columns, pk: Vec::new() });
     }
-    for r in pks {
-        let (schema, name, cols): (String, String, Vec<String>) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
-        if let Some(t) = loaded.get_mut(&(schema, name)) {
-            t.pk = cols;
+    let oid = |v: i64| u32::try_from(v).unwrap_or_default();
+    let side = |r: &tokio_postgres::Row, at: usize| -> Result<view_keys::KeySide, tokio_postgres::Error> {
+        let names: Vec<String> = r.try_get(at + 3)?;
+        let nums: Vec<i32> = r.try_get(at + 4)?;
+        Ok(view_keys::KeySide {
+            table: (r.try_get(at)?, r.try_get(at + 1)?),
+            oid: oid(r.try_get(at + 2)?),
+            columns: nums.into_iter().zip(names).collect(),
+        })
+    };
+    let pks = pks.iter().map(|r| side(r, 0)).collect::<Result<Vec<_>, _>>()?;
+    let fks = fks
+        .iter()
+        .map(|r| Ok(view_keys::ForeignKeyDef { name: r.try_get(0)?, from: side(r, 1)?, to: side(r, 6)? }))
+        .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
+    let views = views
+        .iter()
+        .map(|r| {
+            let nums: Vec<i32> = r.try_get(5)?;
+            let names: Vec<String> = r.try_get(6)?;
+            let text: String = r.try_get(4)?;
+            Ok(view_keys::ViewDef {
+                oid: oid(r.try_get(0)?),
+                name: (r.try_get(1)?, r.try_get(2)?),
+                exposed: r.try_get(3)?,
+                columns: nums.into_iter().zip(names).collect(),
+                origins: node_tree::select_list_origins(&text),
+            })
+        })
+        .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
+    let traced = view_keys::trace(&views);
+    for pk in &pks {
+        if let Some(t) = loaded.get_mut(&pk.table) {
+            t.pk = pk.columns.iter().map(|(_, n)| n.clone()).collect();
         }
     }
+    for (view, pk) in view_keys::view_primary_keys(&traced, &pks) {
+        if let Some(t) = loaded.get_mut(&view) {
+            t.pk = pk;
+        }
+    }
+    let exposed = |t: &(String, String)| schemas.contains(&t.0);
+    cache.foreign_keys =
+        view_keys::with_views(&fks, &traced).into_iter().filter(|f| exposed(&f.table) || exposed(&f.ref_table)).collect();
     cache.tables = loaded.into_iter().map(|(k, t)| (k, Arc::new(t))).collect();
-    for r in fks {
-        cache.foreign_keys.push(ForeignKey {
-            name: r.try_get(0)?,
-            table: (r.try_get(1)?, r.try_get(2)?),
-            columns: r.try_get(3)?,
-            ref_table: (r.try_get(4)?, r.try_get(5)?),
-            ref_columns: r.try_get(6)?,
-        });
-    }
-    let mut view_cols = Vec::new();
-    for r in views {
-        let view: (String, String) = (r.try_get(0)?, r.try_get(1)?);
-        let base: (String, String) = (r.try_get(2)?, r.try_get(3)?);
-        let cols: Vec<String> = r.try_get(4)?;
-        view_cols.push((view, base, cols));
-    }
-    cache.foreign_keys = with_view_keys(std::mem::take(&mut cache.foreign_keys), &view_cols);
     for r in funcs {
         let schema: String = r.try_get(0)?;
         let name: String = r.try_get(1)?;
@@ -365,30 +420,6 @@ pub async fn load(client: &Client, schemas: &[String]) -> Result<SchemaCache, to
         cache.functions.entry((schema, name)).or_default().push(f);
     }
     Ok(cache)
-}
-
-/// A view over base table columns: (view, base table, shared column names).
-type ViewColumns = ((String, String), (String, String), Vec<String>);
-
-/// Adds, for every view that exposes all columns of a foreign key under
-/// the same names, the same key with the view in place of the table
-/// (referencing side first, then referenced side, so view-to-view keys
-/// exist too).
-fn with_view_keys(fks: Vec<ForeignKey>, views: &[ViewColumns]) -> Vec<ForeignKey> {
-    let covers = |cols: &[String], shared: &[String]| cols.iter().all(|c| shared.contains(c));
-    let mut out = fks.clone();
-    for (view, base, shared) in views {
-        for fk in fks.iter().filter(|f| &f.table == base && covers(&f.columns, shared)) {
-            out.push(ForeignKey { table: view.clone(), ..fk.clone() });
-        }
-    }
-    let with_children = out.clone();
-    for (view, base, shared) in views {
-        for fk in with_children.iter().filter(|f| &f.ref_table == base && covers(&f.ref_columns, shared)) {
-            out.push(ForeignKey { ref_table: view.clone(), ..fk.clone() });
-        }
-    }
-    out
 }
 
 /// Listens on channel `pgrst` on its own connection and calls `reload`
