@@ -42,7 +42,24 @@ pub const SINGLE_GUARD: &str = "pgrst_single_guard:";
 /// Marker in the error raised by the max-affected guard.
 pub const MAX_AFFECTED_GUARD: &str = "pgrst_max_affected_guard:";
 
-fn finish(b: Sql, table: &Table, node: &Node, cte: String, ret: Returning, upsert: bool) -> Sql {
+/// How an upsert tells the rows it inserted from those it updated (for
+/// 201 against 200). A table's row has `xmax = 0` when the statement
+/// inserted it.
+const INSERTED_BY_XMAX: &str = "(select count(*) from pgrst_source where pgrst_inserted)";
+
+/// A view (or foreign table) has no `xmax`: the `DO UPDATE` counts the rows
+/// it updates in a transaction-local setting ([`COUNT_UPDATED`], its
+/// `WHERE`, always true), and the rest were inserted. The count is read in
+/// the aggregate's result, after every row of the statement.
+const INSERTED_BY_COUNT: &str =
+    "(select count(*) - coalesce(nullif(current_setting('pgrst.updated', true), '')::int8, 0) from pgrst_source)";
+
+/// See [`INSERTED_BY_COUNT`].
+const COUNT_UPDATED: &str =
+    "set_config('pgrst.updated', (coalesce(nullif(current_setting('pgrst.updated', true), '')::int8, 0) + 1)::text, true) is not null";
+
+/// `inserted`: for an upsert, how to count the rows it inserted.
+fn finish(b: Sql, table: &Table, node: &Node, cte: String, ret: Returning, inserted: Option<&str>) -> Sql {
     let mut b = b;
     if !ret.rows {
         let text = format!("with pgrst_source as ({cte}) select 0::int8, null::int8, null::text, null::int8, null::text");
@@ -72,7 +89,7 @@ fn finish(b: Sql, table: &Table, node: &Node, cte: String, ret: Returning, upser
     let location = if guards.is_empty() { location } else { format!("case{guards} else {location} end") };
     let extras = WriteExtras {
         with: Some(format!("with pgrst_source as ({cte}) ")),
-        inserted: upsert.then(|| "(select count(*) from pgrst_source where pgrst_inserted)".to_owned()),
+        inserted: inserted.map(str::to_owned),
         location: Some(location),
     };
     let text = wrap(&inner, None, &extras, ret.body);
@@ -149,6 +166,8 @@ pub fn insert(
             )
         }
     };
+    // Whether the target has `xmax` (see [`INSERTED_BY_XMAX`]).
+    let xmax = matches!(table.kind, 'r' | 'p');
     match conflict {
         Some(Conflict::Merge(keys)) => {
             let keys: Vec<String> = keys.iter().map(|k| ident(k)).collect();
@@ -157,6 +176,9 @@ pub fn insert(
                 cte.push_str(&format!(" on conflict ({}) do nothing", keys.join(", ")));
             } else {
                 cte.push_str(&format!(" on conflict ({}) do update set {}", keys.join(", "), sets.join(", ")));
+                if !xmax && ret.rows {
+                    cte.push_str(&format!(" where {COUNT_UPDATED}"));
+                }
             }
         }
         Some(Conflict::Ignore(keys)) if keys.is_empty() => cte.push_str(" on conflict do nothing"),
@@ -166,14 +188,18 @@ pub fn insert(
         }
         None => {}
     }
-    let upsert = conflict.is_some();
+    let inserted = match (conflict.is_some(), xmax) {
+        (false, _) => None,
+        (true, true) => Some(INSERTED_BY_XMAX),
+        (true, false) => Some(INSERTED_BY_COUNT),
+    };
     if ret.rows {
         cte.push_str(&format!(" returning {target}.*"));
-        if upsert {
+        if inserted == Some(INSERTED_BY_XMAX) {
             cte.push_str(&format!(", ({target}.xmax = 0) as pgrst_inserted"));
         }
     }
-    finish(b, table, node, cte, ret, upsert)
+    finish(b, table, node, cte, ret, inserted)
 }
 
 /// `UPDATE … SET col = $n::type …` for a bindable object, else `SET col =
@@ -202,7 +228,7 @@ pub fn update(table: &Table, node: &Node, rows: Rows<'_>, columns: &[String], re
     if ret.rows {
         cte.push_str(&format!(" returning {alias}.*"));
     }
-    finish(b, table, node, cte, ret, false)
+    finish(b, table, node, cte, ret, None)
 }
 
 /// For a limited PATCH/DELETE (`limit`/`offset` with an `order`, which
@@ -265,5 +291,5 @@ pub fn delete(table: &Table, node: &Node, ret: Returning) -> Sql {
     if ret.rows {
         cte.push_str(&format!(" returning {alias}.*"));
     }
-    finish(b, table, node, cte, ret, false)
+    finish(b, table, node, cte, ret, None)
 }
