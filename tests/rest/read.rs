@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{get, send, server};
+use super::{get, send, server, service};
 
 fn ids(v: &serde_json::Value) -> Vec<i64> {
     v.as_array().expect("array").iter().map(|r| r["id"].as_i64().expect("id")).collect()
@@ -240,6 +240,68 @@ async fn embedding_through_views() {
     );
     let r = get(&s, "/published_posts?select=title,people(name)&id=eq.3").await;
     assert_eq!(r.json(), json!([{"title": "Chess", "people": {"name": "bob"}}]), "view to view: {}", r.text);
+    s.shutdown().await;
+}
+
+/// Keys reach views through renamed columns, views over views and joins,
+/// traced by the view's stored query as PostgREST traces them; a view
+/// whose base table's primary key it exposes has that key.
+#[tokio::test]
+async fn view_keys_follow_renamed_columns() {
+    let s = server().await;
+    s.db.client()
+        .await
+        .batch_execute(
+            "create schema private;
+             create table private.authors (id int primary key, name text not null);
+             create table private.books (id int primary key, author int references private.authors(id), title text);
+             insert into private.authors values (1, 'Austen'), (2, 'Borges');
+             insert into private.books values (10, 1, 'Emma'), (11, 2, 'Ficciones'), (12, 1, 'Persuasion');
+             create view public.writers as select id as writer_id, name from private.authors;
+             create view public.works as select id as work_id, author as by_writer, title from private.books;
+             create view public.top_writers as select writer_id as wid, name from public.writers where writer_id < 10;
+             create view public.post_rows as
+               select p.id, p.title, u.id as user_id, u.name from public.posts p join public.users u on u.id = p.author_id;
+             create view public.people2 as select id as person, name from public.users;
+             grant select on public.writers, public.works, public.top_writers, public.post_rows to anon;
+             grant all on public.people2 to anon, authenticated, service_role;",
+        )
+        .await
+        .expect("views");
+    wait_for(&s, "/people2").await;
+    let r = get(&s, "/works?select=title,writers(name)&order=work_id").await;
+    assert_eq!(
+        r.json(),
+        json!([{"title": "Emma", "writers": {"name": "Austen"}}, {"title": "Ficciones", "writers": {"name": "Borges"}},
+               {"title": "Persuasion", "writers": {"name": "Austen"}}]),
+        "view to view through renamed key columns, tables in an unexposed schema: {}",
+        r.text
+    );
+    let r = get(&s, "/top_writers?select=wid,works(title)&wid=eq.1&works.order=title").await;
+    assert_eq!(r.json(), json!([{"wid": 1, "works": [{"title": "Emma"}, {"title": "Persuasion"}]}]), "view over a view: {}", r.text);
+    // post_rows exposes posts.id as id and users.id as user_id: post_tags
+    // references it through id only; the name `id` is not users.id.
+    let r = get(&s, "/post_rows?select=title,post_tags(tag_id)&id=eq.3&post_tags.order=tag_id").await;
+    assert_eq!(r.json(), json!([{"title": "Chess", "post_tags": [{"tag_id": 1}, {"tag_id": 2}]}]), "join view: {}", r.text);
+    // posts.author_id references users.id, which the view calls user_id.
+    let r = get(&s, "/posts?select=title,post_rows(name)&id=eq.3").await;
+    assert_eq!(r.json(), json!([{"title": "Chess", "post_rows": {"name": "bob"}}]), "posts to the join view by user_id: {}", r.text);
+    let r = get(&s, "/users?select=name,post_rows(title)&id=eq.2").await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (400, Some("PGRST200")), "the view does not expose posts.author_id: {}", r.text);
+    // The view's primary key is users.id under its name: Location names it.
+    let r = service(&s, "POST", "/people2", &[("prefer", "return=headers-only")], Some(json!({"name": "eve"}))).await;
+    assert_eq!((r.status, r.header("location").as_deref()), (201, Some("/people2?person=eq.5")), "{}", r.text);
+    // PUT names the whole key; a limited PATCH picks its rows by it.
+    let r = service(&s, "PUT", "/people2?person=eq.5", &[("prefer", "return=representation")], Some(json!({"person": 5, "name": "eve2"}))).await;
+    assert_eq!((r.status, r.json()), (200, json!([{"person": 5, "name": "eve2"}])), "PUT on the view: {}", r.text);
+    let r = service(&s, "PATCH", "/people2?order=person.desc&limit=1", &[("prefer", "return=representation")], Some(json!({"name": "eve3"}))).await;
+    assert_eq!((r.status, r.json()), (200, json!([{"person": 5, "name": "eve3"}])), "limited PATCH on the view: {}", r.text);
+    // An upsert on a view (no xmax) still tells inserts (201) from updates (200).
+    let merge = [("prefer", "resolution=merge-duplicates,return=representation")];
+    let r = service(&s, "POST", "/people2?columns=person,name", &merge, Some(json!([{"person": 5, "name": "e"}, {"person": 6, "name": "f"}]))).await;
+    assert_eq!((r.status, r.json().as_array().map(Vec::len)), (201, Some(2)), "{}", r.text);
+    let r = service(&s, "POST", "/people2?columns=person,name", &merge, Some(json!([{"person": 5, "name": "e"}, {"person": 6, "name": "g"}]))).await;
+    assert_eq!((r.status, r.json().as_array().map(Vec::len)), (200, Some(2)), "{}", r.text);
     s.shutdown().await;
 }
 
