@@ -29,12 +29,25 @@ pub struct ApiError {
     /// Further top-level fields of the body (GoTrue's `weak_password: {reasons}`),
     /// merged into the rendered object without replacing its own keys.
     pub extra: Option<Box<serde_json::Map<String, Value>>>,
+    /// Headers of the response besides the body's (a REST function's
+    /// `RAISE SQLSTATE 'PGRST'` names them), each replacing its name's.
+    /// Boxed: most errors have none, and `ApiError` travels in `Result`s.
+    pub headers: Option<Box<Vec<(http::header::HeaderName, HeaderValue)>>>,
 }
 
 impl ApiError {
     /// An error with a status, code and message.
     pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> ApiError {
-        ApiError { status, code: code.into(), message: message.into(), details: None, hint: None, flavor: None, extra: None }
+        ApiError {
+            status,
+            code: code.into(),
+            message: message.into(),
+            details: None,
+            hint: None,
+            flavor: None,
+            extra: None,
+            headers: None,
+        }
     }
 
     /// Adds details.
@@ -156,7 +169,22 @@ pub fn render(err: &ApiError, flavor: Flavor, request_id: &str) -> Response {
             obj.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }
-    json_response(status, &body, flavor, &err.code)
+    let mut res = json_response(status, &body, flavor, &err.code);
+    if let Some(headers) = &err.headers {
+        set_headers(res.headers_mut(), headers);
+    }
+    res
+}
+
+/// Puts `headers` in `map`, each name's values replacing what `map` had
+/// (several values of one name all stay).
+pub fn set_headers(map: &mut http::HeaderMap, headers: &[(http::header::HeaderName, HeaderValue)]) {
+    for (name, _) in headers {
+        map.remove(name);
+    }
+    for (name, value) in headers {
+        map.append(name.clone(), value.clone());
+    }
 }
 
 fn json_response(status: StatusCode, body: &Value, flavor: Flavor, code: &str) -> Response {

@@ -190,6 +190,7 @@ impl RestError {
                     None => e,
                 }
             }
+            RestError::Db(db) if db.code == "PGRST" => super::overrides::raised(db),
             RestError::Db(db) => {
                 let mut e = ApiError::new(pg_status(&db.code, authenticated), db.code.clone(), db.message.clone());
                 e.details = db.details.clone();

@@ -16,6 +16,7 @@ pub mod errors;
 pub mod execute;
 pub mod explain;
 pub mod openapi;
+pub mod overrides;
 #[cfg(test)]
 mod property_tests;
 pub mod plan;
