@@ -99,6 +99,11 @@ pub struct Outcome {
     pub lsn: Option<String>,
     /// The execution plan, when [`TxMode::plan`] asked for it.
     pub plan: Option<String>,
+    /// `response.headers` as the transaction left it (see
+    /// [`super::overrides`]).
+    pub response_headers: Option<String>,
+    /// `response.status` as the transaction left it.
+    pub response_status: Option<String>,
 }
 
 /// Most bound values one statement may carry.
@@ -229,6 +234,8 @@ pub async fn run(
             planned,
             lsn,
             plan: None,
+            response_headers: text(5)?,
+            response_status: text(6)?,
         })
     }
 }

@@ -9,6 +9,7 @@ use warp::reply::Response;
 
 use super::errors::RestError;
 use super::execute::Outcome;
+use super::overrides::Overrides;
 use super::schema_cache::SchemaCache;
 use super::sql::read::Body;
 
@@ -282,7 +283,10 @@ pub struct Shape {
 }
 
 /// Builds the response. `.single()` / `vnd.pgrst.object+json` needs exactly one row (PGRST116).
+/// The status and headers the transaction set (`response.status`,
+/// `response.headers`) come last, over what the request made.
 pub fn build(outcome: &Outcome, shape: Shape) -> Result<Response, RestError> {
+    let overrides = Overrides::from_settings(outcome.response_headers.as_deref(), outcome.response_status.as_deref())?;
     if let Format::Plan(plan) = shape.format {
         let mut res = Response::new(outcome.plan.clone().unwrap_or_default().into());
         if let Ok(v) = HeaderValue::from_str(&plan.content_type()) {
@@ -352,6 +356,9 @@ pub fn build(outcome: &Outcome, shape: Shape) -> Result<Response, RestError> {
     if let Some(lsn) = outcome.lsn.as_deref().and_then(|l| HeaderValue::from_str(l).ok()) {
         h.insert("x-fluxbase-lsn", lsn);
     }
+    let mut status = res.status();
+    overrides.apply(&mut status, res.headers_mut());
+    *res.status_mut() = status;
     Ok(res)
 }
 

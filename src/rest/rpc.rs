@@ -146,7 +146,7 @@ async fn call(
         write_range: false,
     };
     let mut res = response::build(&out, shape)?;
-    if status == StatusCode::NO_CONTENT {
+    if status == StatusCode::NO_CONTENT && out.response_headers.is_none() {
         res.headers_mut().remove(http::header::CONTENT_TYPE);
     }
     Ok(res)

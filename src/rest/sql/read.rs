@@ -382,13 +382,20 @@ impl Body {
 pub fn wrap(inner: &str, total_sql: Option<&str>, extra: &WriteExtras, body: Body) -> String {
     let body = body.aggregate("_pgrst_t");
     format!(
-        "{}select count(*)::int8, {}::int8, {body}, {}::int8, {}::text from ({inner}) as _pgrst_t",
+        "{}select count(*)::int8, {}::int8, {body}, {}::int8, {}::text, {RESPONSE_SETTINGS} from ({inner}) as _pgrst_t",
         extra.with.as_deref().unwrap_or(""),
         total_sql.unwrap_or("null"),
         extra.inserted.as_deref().unwrap_or("null"),
         extra.location.as_deref().unwrap_or("null"),
     )
 }
+
+/// The last two columns of every statement: `response.headers` and
+/// `response.status` as the request's functions and triggers left them
+/// (see [`crate::rest::overrides`]). Evaluated in the outermost select
+/// list, so after everything the statement runs.
+pub const RESPONSE_SETTINGS: &str =
+    "nullif(current_setting('response.headers', true), ''), nullif(current_setting('response.status', true), '')";
 
 /// The write-specific parts of [`wrap`].
 #[derive(Debug, Default)]

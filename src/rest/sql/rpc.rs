@@ -3,7 +3,7 @@
 //! types from the catalog, so arrays and composites convert as PostgREST
 //! converts them.
 
-use super::read::{b_finish, parts, wrap, Body, WriteExtras};
+use super::read::{b_finish, parts, wrap, Body, WriteExtras, RESPONSE_SETTINGS};
 use super::{ident, qualified, Sql};
 use crate::rest::plan::Node;
 use crate::rest::schema_cache::{Arg, Function, Returns};
@@ -51,11 +51,11 @@ pub fn statement(f: &Function, args: &Args<'_>, node: &Node, exact_count: bool, 
     let (with, call) = call(&mut b, f, args);
     match (&f.returns, f.returns_set) {
         (Returns::Void, _) => {
-            let text = format!("{with}select 1::int8, null::int8, cast({call} as text), null::int8, null::text");
+            let text = format!("{with}select 1::int8, null::int8, cast({call} as text), null::int8, null::text, {RESPONSE_SETTINGS}");
             b_finish(b, text)
         }
         (Returns::Scalar, false) => {
-            let text = format!("{with}select 1::int8, null::int8, coalesce(to_json({call})::text, 'null'), null::int8, null::text");
+            let text = format!("{with}select 1::int8, null::int8, coalesce(to_json({call})::text, 'null'), null::int8, null::text, {RESPONSE_SETTINGS}");
             b_finish(b, text)
         }
         (Returns::Scalar, true) => {
@@ -71,7 +71,7 @@ pub fn statement(f: &Function, args: &Args<'_>, node: &Node, exact_count: bool, 
                 Body::Json | Body::GeoJson => Body::Json.aggregate("_pgrst_t.pgrst_scalar"),
             };
             let text = format!(
-                "{with}select count(*)::int8, {}::int8, {body}, null::int8, null::text from ({inner}) as _pgrst_t",
+                "{with}select count(*)::int8, {}::int8, {body}, null::int8, null::text, {RESPONSE_SETTINGS} from ({inner}) as _pgrst_t",
                 total.as_deref().unwrap_or("null")
             );
             b_finish(b, text)

@@ -9,7 +9,7 @@
 
 use serde_json::{Map, Value};
 
-use super::read::{logic_in, parts, wrap, Body, WriteExtras};
+use super::read::{logic_in, parts, wrap, Body, WriteExtras, RESPONSE_SETTINGS};
 use super::values::{self, Cell};
 use super::{ident, qualified, Sql};
 use crate::rest::plan::Node;
@@ -62,7 +62,12 @@ const COUNT_UPDATED: &str =
 fn finish(b: Sql, table: &Table, node: &Node, cte: String, ret: Returning, inserted: Option<&str>) -> Sql {
     let mut b = b;
     if !ret.rows {
-        let text = format!("with pgrst_source as ({cte}) select 0::int8, null::int8, null::text, null::int8, null::text");
+        // Counting the rows runs the write to completion (its triggers
+        // too) before the response settings are read.
+        let text = format!(
+            "with pgrst_source as ({cte} returning 1) select 0::int8, null::int8, null::text, null::int8, null::text, \
+             {RESPONSE_SETTINGS} from (select count(*) from pgrst_source) as _pgrst_n"
+        );
         return super::read::b_finish(b, text);
     }
     let mut shown = node.clone();
