@@ -102,3 +102,70 @@ async fn rpc_raw_and_form_bodies() {
     assert_eq!((r.status, &r.json()["code"], &r.json()["message"]), (400, &json!("PGRST102"), &json!("Content-Type not acceptable: image/png")));
     s.shutdown().await;
 }
+
+/// `response.status` and `response.headers` set by a function or a BEFORE
+/// trigger shape the response; `RAISE SQLSTATE 'PGRST'` is the whole error
+/// response; what does not parse is PGRST111 / PGRST112 / PGRST121.
+#[tokio::test]
+async fn response_settings_and_raised_responses() {
+    let s = server().await;
+    s.db.client()
+        .await
+        .batch_execute(
+            r#"create function public.teapot() returns text language plpgsql as $$ begin
+                 perform set_config('response.status', '418', true);
+                 perform set_config('response.headers', '[{"Cache-Control": "no-store"}, {"Set-Cookie": "a=1"}, {"Set-Cookie": "b=2"}]', true);
+                 return 'short and stout'; end $$;
+               create function public.bad_headers() returns int language plpgsql as $$ begin
+                 perform set_config('response.headers', '{"a": "b"}', true); return 1; end $$;
+               create function public.bad_status() returns int language plpgsql as $$ begin
+                 perform set_config('response.status', 'teapot', true); return 1; end $$;
+               create function public.pay() returns void language plpgsql as $$ begin
+                 raise sqlstate 'PGRST' using
+                   message = '{"code": "123", "message": "Payment Required", "details": "Quota exceeded", "hint": "Upgrade"}',
+                   detail = '{"status": 402, "headers": {"X-Powered-By": "Nerd Rage"}}'; end $$;
+               create function public.pay_badly() returns void language plpgsql as $$ begin
+                 raise sqlstate 'PGRST' using message = 'oops'; end $$;
+               create table public.audited (id int primary key);
+               create function public.audited_header() returns trigger language plpgsql as $$ begin
+                 perform set_config('response.headers', json_build_array(json_build_object('X-Audited', new.id::text))::text, true);
+                 return new; end $$;
+               create trigger audited_header before insert on public.audited for each row execute function public.audited_header();
+               grant all on public.audited to anon;"#,
+        )
+        .await
+        .expect("functions");
+    let mut r = send(&s, "POST", "/rpc/teapot", None, &[], None).await;
+    for _ in 0..100 {
+        if r.status != 404 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        r = send(&s, "POST", "/rpc/teapot", None, &[], None).await;
+    }
+    assert_eq!((r.status, r.json()), (418, json!("short and stout")), "{}", r.text);
+    assert_eq!(r.header("cache-control").as_deref(), Some("no-store"));
+    let cookies: Vec<&str> = r.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).collect();
+    assert_eq!(cookies, vec!["a=1", "b=2"]);
+    for (f, code) in [("bad_headers", "PGRST111"), ("bad_status", "PGRST112")] {
+        let r = send(&s, "POST", &format!("/rpc/{f}"), None, &[], None).await;
+        assert_eq!((r.status, r.json()["code"].as_str()), (500, Some(code)), "{}", r.text);
+    }
+    let r = send(&s, "POST", "/rpc/pay", None, &[], None).await;
+    assert_eq!(r.status, 402, "{}", r.text);
+    let body = r.json();
+    assert_eq!(
+        (&body["code"], &body["message"], &body["details"], &body["hint"]),
+        (&json!("123"), &json!("Payment Required"), &json!("Quota exceeded"), &json!("Upgrade"))
+    );
+    assert_eq!(r.header("x-powered-by").as_deref(), Some("Nerd Rage"));
+    let r = send(&s, "POST", "/rpc/pay_badly", None, &[], None).await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (500, Some("PGRST121")), "{}", r.text);
+    assert_eq!(r.json()["details"], "Invalid JSON value for MESSAGE: 'oops'");
+    // A write's trigger: read after the whole write, even with return=minimal.
+    let r = send(&s, "POST", "/audited", None, &[("prefer", "return=minimal")], Some(json!([{"id": 7}, {"id": 8}]))).await;
+    assert_eq!((r.status, r.header("x-audited").as_deref()), (201, Some("8")), "{}", r.text);
+    let r = send(&s, "POST", "/audited", None, &[("prefer", "return=representation")], Some(json!({"id": 9}))).await;
+    assert_eq!((r.status, r.header("x-audited").as_deref()), (201, Some("9")), "{}", r.text);
+    s.shutdown().await;
+}
