@@ -7,7 +7,8 @@
 //! (`request.method`, `request.path`, `request.headers`,
 //! `request.cookies`, `statement_timeout`, `search_path`, and for reads
 //! `transaction_read_only`), all transaction-local;
-//! `set_config('timezone', …)` for `Prefer: timezone`; the statement (or,
+//! `set_config('timezone', …)` for `Prefer: timezone`; the
+//! `db-pre-request` function, if configured; the statement (or,
 //! for a plan request, `EXPLAIN` of it); optionally an `EXPLAIN` for
 //! planned counts; for writes `COMMIT` (or `ROLLBACK` for
 //! `Prefer: tx=rollback`) and `pg_current_wal_insert_lsn()`.
@@ -65,6 +66,8 @@ pub struct RequestInfo {
     pub timeout_ms: u64,
     /// `Prefer: timezone=…`, already checked: the transaction's `timezone`.
     pub timezone: Option<String>,
+    /// The `db-pre-request` call (`select "s"."f"()`), if configured.
+    pub pre_request: Option<String>,
 }
 
 /// How to end and what to read besides the statement.
@@ -180,6 +183,9 @@ pub async fn run(
         };
         if info.timezone.is_some() {
             steps.push(Step::cached(TIMEZONE_SQL, &tz));
+        }
+        if let Some(call) = &info.pre_request {
+            steps.push(Step::cached(call, &[]));
         }
         let main_at = steps.len();
         steps.push(match &plan_text {

@@ -69,6 +69,11 @@ pub struct RestConfig {
     /// PostgREST's `db-plan-enabled`. Off by default: a plan reveals the
     /// schema and data sizes.
     pub plan_enabled: bool,
+    /// A function (`schema.name`, or `name` found by the search path) called
+    /// with no arguments in every request's transaction, as the caller,
+    /// after the request settings and before the statement: PostgREST's
+    /// `db-pre-request`. Empty: none.
+    pub pre_request: String,
 }
 
 impl Default for RestConfig {
@@ -84,6 +89,7 @@ impl Default for RestConfig {
             max_select_items: 500,
             max_json_depth: 64,
             plan_enabled: false,
+            pre_request: String::new(),
         }
     }
 }
@@ -93,6 +99,9 @@ impl RestConfig {
     pub fn validate(&self) -> Result<(), (String, String, String)> {
         if self.schemas.is_empty() || self.schemas.iter().any(|s| s.trim().is_empty()) {
             return Err(("rest.schemas".into(), format!("{:?}", self.schemas), "a non-empty list of schema names".into()));
+        }
+        if !self.pre_request.is_empty() && self.pre_request_sql().is_none() {
+            return Err(("rest.pre_request".into(), self.pre_request.clone(), "a function name: `name` or `schema.name`".into()));
         }
         for (key, v, lo, hi) in [
             ("rest.max_in_list", self.max_in_list, 1, 1_000_000),
@@ -106,6 +115,17 @@ impl RestConfig {
             }
         }
         Ok(())
+    }
+
+    /// `select "schema"."name"()` for [`RestConfig::pre_request`]; `None`
+    /// when there is none or it is not `name` or `schema.name`.
+    pub fn pre_request_sql(&self) -> Option<String> {
+        let parts: Vec<&str> = self.pre_request.split('.').map(str::trim).collect();
+        if parts.is_empty() || parts.len() > 2 || parts.iter().any(|p| p.is_empty()) {
+            return None;
+        }
+        let name: Vec<String> = parts.iter().map(|p| sql::ident(p)).collect();
+        Some(format!("select {}()", name.join(".")))
     }
 
     /// The parser limits.
@@ -307,6 +327,7 @@ impl Request {
             search_path: path.join(", "),
             timeout_ms: cfg.statement_timeout_ms,
             timezone: None,
+            pre_request: cfg.pre_request_sql(),
         }
     }
 }
@@ -407,6 +428,20 @@ mod tests {
         let deep = format!("{}1{}", "[".repeat(100), "]".repeat(100));
         assert!(parse_body(deep.as_bytes(), &cfg).is_err());
         assert!(parse_body(b"", &cfg).is_err());
+    }
+
+    #[test]
+    fn pre_request_names_a_function() {
+        let with = |f: &str| RestConfig { pre_request: f.to_owned(), ..RestConfig::default() };
+        assert_eq!(with("").pre_request_sql(), None);
+        assert!(with("").validate().is_ok());
+        assert_eq!(with("check").pre_request_sql().as_deref(), Some("select \"check\"()"));
+        assert_eq!(with("api.check").pre_request_sql().as_deref(), Some("select \"api\".\"check\"()"));
+        assert_eq!(with("a\"b.c").pre_request_sql().as_deref(), Some("select \"a\"\"b\".\"c\"()"), "quoted, never pasted");
+        for bad in ["a.b.c", ".x", "x.", " "] {
+            assert_eq!(with(bad).pre_request_sql(), None, "{bad:?}");
+            assert!(with(bad).validate().is_err(), "{bad:?}");
+        }
     }
 
     #[test]
