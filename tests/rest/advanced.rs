@@ -262,3 +262,39 @@ async fn geojson_with_postgis_and_406_without() {
     assert_eq!(r.json()["features"][0]["geometry"]["coordinates"], json!([5, 6]), "{}", r.text);
     s.shutdown().await;
 }
+
+/// `rest.pre_request` (PostgREST's `db-pre-request`) runs in every request's
+/// transaction, as the caller, before the statement: it can refuse reads,
+/// writes and calls (nothing is written then), and set response headers.
+#[tokio::test]
+async fn pre_request_function() {
+    let db = crate::harness::TestDatabase::fresh().await;
+    db.client().await.batch_execute(FIXTURE).await.expect("fixture");
+    db.client()
+        .await
+        .batch_execute(
+            r#"create function public.check_request() returns void language plpgsql as $$ begin
+                 if current_setting('request.headers', true)::json->>'x-blocked' = 'yes' then
+                   raise sqlstate 'PGRST' using message = '{"code": "blocked", "message": "Blocked"}',
+                     detail = '{"status": 403, "headers": {}}';
+                 end if;
+                 perform set_config('response.headers', json_build_array(json_build_object('X-Role', current_user))::text, true);
+               end $$;"#,
+        )
+        .await
+        .expect("function");
+    let s = crate::harness::TestServer::start_with(db, |c| c.rest.pre_request = "public.check_request".into()).await;
+    let r = get(&s, "/users?select=id&id=eq.1").await;
+    assert_eq!((r.status, r.header("x-role").as_deref()), (200, Some("anon")), "{}", r.text);
+    let blocked = [("x-blocked", "yes")];
+    let r = send(&s, "GET", "/users?select=id", None, &blocked, None).await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (403, Some("blocked")), "{}", r.text);
+    let r = send(&s, "POST", "/users", None, &blocked, Some(json!({"name": "mallory"}))).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(get(&s, "/users?select=id&name=eq.mallory").await.json(), json!([]), "nothing written");
+    let r = send(&s, "POST", "/rpc/add", None, &blocked, Some(json!({"a": 1, "b": 2}))).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = service(&s, "GET", "/users?select=id&id=eq.1", &[], None).await;
+    assert_eq!(r.header("x-role").as_deref(), Some("service_role"), "the caller's role runs it");
+    s.shutdown().await;
+}
