@@ -86,8 +86,16 @@ create function public.tag_list(ids int[]) returns setof public.tags language sq
 
 /// A server whose database has the fixture.
 pub async fn server() -> TestServer {
+    server_with("").await
+}
+
+/// A server whose database has the fixture, then `sql`. The schema cache
+/// loads on the first request, so it sees both.
+pub async fn server_with(sql: &str) -> TestServer {
     let s = TestServer::start().await;
-    s.db.client().await.batch_execute(FIXTURE).await.expect("fixture");
+    let client = s.db.client().await;
+    client.batch_execute(FIXTURE).await.expect("fixture");
+    client.batch_execute(sql).await.expect("the test's schema");
     s
 }
 

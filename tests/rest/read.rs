@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{get, send, server, service};
+use super::{get, send, server, server_with, service};
 
 fn ids(v: &serde_json::Value) -> Vec<i64> {
     v.as_array().expect("array").iter().map(|r| r["id"].as_i64().expect("id")).collect()
@@ -248,27 +248,22 @@ async fn embedding_through_views() {
 /// whose base table's primary key it exposes has that key.
 #[tokio::test]
 async fn view_keys_follow_renamed_columns() {
-    let s = server().await;
-    s.db.client()
-        .await
-        .batch_execute(
-            "create schema private;
-             create table private.authors (id int primary key, name text not null);
-             create table private.books (id int primary key, author int references private.authors(id), title text);
-             insert into private.authors values (1, 'Austen'), (2, 'Borges');
-             insert into private.books values (10, 1, 'Emma'), (11, 2, 'Ficciones'), (12, 1, 'Persuasion');
-             create view public.writers as select id as writer_id, name from private.authors;
-             create view public.works as select id as work_id, author as by_writer, title from private.books;
-             create view public.top_writers as select writer_id as wid, name from public.writers where writer_id < 10;
-             create view public.post_rows as
-               select p.id, p.title, u.id as user_id, u.name from public.posts p join public.users u on u.id = p.author_id;
-             create view public.people2 as select id as person, name from public.users;
-             grant select on public.writers, public.works, public.top_writers, public.post_rows to anon;
-             grant all on public.people2 to anon, authenticated, service_role;",
-        )
-        .await
-        .expect("views");
-    wait_for(&s, "/people2").await;
+    let s = server_with(
+        "create schema private;
+         create table private.authors (id int primary key, name text not null);
+         create table private.books (id int primary key, author int references private.authors(id), title text);
+         insert into private.authors values (1, 'Austen'), (2, 'Borges');
+         insert into private.books values (10, 1, 'Emma'), (11, 2, 'Ficciones'), (12, 1, 'Persuasion');
+         create view public.writers as select id as writer_id, name from private.authors;
+         create view public.works as select id as work_id, author as by_writer, title from private.books;
+         create view public.top_writers as select writer_id as wid, name from public.writers where writer_id < 10;
+         create view public.post_rows as
+           select p.id, p.title, u.id as user_id, u.name from public.posts p join public.users u on u.id = p.author_id;
+         create view public.people2 as select id as person, name from public.users;
+         grant select on public.writers, public.works, public.top_writers, public.post_rows to anon;
+         grant all on public.people2 to anon, authenticated, service_role;",
+    )
+    .await;
     let r = get(&s, "/works?select=title,writers(name)&order=work_id").await;
     assert_eq!(
         r.json(),

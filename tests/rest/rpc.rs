@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{get, send, send_as, server, service, Res};
+use super::{get, send, send_as, server, server_with, service, Res};
 
 #[tokio::test]
 async fn rpc_shapes() {
@@ -108,41 +108,30 @@ async fn rpc_raw_and_form_bodies() {
 /// response; what does not parse is PGRST111 / PGRST112 / PGRST121.
 #[tokio::test]
 async fn response_settings_and_raised_responses() {
-    let s = server().await;
-    s.db.client()
-        .await
-        .batch_execute(
-            r#"create function public.teapot() returns text language plpgsql as $$ begin
-                 perform set_config('response.status', '418', true);
-                 perform set_config('response.headers', '[{"Cache-Control": "no-store"}, {"Set-Cookie": "a=1"}, {"Set-Cookie": "b=2"}]', true);
-                 return 'short and stout'; end $$;
-               create function public.bad_headers() returns int language plpgsql as $$ begin
-                 perform set_config('response.headers', '{"a": "b"}', true); return 1; end $$;
-               create function public.bad_status() returns int language plpgsql as $$ begin
-                 perform set_config('response.status', 'teapot', true); return 1; end $$;
-               create function public.pay() returns void language plpgsql as $$ begin
-                 raise sqlstate 'PGRST' using
-                   message = '{"code": "123", "message": "Payment Required", "details": "Quota exceeded", "hint": "Upgrade"}',
-                   detail = '{"status": 402, "headers": {"X-Powered-By": "Nerd Rage"}}'; end $$;
-               create function public.pay_badly() returns void language plpgsql as $$ begin
-                 raise sqlstate 'PGRST' using message = 'oops'; end $$;
-               create table public.audited (id int primary key);
-               create function public.audited_header() returns trigger language plpgsql as $$ begin
-                 perform set_config('response.headers', json_build_array(json_build_object('X-Audited', new.id::text))::text, true);
-                 return new; end $$;
-               create trigger audited_header before insert on public.audited for each row execute function public.audited_header();
-               grant all on public.audited to anon;"#,
-        )
-        .await
-        .expect("functions");
-    let mut r = send(&s, "POST", "/rpc/teapot", None, &[], None).await;
-    for _ in 0..100 {
-        if r.status != 404 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        r = send(&s, "POST", "/rpc/teapot", None, &[], None).await;
-    }
+    let s = server_with(
+        r#"create function public.teapot() returns text language plpgsql as $$ begin
+             perform set_config('response.status', '418', true);
+             perform set_config('response.headers', '[{"Cache-Control": "no-store"}, {"Set-Cookie": "a=1"}, {"Set-Cookie": "b=2"}]', true);
+             return 'short and stout'; end $$;
+           create function public.bad_headers() returns int language plpgsql as $$ begin
+             perform set_config('response.headers', '{"a": "b"}', true); return 1; end $$;
+           create function public.bad_status() returns int language plpgsql as $$ begin
+             perform set_config('response.status', 'teapot', true); return 1; end $$;
+           create function public.pay() returns void language plpgsql as $$ begin
+             raise sqlstate 'PGRST' using
+               message = '{"code": "123", "message": "Payment Required", "details": "Quota exceeded", "hint": "Upgrade"}',
+               detail = '{"status": 402, "headers": {"X-Powered-By": "Nerd Rage"}}'; end $$;
+           create function public.pay_badly() returns void language plpgsql as $$ begin
+             raise sqlstate 'PGRST' using message = 'oops'; end $$;
+           create table public.audited (id int primary key);
+           create function public.audited_header() returns trigger language plpgsql as $$ begin
+             perform set_config('response.headers', json_build_array(json_build_object('X-Audited', new.id::text))::text, true);
+             return new; end $$;
+           create trigger audited_header before insert on public.audited for each row execute function public.audited_header();
+           grant all on public.audited to anon;"#,
+    )
+    .await;
+    let r = send(&s, "POST", "/rpc/teapot", None, &[], None).await;
     assert_eq!((r.status, r.json()), (418, json!("short and stout")), "{}", r.text);
     assert_eq!(r.header("cache-control").as_deref(), Some("no-store"));
     let cookies: Vec<&str> = r.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).collect();
