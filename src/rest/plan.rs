@@ -141,10 +141,11 @@ pub fn table<'a>(cache: &'a SchemaCache, schema: &str, name: &str) -> Result<&'a
     })
 }
 
-/// Checks that `field`'s column exists on `table` (42703 otherwise).
+/// Checks that `field` is a column or computed field of `table` (42703
+/// otherwise).
 pub fn check_column(table: Option<&Table>, field: &Field) -> Result<(), RestError> {
     if let Some(t) = table {
-        if t.column(&field.name).is_none() {
+        if !t.has_field(&field.name) {
             return Err(RestError::NoColumn { column: field.name.clone(), table: t.name.clone() });
         }
     }
@@ -178,7 +179,7 @@ fn resolve_logic(table: &Table, items: &[Item], l: &mut Logic) -> Result<(), Res
                     details: None,
                 }),
             },
-            None if table.column(&c.field.name).is_some() => Ok(()),
+            None if table.has_field(&c.field.name) => Ok(()),
             None => {
                 let null_check = c.field.json.is_empty() && c.op == Op::Is && matches!(c.operand, Operand::Is(_));
                 if null_check && embed(&c.field.name).is_some() {

@@ -35,12 +35,24 @@ pub struct Table {
     /// tables it reads whose keys it exposes whole (see [`view_keys`]).
     /// Empty for keyless tables and views.
     pub pk: Vec<String>,
+    /// Computed fields: functions of an exposed schema taking this
+    /// relation's row as their one argument and returning one value. A
+    /// request names them as columns (`select=full_name`), and PostgreSQL
+    /// reads `alias.full_name` as `full_name(alias)`, as under PostgREST.
+    /// Never part of `*`.
+    pub computed: Vec<String>,
 }
 
 impl Table {
     /// A column by name.
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// Whether a request may read `name` on this relation: a column or a
+    /// computed field.
+    pub fn has_field(&self, name: &str) -> bool {
+        self.column(name).is_some() || self.computed.iter().any(|c| c == name)
     }
 
     /// `schema.name`, for messages.
@@ -322,7 +334,7 @@ pub async fn load(client: &Client, schemas: &[String], extra: &[String]) -> Resu
         let (schema, name, kind, cols): (String, String, String, String) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
         let columns: Vec<Column> = serde_json::from_str(&cols).unwrap_or_default();
         let kind = kind.chars().next().unwrap_or('r');
-        loaded.insert((schema.clone(), name.clone()), Table { schema, name, kind, columns, pk: Vec::new() });
+        loaded.insert((schema.clone(), name.clone()), Table { schema, name, kind, columns, pk: Vec::new(), computed: Vec::new() });
     }
     let oid = |v: i64| u32::try_from(v).unwrap_or_default();
     let side = |r: &tokio_postgres::Row, at: usize| -> Result<view_keys::KeySide, tokio_postgres::Error> {
@@ -368,7 +380,6 @@ pub async fn load(client: &Client, schemas: &[String], extra: &[String]) -> Resu
     let exposed = |t: &(String, String)| schemas.contains(&t.0);
     cache.foreign_keys =
         view_keys::with_views(&fks, &traced).into_iter().filter(|f| exposed(&f.table) || exposed(&f.ref_table)).collect();
-    cache.tables = loaded.into_iter().map(|(k, t)| (k, Arc::new(t))).collect();
     for r in funcs {
         let schema: String = r.try_get(0)?;
         let name: String = r.try_get(1)?;
@@ -419,6 +430,15 @@ pub async fn load(client: &Client, schemas: &[String], extra: &[String]) -> Resu
         };
         cache.functions.entry((schema, name)).or_default().push(f);
     }
+    for f in cache.functions.values().flatten() {
+        let field = f.args.len() == 1 && !f.returns_set && f.returns != Returns::Void;
+        if let Some(t) = f.first_arg_table.as_ref().filter(|_| field).and_then(|k| loaded.get_mut(k)) {
+            if !t.computed.contains(&f.name) {
+                t.computed.push(f.name.clone());
+            }
+        }
+    }
+    cache.tables = loaded.into_iter().map(|(k, t)| (k, Arc::new(t))).collect();
     Ok(cache)
 }
 
@@ -515,7 +535,7 @@ mod tests {
     fn similar_names() {
         let mut c = SchemaCache::default();
         for n in ["todos", "users"] {
-            c.tables.insert(("public".into(), n.into()), Arc::new(Table { schema: "public".into(), name: n.into(), kind: 'r', columns: vec![], pk: vec![] }));
+            c.tables.insert(("public".into(), n.into()), Arc::new(Table { schema: "public".into(), name: n.into(), kind: 'r', columns: vec![], pk: vec![], computed: vec![] }));
         }
         assert_eq!(c.similar_table("public", "todo").as_deref(), Some("public.todos"));
         assert_eq!(c.similar_table("public", "zzzzzzzzzz"), None);

@@ -120,6 +120,7 @@ mod tests {
                 col("a", "_int4", Input::Other),
             ],
             pk: vec![],
+            computed: vec![],
         }
     }
 
