@@ -53,6 +53,7 @@ before(async () => {
     create function ${T('long_books')}(min_pages int) returns setof ${T('books')} language sql stable
       as $$ select * from ${T('books')} where pages >= min_pages order by id $$;
     create function ${T('ping')}() returns void language sql volatile as $$ select $$;
+    create function ${T('tenfold')}(${T('books')}) returns int language sql immutable as $$ select $1.pages * 10 $$;
     grant all on all tables in schema public to anon, authenticated, service_role;
     grant all on all sequences in schema public to anon, authenticated, service_role;
     notify pgrst, 'reload schema';
@@ -258,7 +259,7 @@ test('errors keep PostgREST shapes', async () => {
   assert.equal(r.error.code, 'PGRST106');
 });
 
-test('PostgREST 12/13 extras: related order, to-many spread, limited writes, timezone, explain', async () => {
+test('PostgREST 12/13 extras: related order, to-many spread, limited writes, timezone, computed fields, explain', async () => {
   const c = client(serviceKey);
   let r = await c.from(T('books')).select(`id, author:${T('authors')}(name)`).in('id', [1, 2, 3])
     .order('author(name)', { ascending: false }).order('id');
@@ -276,6 +277,8 @@ test('PostgREST 12/13 extras: related order, to-many spread, limited writes, tim
   assert.equal(r.error?.code, 'PGRST109', 'a limit needs an order');
   r = await c.from(T('books')).select('id').eq('id', 1).setHeader('Prefer', 'handling=strict, timezone=Nowhere/Land');
   assert.equal(r.error?.code, 'PGRST122');
+  r = await c.from(T('books')).select(`id, x:${T('tenfold')}`).gte(T('tenfold'), 1000).order(T('tenfold'), { ascending: false });
+  assert.deepEqual(r.data, [{ id: 2, x: 2500 }, { id: 1, x: 1000 }], 'a computed field: ' + JSON.stringify(r.error));
   r = await c.from(T('books')).select('id').eq('id', 1).explain({ format: 'json' });
   assert.ok(r.data?.[0]?.Plan, JSON.stringify(r));
   r = await c.from(T('books')).select('id').eq('id', 1).explain({ verbose: true });

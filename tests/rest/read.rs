@@ -300,6 +300,32 @@ async fn view_keys_follow_renamed_columns() {
     s.shutdown().await;
 }
 
+/// Computed fields: a function of the row, named as a column, in select
+/// (also renamed and embedded), filters and order; never part of `*`.
+#[tokio::test]
+async fn computed_fields() {
+    let s = server_with(
+        "create function public.full_label(public.users) returns text language sql stable
+           as $$ select $1.name || ' <' || coalesce($1.email, '-') || '>' $$;
+         create function public.name_length(u public.users) returns int language sql immutable
+           as $$ select length(u.name) $$;",
+    )
+    .await;
+    let r = get(&s, "/users?select=id,label:full_label&id=eq.1").await;
+    assert_eq!(r.json(), json!([{"id": 1, "label": "alice <alice@example.com>"}]), "{}", r.text);
+    let r = get(&s, "/users?select=id&name_length=eq.3").await;
+    assert_eq!(r.json(), json!([{"id": 2}]), "filter: {}", r.text);
+    let r = get(&s, "/users?select=id&order=name_length.desc,id").await;
+    assert_eq!(ids(&r.json()), vec![4, 1, 3, 2], "order: {}", r.text);
+    let r = get(&s, "/users?id=eq.1").await;
+    assert!(r.json()[0].get("full_label").is_none(), "not part of *: {}", r.text);
+    let r = get(&s, "/posts?select=title,users(full_label)&id=eq.3").await;
+    assert_eq!(r.json(), json!([{"title": "Chess", "users": {"full_label": "bob <bob@example.com>"}}]), "embedded: {}", r.text);
+    let r = get(&s, "/users?select=nope").await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (400, Some("42703")), "{}", r.text);
+    s.shutdown().await;
+}
+
 #[tokio::test]
 async fn aggregates() {
     let s = server().await;
