@@ -43,6 +43,8 @@
 //! of this transaction's commit record. Once a change-stream consumer has
 //! processed WAL up to that position, it has seen this write.
 
+use std::sync::Arc;
+
 use super::errors::RestError;
 use super::sql::Sql;
 use crate::database::session::{Replies, Step, TextRow};
@@ -67,7 +69,7 @@ pub struct RequestInfo {
     /// `Prefer: timezone=…`, already checked: the transaction's `timezone`.
     pub timezone: Option<String>,
     /// The `db-pre-request` call (`select "s"."f"()`), if configured.
-    pub pre_request: Option<String>,
+    pub pre_request: Option<Arc<str>>,
 }
 
 /// How to end and what to read besides the statement.

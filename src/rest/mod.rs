@@ -149,6 +149,8 @@ pub struct Rest {
     listening: AtomicBool,
     /// `pg_timezone_names`, read once on the first `Prefer: timezone`.
     timezones: tokio::sync::OnceCell<std::collections::HashSet<String>>,
+    /// [`RestConfig::pre_request_sql`], built once.
+    pre_request: Option<Arc<str>>,
 }
 
 impl Rest {
@@ -250,7 +252,14 @@ impl Rest {
 
 /// The `/rest/v1` routes.
 pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
-    let rest = Arc::new(Rest { app: Arc::clone(&state), cache: Slot::default(), load: Default::default(), listening: AtomicBool::new(false), timezones: Default::default() });
+    let rest = Arc::new(Rest {
+        app: Arc::clone(&state),
+        cache: Slot::default(),
+        load: Default::default(),
+        listening: AtomicBool::new(false),
+        timezones: Default::default(),
+        pre_request: state.config.rest.pre_request_sql().map(Arc::from),
+    });
     let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
     warp::path("rest")
         .and(warp::path("v1"))
@@ -327,7 +336,7 @@ impl Request {
             search_path: path.join(", "),
             timeout_ms: cfg.statement_timeout_ms,
             timezone: None,
-            pre_request: cfg.pre_request_sql(),
+            pre_request: None,
         }
     }
 }

@@ -393,6 +393,7 @@ pub async fn run(
     let ready = rest.app.require_ready().map_err(|e| RestError::Unavailable(e.message))?;
     let mut info = req.info(schema, &rest.app.config.rest);
     info.timezone.clone_from(&prefer.timezone);
+    info.pre_request.clone_from(&rest.pre_request);
     match execute::run(ready.sessions.current(), &req.caller, info, mode, stmt, explain).await {
         Err(RestError::Db(db)) if db.message.contains(write::MAX_AFFECTED_GUARD) => {
             let n = db.message.split(write::MAX_AFFECTED_GUARD).nth(1).unwrap_or("").trim_matches(|c: char| !c.is_ascii_digit());
