@@ -33,7 +33,7 @@ pub struct Table {
     pub columns: Vec<Column>,
     /// Primary-key columns: a table's own; a view's are those of the
     /// tables it reads whose keys it exposes whole (see [`view_keys`]).
-    /// Empty for keyless tables and views.
+    /// Empty for keyless tables and for views that expose no whole key.
     pub pk: Vec<String>,
     /// Computed fields: functions of an exposed schema taking this
     /// relation's row as their one argument and returning one value. A

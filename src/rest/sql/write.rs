@@ -193,17 +193,14 @@ pub fn insert(
         }
         None => {}
     }
-    let inserted = match (conflict.is_some(), xmax) {
-        (false, _) => None,
-        (true, true) => Some(INSERTED_BY_XMAX),
-        (true, false) => Some(INSERTED_BY_COUNT),
-    };
+    let upsert = conflict.is_some();
     if ret.rows {
         cte.push_str(&format!(" returning {target}.*"));
-        if inserted == Some(INSERTED_BY_XMAX) {
+        if upsert && xmax {
             cte.push_str(&format!(", ({target}.xmax = 0) as pgrst_inserted"));
         }
     }
+    let inserted = upsert.then_some(if xmax { INSERTED_BY_XMAX } else { INSERTED_BY_COUNT });
     finish(b, table, node, cte, ret, inserted)
 }
 
