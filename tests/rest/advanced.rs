@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use super::{get, send, server, service, FIXTURE};
+use super::{get, send, server, server_configured, service};
 
 #[tokio::test]
 async fn related_order_on_to_one_embeds() {
@@ -140,9 +140,7 @@ async fn explain_is_off_by_default() {
 
 #[tokio::test]
 async fn explain_when_enabled() {
-    let db = crate::harness::TestDatabase::fresh().await;
-    db.client().await.batch_execute(FIXTURE).await.expect("fixture");
-    let s = crate::harness::TestServer::start_with(db, |c| c.rest.plan_enabled = true).await;
+    let s = server_configured("", |c| c.rest.plan_enabled = true).await;
     let json_plan = [("accept", "application/vnd.pgrst.plan+json; for=\"application/json\"; options=verbose")];
     let r = send(&s, "GET", "/users?select=id,posts(title)&id=eq.1", None, &json_plan, None).await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -268,22 +266,17 @@ async fn geojson_with_postgis_and_406_without() {
 /// writes and calls (nothing is written then), and set response headers.
 #[tokio::test]
 async fn pre_request_function() {
-    let db = crate::harness::TestDatabase::fresh().await;
-    db.client().await.batch_execute(FIXTURE).await.expect("fixture");
-    db.client()
-        .await
-        .batch_execute(
-            r#"create function public.check_request() returns void language plpgsql as $$ begin
-                 if current_setting('request.headers', true)::json->>'x-blocked' = 'yes' then
-                   raise sqlstate 'PGRST' using message = '{"code": "blocked", "message": "Blocked"}',
-                     detail = '{"status": 403, "headers": {}}';
-                 end if;
-                 perform set_config('response.headers', json_build_array(json_build_object('X-Role', current_user))::text, true);
-               end $$;"#,
-        )
-        .await
-        .expect("function");
-    let s = crate::harness::TestServer::start_with(db, |c| c.rest.pre_request = "public.check_request".into()).await;
+    let s = server_configured(
+        r#"create function public.check_request() returns void language plpgsql as $$ begin
+             if current_setting('request.headers', true)::json->>'x-blocked' = 'yes' then
+               raise sqlstate 'PGRST' using message = '{"code": "blocked", "message": "Blocked"}',
+                 detail = '{"status": 403, "headers": {}}';
+             end if;
+             perform set_config('response.headers', json_build_array(json_build_object('X-Role', current_user))::text, true);
+           end $$;"#,
+        |c| c.rest.pre_request = "public.check_request".into(),
+    )
+    .await;
     let r = get(&s, "/users?select=id&id=eq.1").await;
     assert_eq!((r.status, r.header("x-role").as_deref()), (200, Some("anon")), "{}", r.text);
     let blocked = [("x-blocked", "yes")];

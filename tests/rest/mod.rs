@@ -9,7 +9,7 @@ mod write;
 
 use serde_json::Value;
 
-use crate::harness::{TestServer, TEST_JWT_SECRET};
+use crate::harness::{TestDatabase, TestServer, TEST_JWT_SECRET};
 
 /// The fixture schema every REST test starts from.
 pub const FIXTURE: &str = r#"
@@ -92,11 +92,16 @@ pub async fn server() -> TestServer {
 /// A server whose database has the fixture, then `sql`. The schema cache
 /// loads on the first request, so it sees both.
 pub async fn server_with(sql: &str) -> TestServer {
-    let s = TestServer::start().await;
-    let client = s.db.client().await;
+    server_configured(sql, |_| {}).await
+}
+
+/// [`server_with`], with `tweak` applied to the server's configuration.
+pub async fn server_configured(sql: &str, tweak: impl FnOnce(&mut fluxbase::config::Config)) -> TestServer {
+    let db = TestDatabase::fresh().await;
+    let client = db.client().await;
     client.batch_execute(FIXTURE).await.expect("fixture");
     client.batch_execute(sql).await.expect("the test's schema");
-    s
+    TestServer::start_with(db, tweak).await
 }
 
 /// A signed user token.
