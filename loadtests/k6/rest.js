@@ -59,7 +59,7 @@ export default function () {
       break;
     case 'insert': {
       const newId = 1000000000 + Math.floor(Math.random() * 9e15);
-      res = http.post(`${BASE}/rest/v1/items`, JSON.stringify({ id: newId, owner: userIdOf(u), category_id: 1, name: 'new item', price: 5 }), {
+      res = http.post(`${BASE}/rest/v1/items`, JSON.stringify({ id: newId, owner: userIdOf(u), category_id: (newId % 20) + 1, name: 'new item', price: 5 }), {
         headers: headers(TOKENS[u - 1], { Prefer: 'return=minimal' }), tags: { name: 'insert' },
       });
       break;

@@ -150,8 +150,10 @@ pub async fn run(t: RestLoad) -> Result<Value> {
                         let sent = if insert {
                             // New keys above the fixture's, distinct per run, worker and request.
                             let new_id = 1_000_000_000 + salt * 10_000_000_000_000 + (worker as u64) * 10_000_000_000 + n;
+                            // Categories as the fixture spreads them: concurrent inserts all naming
+                            // one parent row would measure PostgreSQL's row locks on it instead.
                             let row = json!({"id": new_id, "owner": format!("00000000-0000-0000-0000-{u:012}"),
-                                             "category_id": 1, "name": "new item", "price": 5});
+                                             "category_id": new_id % 20 + 1, "name": "new item", "price": 5});
                             let headers = [("apikey", apikey.as_str()), ("prefer", "return=minimal")];
                             crate::http1::send(&mut sender, target, PATH, &headers, bearer, Some(row.to_string())).await
                         } else {
