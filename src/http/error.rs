@@ -29,10 +29,20 @@ pub struct ApiError {
     /// Further top-level fields of the body (GoTrue's `weak_password: {reasons}`),
     /// merged into the rendered object without replacing its own keys.
     pub extra: Option<Box<serde_json::Map<String, Value>>>,
-    /// Headers of the response besides the body's (a REST function's
-    /// `RAISE SQLSTATE 'PGRST'` names them), each replacing its name's.
-    /// Boxed: most errors have none, and `ApiError` travels in `Result`s.
-    pub headers: Option<Box<Vec<(http::header::HeaderName, HeaderValue)>>>,
+    /// Headers and a reason phrase for the response (a REST function's
+    /// `RAISE SQLSTATE 'PGRST'` names them). Boxed: most errors have
+    /// none, and `ApiError` travels in `Result`s.
+    pub response: Option<Box<ResponseParts>>,
+}
+
+/// What an error's response carries besides its status and body.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ResponseParts {
+    /// Headers, each replacing the response's headers of its name.
+    pub headers: Vec<(http::header::HeaderName, HeaderValue)>,
+    /// The status line's reason phrase in place of the standard one
+    /// (HTTP/1 only; HTTP/2 has none).
+    pub reason: Option<hyper::ext::ReasonPhrase>,
 }
 
 impl ApiError {
@@ -46,7 +56,7 @@ impl ApiError {
             hint: None,
             flavor: None,
             extra: None,
-            headers: None,
+            response: None,
         }
     }
 
@@ -170,8 +180,11 @@ pub fn render(err: &ApiError, flavor: Flavor, request_id: &str) -> Response {
         }
     }
     let mut res = json_response(status, &body, flavor, &err.code);
-    if let Some(headers) = &err.headers {
-        set_headers(res.headers_mut(), headers);
+    if let Some(parts) = &err.response {
+        set_headers(res.headers_mut(), &parts.headers);
+        if let Some(reason) = &parts.reason {
+            res.extensions_mut().insert(reason.clone());
+        }
     }
     res
 }

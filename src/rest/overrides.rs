@@ -9,16 +9,16 @@
 //! - `RAISE SQLSTATE 'PGRST'`, an error whose MESSAGE is a JSON object
 //!   (`code`, `message`, optional `details`, `hint`) and whose DETAIL is
 //!   another (`status`, `headers`, optional `status_text`): the error
-//!   response is exactly that (PGRST121 when either does not parse).
-//!   `status_text` is accepted and not sent: the reason phrase is the
-//!   standard one for the status.
+//!   response is exactly that (PGRST121 when either does not parse),
+//!   `status_text` its status line's reason phrase over HTTP/1 (one that
+//!   HTTP cannot carry leaves the standard phrase).
 
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
 use super::errors::{DbError, RestError};
-use crate::http::error::{set_headers, ApiError};
+use crate::http::error::{set_headers, ApiError, ResponseParts};
 
 /// Status and headers the transaction set.
 #[derive(Debug, Default)]
@@ -99,6 +99,7 @@ struct RaisedMessage {
 struct RaisedDetail {
     status: u16,
     headers: std::collections::BTreeMap<String, String>,
+    status_text: Option<String>,
 }
 
 /// The error response a `RAISE SQLSTATE 'PGRST'` asks for, or PGRST121
@@ -122,15 +123,16 @@ pub fn raised(db: &DbError) -> ApiError {
     let parsed = serde_json::from_str::<RaisedDetail>(detail).ok().and_then(|d| {
         let status = StatusCode::from_u16(d.status).ok()?;
         let headers = d.headers.iter().map(|(k, v)| header(k, v)).collect::<Option<Vec<_>>>()?;
-        Some((status, headers))
+        let reason = d.status_text.and_then(|t| hyper::ext::ReasonPhrase::try_from(t).ok());
+        Some((status, ResponseParts { headers, reason }))
     });
-    let Some((status, headers)) = parsed else {
+    let Some((status, parts)) = parsed else {
         return bad(format!("Invalid JSON value for DETAIL: '{detail}'"), DETAIL_HINT);
     };
     let mut e = ApiError::new(status, m.code, m.message);
     e.details = m.details;
     e.hint = m.hint;
-    e.headers = (!headers.is_empty()).then(|| Box::new(headers));
+    e.response = (parts != ResponseParts::default()).then(|| Box::new(parts));
     e
 }
 
@@ -180,7 +182,16 @@ mod tests {
         ));
         assert_eq!((e.status, e.code.as_ref(), e.message.as_str()), (StatusCode::PAYMENT_REQUIRED, "123", "Payment Required"));
         assert_eq!((e.details.as_deref(), e.hint.as_deref()), (Some("Quota exceeded"), Some("Upgrade")));
-        assert_eq!(e.headers.as_deref().map(Vec::len), Some(1));
+        let parts = e.response.as_deref().expect("headers");
+        assert_eq!((parts.headers.len(), &parts.reason), (1, &None));
+        let reason = |detail: &str| {
+            let e = raised(&db(r#"{"code": "1", "message": "m"}"#, Some(detail)));
+            e.response.and_then(|p| p.reason).map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned())
+        };
+        assert_eq!(reason(r#"{"status": 402, "headers": {}, "status_text": "Pay Up"}"#).as_deref(), Some("Pay Up"));
+        // A phrase HTTP cannot carry leaves the standard one.
+        assert_eq!(reason(r#"{"status": 402, "headers": {}, "status_text": "two\r\nlines"}"#), None);
+        assert_eq!(reason(r#"{"status": 402, "headers": {}}"#), None);
         for (message, details, want) in [
             ("not json", Some(r#"{"status": 402, "headers": {}}"#), "Invalid JSON value for MESSAGE: 'not json'"),
             (r#"{"code": "1", "message": "m"}"#, None, "DETAIL is missing in the RAISE statement"),

@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use super::{get, send, send_as, server, server_with, service, Res};
+use crate::harness::TestServer;
 
 #[tokio::test]
 async fn rpc_shapes() {
@@ -103,6 +104,21 @@ async fn rpc_raw_and_form_bodies() {
     s.shutdown().await;
 }
 
+/// The status line of a bodiless POST to `path` as anon, over a plain socket.
+async fn status_line(s: &TestServer, path: &str) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let host = s.url.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(host).await.expect("connect");
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nhost: {host}\r\napikey: {}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        s.keys.anon
+    );
+    conn.write_all(request.as_bytes()).await.expect("send");
+    let mut line = String::new();
+    BufReader::new(conn).read_line(&mut line).await.expect("status line");
+    line.trim_end().to_owned()
+}
+
 /// `response.status` and `response.headers` set by a function or a BEFORE
 /// trigger shape the response; `RAISE SQLSTATE 'PGRST'` is the whole error
 /// response; what does not parse is PGRST111 / PGRST112 / PGRST121.
@@ -121,6 +137,9 @@ async fn response_settings_and_raised_responses() {
              raise sqlstate 'PGRST' using
                message = '{"code": "123", "message": "Payment Required", "details": "Quota exceeded", "hint": "Upgrade"}',
                detail = '{"status": 402, "headers": {"X-Powered-By": "Nerd Rage"}}'; end $$;
+           create function public.pay_up() returns void language plpgsql as $$ begin
+             raise sqlstate 'PGRST' using message = '{"code": "123", "message": "m"}',
+               detail = '{"status": 402, "status_text": "Pay Up", "headers": {}}'; end $$;
            create function public.pay_badly() returns void language plpgsql as $$ begin
              raise sqlstate 'PGRST' using message = 'oops'; end $$;
            create table public.audited (id int primary key);
@@ -148,6 +167,10 @@ async fn response_settings_and_raised_responses() {
         (&json!("123"), &json!("Payment Required"), &json!("Quota exceeded"), &json!("Upgrade"))
     );
     assert_eq!(r.header("x-powered-by").as_deref(), Some("Nerd Rage"));
+    // `status_text` is the status line's reason phrase, which HTTP clients
+    // rarely show: read the line itself.
+    assert_eq!(status_line(&s, "/rest/v1/rpc/pay_up").await, "HTTP/1.1 402 Pay Up");
+    assert_eq!(status_line(&s, "/rest/v1/rpc/pay").await, "HTTP/1.1 402 Payment Required");
     let r = send(&s, "POST", "/rpc/pay_badly", None, &[], None).await;
     assert_eq!((r.status, r.json()["code"].as_str()), (500, Some("PGRST121")), "{}", r.text);
     assert_eq!(r.json()["details"], "Invalid JSON value for MESSAGE: 'oops'");
