@@ -105,6 +105,7 @@ fn function(returns: Returns, set: bool) -> Function {
         volatility: 's',
         first_arg_table: None,
         returns_table: None,
+        media: None,
     }
 }
 

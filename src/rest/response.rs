@@ -232,33 +232,111 @@ impl Format {
     }
 }
 
-/// Picks the first acceptable media type of `Accept`, else PGRST107 (406).
-/// Plan media types are acceptable only when `plan_enabled`.
+/// What `Accept` chose: a built-in representation, or the value of a
+/// media type handler function as it is ([`negotiate_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Negotiated {
+    /// A representation Fluxbase builds.
+    Builtin(Format),
+    /// The function's own media type.
+    Handler,
+}
+
+/// Picks the most preferred acceptable media type of `Accept`, else
+/// PGRST107 (406). Plan media types are acceptable only when `plan_enabled`.
 pub fn negotiate(headers: &HeaderMap, plan_enabled: bool) -> Result<Format, RestError> {
-    let Some(accept) = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return Ok(Format::Json);
-    };
-    if accept.trim().is_empty() {
-        return Ok(Format::Json);
-    }
-    for part in accept.split(',') {
+    // With no handler offered, none is chosen.
+    negotiate_with(headers, plan_enabled, None).map(|n| match n {
+        Negotiated::Builtin(f) => f,
+        Negotiated::Handler => Format::Json,
+    })
+}
+
+/// [`negotiate`] for a function that may return a media type of its own
+/// (`handler`: its domain's name, or `*/*` for one that answers any
+/// type). As PostgREST: entries in order of preference (`q`), the first
+/// that anything can produce wins; the function's own media type before
+/// the built-in of the same name (except the `vnd.pgrst` vendor types),
+/// and `*/*` a match for every entry. No `Accept` means `*/*`.
+pub fn negotiate_with(headers: &HeaderMap, plan_enabled: bool, handler: Option<&str>) -> Result<Negotiated, RestError> {
+    let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or("");
+    let accept = if accept.is_empty() { "*/*" } else { accept };
+    for part in accepted(accept) {
         if let Some(plan) = super::explain::Plan::parse(part) {
             if plan_enabled {
-                return Ok(Format::Plan(plan));
+                return Ok(Negotiated::Builtin(Format::Plan(plan)));
             }
             continue;
         }
         let mt = part.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if matches!(mt.as_str(), "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object") {
+            return Ok(Negotiated::Builtin(Format::Object));
+        }
+        if handler.is_some_and(|h| h == "*/*" || h == mt) {
+            return Ok(Negotiated::Handler);
+        }
         match mt.as_str() {
-            "application/json" | "*/*" | "application/*" | "application/vnd.pgrst.array+json" => return Ok(Format::Json),
-            "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" => return Ok(Format::Object),
-            "text/csv" | "text/*" => return Ok(Format::Csv),
-            "application/geo+json" => return Ok(Format::GeoJson),
-            "application/openapi+json" => return Ok(Format::OpenApi),
+            "application/json" | "*/*" | "application/*" | "application/vnd.pgrst.array+json" => return Ok(Negotiated::Builtin(Format::Json)),
+            "text/csv" | "text/*" => return Ok(Negotiated::Builtin(Format::Csv)),
+            "application/geo+json" => return Ok(Negotiated::Builtin(Format::GeoJson)),
+            "application/openapi+json" => return Ok(Negotiated::Builtin(Format::OpenApi)),
             _ => {}
         }
     }
     Err(RestError::MediaType(format!("None of these media types are available: {accept}"), StatusCode::NOT_ACCEPTABLE))
+}
+
+/// The entries of an `Accept` header, most preferred first: by `q`
+/// (entries of equal `q` keep their order), without those at `q=0`.
+fn accepted(accept: &str) -> Vec<&str> {
+    let q = |part: &str| {
+        part.split(';')
+            .skip(1)
+            .filter_map(|p| p.trim().strip_prefix("q=").or_else(|| p.trim().strip_prefix("Q=")))
+            .find_map(|v| v.trim().parse::<f32>().ok())
+            .unwrap_or(1.0)
+    };
+    let mut parts: Vec<(f32, &str)> = accept.split(',').map(|p| (q(p), p)).filter(|(q, _)| *q > 0.0).collect();
+    parts.sort_by(|a, b| b.0.total_cmp(&a.0));
+    parts.into_iter().map(|(_, p)| p).collect()
+}
+
+/// The `Content-Type` of a handler's media type: `application/octet-stream`
+/// for one that answers any type (its function may set another through
+/// `response.headers`), with a UTF-8 charset for the text types PostgREST
+/// gives one.
+pub fn handler_content_type(media_type: &str) -> String {
+    match media_type {
+        "*/*" => "application/octet-stream".to_owned(),
+        "text/plain" | "text/xml" | "text/csv" | "application/json" | "application/geo+json" => format!("{media_type}; charset=utf-8"),
+        other => other.to_owned(),
+    }
+}
+
+/// The response of a media type handler function: its value is the body
+/// (`body` as the statement returned it, bytes in hex for a `bytea`
+/// domain; none when the value is NULL or for HEAD), in `content_type`.
+pub fn build_handled(outcome: &Outcome, content_type: &str, bytes: bool, head: bool) -> Result<Response, RestError> {
+    let overrides = Overrides::from_settings(outcome.response_headers.as_deref(), outcome.response_status.as_deref())?;
+    let body: Vec<u8> = match outcome.body.as_deref() {
+        Some(_) if head => Vec::new(),
+        None => Vec::new(),
+        // PostgreSQL's own hex encoding; its text as it is, should it ever not be.
+        Some(hex_text) if bytes => hex::decode(hex_text).unwrap_or_else(|_| hex_text.as_bytes().to_vec()),
+        Some(text) => text.as_bytes().to_vec(),
+    };
+    let mut res = Response::new(body.into());
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        h.insert(http::header::CONTENT_TYPE, v);
+    }
+    if let Some(lsn) = outcome.lsn.as_deref().and_then(|l| HeaderValue::from_str(l).ok()) {
+        h.insert("x-fluxbase-lsn", lsn);
+    }
+    let mut status = res.status();
+    overrides.apply(&mut status, res.headers_mut());
+    *res.status_mut() = status;
+    Ok(res)
 }
 
 /// Everything a response needs besides the outcome.
@@ -431,6 +509,40 @@ mod tests {
         assert_eq!(negotiate(&h, false).ok(), Some(Format::Csv));
         h.insert("accept", HeaderValue::from_static("image/png"));
         assert!(negotiate(&h, false).is_err());
+        // By preference, not by order; q=0 is "not this".
+        h.insert("accept", HeaderValue::from_static("application/json;q=0.5, text/csv"));
+        assert_eq!(negotiate(&h, false).ok(), Some(Format::Csv));
+        h.insert("accept", HeaderValue::from_static("text/csv;q=0, application/json"));
+        assert_eq!(negotiate(&h, false).ok(), Some(Format::Json));
+        h.insert("accept", HeaderValue::from_static("text/csv;q=0"));
+        assert!(negotiate(&h, false).is_err());
+    }
+
+    #[test]
+    fn handler_negotiation() {
+        let pick = |accept: Option<&'static str>, handler: &str| {
+            let mut h = HeaderMap::new();
+            if let Some(a) = accept {
+                h.insert("accept", HeaderValue::from_static(a));
+            }
+            negotiate_with(&h, false, Some(handler)).ok()
+        };
+        let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,image/png,*/*;q=0.8";
+        assert_eq!(pick(Some(browser), "image/png"), Some(Negotiated::Handler));
+        assert_eq!(pick(Some(browser), "text/html"), Some(Negotiated::Handler));
+        assert_eq!(pick(Some(browser), "image/gif"), Some(Negotiated::Builtin(Format::Json)));
+        assert_eq!(pick(Some("image/png, */*"), "image/png"), Some(Negotiated::Handler));
+        // `*/*` asked for is JSON, unless the function answers any type.
+        assert_eq!(pick(None, "text/html"), Some(Negotiated::Builtin(Format::Json)));
+        assert_eq!(pick(None, "*/*"), Some(Negotiated::Handler));
+        assert_eq!(pick(Some("app/bingo"), "*/*"), Some(Negotiated::Handler));
+        assert_eq!(pick(Some("application/json"), "*/*"), Some(Negotiated::Handler));
+        // The vendor types cannot be overridden.
+        assert_eq!(pick(Some("application/vnd.pgrst.object+json"), "*/*"), Some(Negotiated::Builtin(Format::Object)));
+        assert_eq!(pick(Some("text/xml"), "text/plain"), None);
+        assert_eq!(handler_content_type("text/plain"), "text/plain; charset=utf-8");
+        assert_eq!(handler_content_type("text/html"), "text/html");
+        assert_eq!(handler_content_type("*/*"), "application/octet-stream");
     }
 
     #[test]

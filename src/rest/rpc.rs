@@ -6,6 +6,9 @@
 //! unnamed `text`, `xml` or `bytea` argument). Scalar,
 //! composite, SETOF and TABLE returns; filters, order and limit apply to
 //! set results. `columns=` on POST picks the body keys that are arguments.
+//! A function returning a domain named as a media type answers with its
+//! value as the body when `Accept` asks for that type (PostgREST's media
+//! type handlers, [`response::negotiate_with`]).
 
 use std::sync::Arc;
 
@@ -16,9 +19,9 @@ use warp::reply::Response;
 use super::errors::RestError;
 use super::execute::TxMode;
 use super::query::parse_query;
-use super::response::{self, Count, Prefer, Shape};
+use super::response::{self, Count, Negotiated, Prefer, Shape};
 use super::schema_cache::{Function, Returns, SchemaCache};
-use super::sql::rpc::{statement, Args};
+use super::sql::rpc::{handled_statement, statement, Args};
 use super::table::run;
 use super::body::{self, Media};
 use super::query::ApiQuery;
@@ -28,9 +31,13 @@ use super::{plan, Request, Rest};
 pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: &str) -> Result<Response, RestError> {
     let cfg = &rest.app.config.rest;
     let schema = req.schema(cfg)?;
-    let format = response::negotiate(&req.headers, cfg.plan_enabled)?.check(cache)?;
     let prefer = rest.prefer(&req.headers).await?;
     let overloads = cache.functions.get(&(schema.clone(), name.to_owned())).map(Vec::as_slice).unwrap_or_default();
+    let handler = overloads.iter().find_map(|f| f.media.as_ref()).map(|m| m.media_type.as_str());
+    let format = match response::negotiate_with(&req.headers, cfg.plan_enabled, handler)? {
+        Negotiated::Builtin(f) => Negotiated::Builtin(f.check(cache)?),
+        handled => handled,
+    };
     let read = req.is_read();
     if !read && req.method != Method::POST {
         return Err(super::method_not_allowed(&req.method));
@@ -105,14 +112,25 @@ async fn call(
     req: &Request,
     schema: &str,
     prefer: &Prefer,
-    format: response::Format,
+    format: Negotiated,
     q: &ApiQuery,
     f: &Function,
     args: &Args<'_>,
 ) -> Result<Response, RestError> {
     let read = req.is_read();
-    let node = plan::plan_untyped(schema, &f.name, q)?;
     let head = req.method == Method::HEAD;
+    let format = match format {
+        Negotiated::Builtin(format) => format,
+        Negotiated::Handler => {
+            // Another overload's media type was chosen: this one has none.
+            let media = f.media.as_ref().ok_or_else(|| not_available(req))?;
+            let stmt = handled_statement(f, args, media.bytes);
+            let mode = TxMode { read_only: read, rollback: prefer.rollback == Some(true), lsn: !read, plan: None };
+            let out = run(rest, req, schema, prefer, mode, stmt, None).await?;
+            return response::build_handled(&out, &response::handler_content_type(&media.media_type), media.bytes, head);
+        }
+    };
+    let node = plan::plan_untyped(schema, &f.name, q)?;
     let exact = matches!(prefer.count, Some(Count::Exact | Count::Estimated));
     let stmt = statement(f, args, &node, exact, format.body(!head));
     let mode = TxMode { read_only: read, rollback: prefer.rollback == Some(true), lsn: !read, plan: format.plan() };
@@ -150,6 +168,12 @@ async fn call(
         res.headers_mut().remove(http::header::CONTENT_TYPE);
     }
     Ok(res)
+}
+
+/// PGRST107 for the request's `Accept`.
+fn not_available(req: &Request) -> RestError {
+    let accept = req.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("*/*");
+    RestError::MediaType(format!("None of these media types are available: {accept}"), StatusCode::NOT_ACCEPTABLE)
 }
 
 /// Named arguments from query or form fields, as PostgREST reads them: a

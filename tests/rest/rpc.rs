@@ -181,3 +181,68 @@ async fn response_settings_and_raised_responses() {
     assert_eq!((r.status, r.header("x-audited").as_deref()), (201, Some("9")), "{}", r.text);
     s.shutdown().await;
 }
+
+/// Media type handlers (PostgREST 12): a function returning one value of a
+/// domain named as a media type answers with that value as the body, in
+/// that type, when `Accept` prefers it; `*/*` as a domain answers any type.
+#[tokio::test]
+async fn media_type_handler_functions() {
+    let s = server_with(
+        r#"create domain "text/plain" as text;
+           create domain "text/html" as text;
+           create domain "image/png" as bytea;
+           create domain "*/*" as bytea;
+           create function public.welcome() returns "text/plain" language sql as $$ select 'Welcome to Fluxbase' $$;
+           create function public.welcome_twice() returns setof "text/plain" language sql as $$ select 'Welcome' union all select 'again' $$;
+           create function public.page(title text) returns "text/html" language sql as $$ select '<h1>' || title || '</h1>' $$;
+           create function public.pixel() returns "image/png" language sql as $$ select '\x504e470d0a'::bytea $$;
+           create function public.nothing() returns "text/plain" language sql as $$ select null::text $$;
+           create function public.anything() returns "*/*" language plpgsql as $$ begin
+             if current_setting('request.headers', true)::json->>'accept' = 'app/chico' then
+               perform set_config('response.headers', '[{"Content-Type": "app/chico"}]', true);
+               return 'chico'::bytea;
+             end if;
+             return 'any'::bytea; end $$;"#,
+    )
+    .await;
+    let get = |path: &'static str, accept: Option<&'static str>| {
+        let s = &s;
+        async move {
+            let headers: Vec<(&str, &str)> = accept.map(|a| ("accept", a)).into_iter().collect();
+            send(s, "GET", path, None, &headers, None).await
+        }
+    };
+    let r = get("/rpc/welcome", Some("text/plain")).await;
+    assert_eq!((r.status, r.text.as_str()), (200, "Welcome to Fluxbase"));
+    assert_eq!(r.header("content-type").as_deref(), Some("text/plain; charset=utf-8"));
+    // JSON stays the default, and a type neither the function nor Fluxbase makes is 406.
+    let r = get("/rpc/welcome", None).await;
+    assert_eq!((r.status, r.json()), (200, json!("Welcome to Fluxbase")), "{}", r.text);
+    for (path, accept) in [("/rpc/welcome", "text/xml"), ("/rpc/welcome_twice", "text/plain")] {
+        let r = get(path, Some(accept)).await;
+        assert_eq!((r.status, r.json()["code"].as_str()), (406, Some("PGRST107")), "{path}: {}", r.text);
+        assert_eq!(r.json()["message"], format!("None of these media types are available: {accept}"));
+    }
+    // A browser's Accept, by preference: text/html before */* at q=0.8.
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,image/png,*/*;q=0.8";
+    let r = get("/rpc/page?title=Hi", Some(browser)).await;
+    assert_eq!((r.status, r.text.as_str(), r.header("content-type").as_deref()), (200, "<h1>Hi</h1>", Some("text/html")));
+    let r = send(&s, "POST", "/rpc/page", None, &[("accept", "text/html")], Some(json!({"title": "Posted"}))).await;
+    assert_eq!((r.status, r.text.as_str()), (200, "<h1>Posted</h1>"), "{}", r.text);
+    // A bytea domain's value is the body's bytes.
+    let r = get("/rpc/pixel", Some("image/png, */*")).await;
+    assert_eq!((r.status, r.text.as_str(), r.header("content-type").as_deref()), (200, "PNG\r\n", Some("image/png")));
+    let r = get("/rpc/nothing", Some("text/plain")).await;
+    assert_eq!((r.status, r.text.as_str()), (200, ""));
+    let r = send(&s, "HEAD", "/rpc/welcome", None, &[("accept", "text/plain")], None).await;
+    assert_eq!((r.status, r.text.as_str(), r.header("content-type").as_deref()), (200, "", Some("text/plain; charset=utf-8")));
+    // `*/*`: any type, sent as octet-stream unless the function names one.
+    for accept in [None, Some("app/bingo"), Some("application/json")] {
+        let r = get("/rpc/anything", accept).await;
+        assert_eq!((r.status, r.text.as_str()), (200, "any"), "{accept:?}");
+        assert_eq!(r.header("content-type").as_deref(), Some("application/octet-stream"));
+    }
+    let r = get("/rpc/anything", Some("app/chico")).await;
+    assert_eq!((r.status, r.text.as_str(), r.header("content-type").as_deref()), (200, "chico", Some("app/chico")));
+    s.shutdown().await;
+}

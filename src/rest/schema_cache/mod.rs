@@ -158,6 +158,19 @@ pub struct Function {
     pub first_arg_table: Option<(String, String)>,
     /// The table whose row type is returned, if it is one.
     pub returns_table: Option<(String, String)>,
+    /// The media type it returns, when it returns one value of a domain
+    /// named as a media type (`create domain "text/html" as text`):
+    /// PostgREST's media type handler functions.
+    pub media: Option<MediaDomain>,
+}
+
+/// A domain named as a media type, returned by a handler function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaDomain {
+    /// The domain's name, lowercase (`text/html`, `image/png`, `*/*`).
+    pub media_type: String,
+    /// Its base type is `bytea`: the value is the body's bytes, not text.
+    pub bytes: bool,
 }
 
 /// The cache as of one load.
@@ -303,7 +316,9 @@ select n.nspname::text, p.proname::text, p.provolatile::text, p.proretset,
   case when p.prorettype = 'void'::regtype then 'v'
        when p.prorettype = 'record'::regtype or rt.typtype = 'c' then 'c'
        else 's' end,
-  an.nspname::text, ac.relname::text, rn.nspname::text, rc.relname::text
+  an.nspname::text, ac.relname::text, rn.nspname::text, rc.relname::text,
+  case when rt.typtype = 'd' and strpos(rt.typname, '/') > 0 then lower(rt.typname::text) end,
+  rt.typbasetype = 'bytea'::regtype
 from pg_proc p
 join pg_namespace n on n.oid = p.pronamespace
 join pg_type rt on rt.oid = p.prorettype
@@ -393,6 +408,8 @@ pub async fn load(client: &Client, schemas: &[String], extra: &[String]) -> Resu
         let pair = |a: Option<String>, b: Option<String>| a.zip(b);
         let first_arg_table = pair(r.try_get(9)?, r.try_get(10)?);
         let returns_table = pair(r.try_get(11)?, r.try_get(12)?);
+        let media_type: Option<String> = r.try_get(13)?;
+        let bytes: bool = r.try_get(14)?;
         // (name, variadic) of each input argument, in order.
         let inputs: Vec<(String, bool)> = if modes.is_empty() {
             (0..types.len()).map(|i| (names.get(i).cloned().unwrap_or_default(), false)).collect()
@@ -427,6 +444,8 @@ pub async fn load(client: &Client, schemas: &[String], extra: &[String]) -> Resu
             volatility: volatility.chars().next().unwrap_or('v'),
             first_arg_table,
             returns_table,
+            // One value only: a set of them has no one body to be.
+            media: media_type.filter(|_| !returns_set).map(|media_type| MediaDomain { media_type, bytes }),
         };
         cache.functions.entry((schema, name)).or_default().push(f);
     }

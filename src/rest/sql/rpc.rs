@@ -45,6 +45,16 @@ fn call(b: &mut Sql, f: &Function, args: &Args<'_>) -> (String, String) {
     }
 }
 
+/// The statement for a media type handler function: its one value as
+/// the body, as text (`bytes`: a `bytea` domain, hex-encoded).
+pub fn handled_statement(f: &Function, args: &Args<'_>, bytes: bool) -> Sql {
+    let mut b = Sql::default();
+    let (with, call) = call(&mut b, f, args);
+    let value = if bytes { format!("encode(({call})::bytea, 'hex')") } else { format!("({call})::text") };
+    let text = format!("{with}select 1::int8, null::int8, {value}, null::int8, null::text, {RESPONSE_SETTINGS}");
+    b_finish(b, text)
+}
+
 /// The statement for calling `f`; `node` shapes set/composite results.
 pub fn statement(f: &Function, args: &Args<'_>, node: &Node, exact_count: bool, body: Body) -> Sql {
     let mut b = Sql::default();
