@@ -238,27 +238,28 @@ impl Format {
 pub enum Negotiated {
     /// A representation Fluxbase builds.
     Builtin(Format),
-    /// The function's own media type.
-    Handler,
+    /// The media type of the handler at this index of those offered.
+    Handler(usize),
 }
 
 /// Picks the most preferred acceptable media type of `Accept`, else
 /// PGRST107 (406). Plan media types are acceptable only when `plan_enabled`.
 pub fn negotiate(headers: &HeaderMap, plan_enabled: bool) -> Result<Format, RestError> {
     // With no handler offered, none is chosen.
-    negotiate_with(headers, plan_enabled, None).map(|n| match n {
+    negotiate_with(headers, plan_enabled, &[]).map(|n| match n {
         Negotiated::Builtin(f) => f,
-        Negotiated::Handler => Format::Json,
+        Negotiated::Handler(_) => Format::Json,
     })
 }
 
-/// [`negotiate`] for a function that may return a media type of its own
-/// (`handler`: its domain's name, or `*/*` for one that answers any
-/// type). As PostgREST: entries in order of preference (`q`), the first
-/// that anything can produce wins; the function's own media type before
-/// the built-in of the same name (except the `vnd.pgrst` vendor types),
-/// and `*/*` a match for every entry. No `Accept` means `*/*`.
-pub fn negotiate_with(headers: &HeaderMap, plan_enabled: bool, handler: Option<&str>) -> Result<Negotiated, RestError> {
+/// [`negotiate`] with media type handlers on offer (`handlers`: the media
+/// types of handler functions or aggregates, in lookup order; `*/*` for
+/// one that answers any type). As PostgREST: entries in order of
+/// preference (`q`), the first that anything can produce wins; a handler
+/// before the built-in of the same name (except the `vnd.pgrst` vendor
+/// types), and a `*/*` handler a match for every entry. No `Accept`
+/// means `*/*`.
+pub fn negotiate_with(headers: &HeaderMap, plan_enabled: bool, handlers: &[&str]) -> Result<Negotiated, RestError> {
     let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or("");
     let accept = if accept.is_empty() { "*/*" } else { accept };
     for part in accepted(accept) {
@@ -272,8 +273,8 @@ pub fn negotiate_with(headers: &HeaderMap, plan_enabled: bool, handler: Option<&
         if matches!(mt.as_str(), "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object") {
             return Ok(Negotiated::Builtin(Format::Object));
         }
-        if handler.is_some_and(|h| h == "*/*" || h == mt) {
-            return Ok(Negotiated::Handler);
+        if let Some(i) = handlers.iter().position(|h| *h == "*/*" || *h == mt) {
+            return Ok(Negotiated::Handler(i));
         }
         match mt.as_str() {
             "application/json" | "*/*" | "application/*" | "application/vnd.pgrst.array+json" => return Ok(Negotiated::Builtin(Format::Json)),
@@ -525,21 +526,27 @@ mod tests {
             if let Some(a) = accept {
                 h.insert("accept", HeaderValue::from_static(a));
             }
-            negotiate_with(&h, false, Some(handler)).ok()
+            negotiate_with(&h, false, &[handler]).ok()
         };
         let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,image/png,*/*;q=0.8";
-        assert_eq!(pick(Some(browser), "image/png"), Some(Negotiated::Handler));
-        assert_eq!(pick(Some(browser), "text/html"), Some(Negotiated::Handler));
+        assert_eq!(pick(Some(browser), "image/png"), Some(Negotiated::Handler(0)));
+        assert_eq!(pick(Some(browser), "text/html"), Some(Negotiated::Handler(0)));
         assert_eq!(pick(Some(browser), "image/gif"), Some(Negotiated::Builtin(Format::Json)));
-        assert_eq!(pick(Some("image/png, */*"), "image/png"), Some(Negotiated::Handler));
+        assert_eq!(pick(Some("image/png, */*"), "image/png"), Some(Negotiated::Handler(0)));
         // `*/*` asked for is JSON, unless the function answers any type.
         assert_eq!(pick(None, "text/html"), Some(Negotiated::Builtin(Format::Json)));
-        assert_eq!(pick(None, "*/*"), Some(Negotiated::Handler));
-        assert_eq!(pick(Some("app/bingo"), "*/*"), Some(Negotiated::Handler));
-        assert_eq!(pick(Some("application/json"), "*/*"), Some(Negotiated::Handler));
+        assert_eq!(pick(None, "*/*"), Some(Negotiated::Handler(0)));
+        assert_eq!(pick(Some("app/bingo"), "*/*"), Some(Negotiated::Handler(0)));
+        assert_eq!(pick(Some("application/json"), "*/*"), Some(Negotiated::Handler(0)));
         // The vendor types cannot be overridden.
         assert_eq!(pick(Some("application/vnd.pgrst.object+json"), "*/*"), Some(Negotiated::Builtin(Format::Object)));
         assert_eq!(pick(Some("text/xml"), "text/plain"), None);
+        // Several on offer: the first that the most preferred entry names.
+        let mut h = HeaderMap::new();
+        h.insert("accept", HeaderValue::from_static("application/vnd.count;q=0.5, text/tab-separated-values"));
+        let offered = ["application/vnd.count", "text/tab-separated-values"];
+        assert_eq!(negotiate_with(&h, false, &offered).ok(), Some(Negotiated::Handler(1)));
+        assert_eq!(negotiate_with(&h, false, &offered[..1]).ok(), Some(Negotiated::Handler(0)));
         assert_eq!(handler_content_type("text/plain"), "text/plain; charset=utf-8");
         assert_eq!(handler_content_type("text/html"), "text/html");
         assert_eq!(handler_content_type("*/*"), "application/octet-stream");

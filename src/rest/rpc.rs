@@ -33,8 +33,8 @@ pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: 
     let schema = req.schema(cfg)?;
     let prefer = rest.prefer(&req.headers).await?;
     let overloads = cache.functions.get(&(schema.clone(), name.to_owned())).map(Vec::as_slice).unwrap_or_default();
-    let handler = overloads.iter().find_map(|f| f.media.as_ref()).map(|m| m.media_type.as_str());
-    let format = match response::negotiate_with(&req.headers, cfg.plan_enabled, handler)? {
+    let handler: Vec<&str> = overloads.iter().find_map(|f| f.media.as_ref()).map(|m| m.media_type.as_str()).into_iter().collect();
+    let format = match response::negotiate_with(&req.headers, cfg.plan_enabled, &handler)? {
         Negotiated::Builtin(f) => Negotiated::Builtin(f.check(cache)?),
         handled => handled,
     };
@@ -121,7 +121,7 @@ async fn call(
     let head = req.method == Method::HEAD;
     let format = match format {
         Negotiated::Builtin(format) => format,
-        Negotiated::Handler => {
+        Negotiated::Handler(_) => {
             // Another overload's media type was chosen: this one has none.
             let media = f.media.as_ref().ok_or_else(|| not_available(req))?;
             let stmt = handled_statement(f, args, media.bytes);

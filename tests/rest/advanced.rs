@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use super::{get, send, server, server_configured, service};
+use super::{get, send, server, server_configured, server_with, service};
 
 #[tokio::test]
 async fn related_order_on_to_one_embeds() {
@@ -289,5 +289,61 @@ async fn pre_request_function() {
     assert_eq!(r.status, 403, "{}", r.text);
     let r = service(&s, "GET", "/users?select=id&id=eq.1", &[], None).await;
     assert_eq!(r.header("x-role").as_deref(), Some("service_role"), "the caller's role runs it");
+    s.shutdown().await;
+}
+
+/// Media type handler aggregates (PostgREST 12): an aggregate returning a
+/// domain named as a media type answers a read of the relation whose rows
+/// it takes (whole rows only), or of any relation when it takes
+/// `anyelement`.
+#[tokio::test]
+async fn media_type_handler_aggregates() {
+    let s = server_with(
+        r#"create domain "text/tab-separated-values" as text;
+           create domain "application/vnd.count" as text;
+           create domain "image/x-names" as bytea;
+           create table public.lines (id int primary key, name text not null);
+           create table public.others (id int primary key);
+           insert into public.lines values (1, 'one'), (2, 'two');
+           insert into public.others values (1);
+           grant select on public.lines, public.others to anon;
+           create function public.tsv_add(state "text/tab-separated-values", next public.lines) returns "text/tab-separated-values"
+             language sql as $$ select (coalesce(state, E'id\tname\n') || next.id || E'\t' || next.name || E'\n')::"text/tab-separated-values" $$;
+           create aggregate public.tsv_agg(public.lines) (sfunc = public.tsv_add, stype = "text/tab-separated-values");
+           create function public.names_add(state "image/x-names", next public.lines) returns "image/x-names"
+             language sql as $$ select (coalesce(state, ''::bytea) || convert_to(next.name, 'UTF8'))::"image/x-names" $$;
+           create aggregate public.names_agg(public.lines) (sfunc = public.names_add, stype = "image/x-names");
+           create function public.count_add(state "application/vnd.count", next anyelement) returns "application/vnd.count"
+             language sql as $$ select (coalesce(state::int, 0) + 1)::text::"application/vnd.count" $$;
+           create aggregate public.count_agg(anyelement) (sfunc = public.count_add, stype = "application/vnd.count");"#,
+    )
+    .await;
+    let get = |path: &'static str, accept: &'static str| {
+        let s = &s;
+        async move { send(s, "GET", path, None, &[("accept", accept)], None).await }
+    };
+    let tsv = "text/tab-separated-values";
+    let r = get("/lines?order=id", tsv).await;
+    assert_eq!((r.status, r.text.as_str()), (200, "id\tname\n1\tone\n2\ttwo\n"), "{}", r.text);
+    assert_eq!(r.header("content-type").as_deref(), Some(tsv));
+    let r = get("/lines?id=eq.2&select=*", tsv).await;
+    assert_eq!((r.status, r.text.as_str()), (200, "id\tname\n2\ttwo\n"), "{}", r.text);
+    // A bytea domain's value is the body's bytes.
+    let r = get("/lines?order=id", "image/x-names").await;
+    assert_eq!((r.status, r.text.as_str(), r.header("content-type").as_deref()), (200, "onetwo", Some("image/x-names")));
+    // The relation's own handler needs its whole rows; one of any rows does not.
+    let r = get("/lines?select=id", tsv).await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (406, Some("PGRST107")), "{}", r.text);
+    let r = get("/lines?select=id", "application/vnd.count").await;
+    assert_eq!((r.status, r.text.as_str()), (200, "2"), "{}", r.text);
+    let r = get("/others", "application/vnd.count").await;
+    assert_eq!((r.status, r.text.as_str()), (200, "1"), "{}", r.text);
+    // Another relation's handler is not this one's; JSON stays the default.
+    let r = get("/others", tsv).await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (406, Some("PGRST107")), "{}", r.text);
+    let r = send(&s, "GET", "/lines?order=id", None, &[], None).await;
+    assert_eq!((r.status, r.json()), (200, json!([{"id": 1, "name": "one"}, {"id": 2, "name": "two"}])));
+    let r = send(&s, "HEAD", "/lines", None, &[("accept", tsv)], None).await;
+    assert_eq!((r.status, r.text.as_str(), r.header("content-type").as_deref()), (200, "", Some(tsv)));
     s.shutdown().await;
 }

@@ -185,12 +185,41 @@ pub struct SchemaCache {
     pub functions: HashMap<(String, String), Vec<Function>>,
     /// PostGIS is installed (`application/geo+json` is available).
     pub postgis: bool,
+    /// Aggregates that are media type handlers of rows.
+    pub media_aggregates: Vec<MediaAggregate>,
+}
+
+/// An aggregate of one argument returning a domain named as a media type:
+/// PostgREST's handler of a relation's rows (its argument is the
+/// relation's row type) or of any rows (`anyelement`).
+#[derive(Debug, Clone)]
+pub struct MediaAggregate {
+    /// Schema.
+    pub schema: String,
+    /// Name.
+    pub name: String,
+    /// What it returns.
+    pub media: MediaDomain,
+    /// The relation whose rows it takes; `None` for any rows.
+    pub relation: Option<(String, String)>,
 }
 
 impl SchemaCache {
     /// A table by schema and name.
     pub fn table(&self, schema: &str, name: &str) -> Option<&Arc<Table>> {
         self.tables.get(&(schema.to_owned(), name.to_owned()))
+    }
+
+    /// The handlers of `relation`'s rows, in the order a media type is
+    /// looked up: the relation's own (its `*/*` one first), then those of
+    /// any rows (an any-rows `*/*` handler would take every request of
+    /// every relation: it is left out).
+    pub fn row_handlers(&self, relation: &(String, String)) -> Vec<&MediaAggregate> {
+        let own = |a: &&MediaAggregate| a.relation.as_ref() == Some(relation);
+        let own_any = self.media_aggregates.iter().filter(|a| own(a) && a.media.media_type == "*/*");
+        let own_typed = self.media_aggregates.iter().filter(|a| own(a) && a.media.media_type != "*/*");
+        let any = self.media_aggregates.iter().filter(|a| a.relation.is_none() && a.media.media_type != "*/*");
+        own_any.chain(own_typed).chain(any).collect()
     }
 
     /// The most similar table name in `schema`, for hints.
@@ -318,7 +347,7 @@ select n.nspname::text, p.proname::text, p.provolatile::text, p.proretset,
        else 's' end,
   an.nspname::text, ac.relname::text, rn.nspname::text, rc.relname::text,
   case when rt.typtype = 'd' and strpos(rt.typname, '/') > 0 then lower(rt.typname::text) end,
-  rt.typbasetype = 'bytea'::regtype
+  rt.typbasetype = 'bytea'::regtype, p.prokind = 'a', coalesce(p.proargtypes[0] = 'anyelement'::regtype, false)
 from pg_proc p
 join pg_namespace n on n.oid = p.pronamespace
 join pg_type rt on rt.oid = p.prorettype
@@ -327,7 +356,7 @@ left join pg_namespace rn on rn.oid = rc.relnamespace
 left join pg_type at on at.oid = p.proargtypes[0]
 left join pg_class ac on ac.oid = at.typrelid and ac.relkind in ('r', 'p', 'v', 'm', 'f')
 left join pg_namespace an on an.oid = ac.relnamespace
-where n.nspname = any($1) and p.prokind = 'f'";
+where n.nspname = any($1) and (p.prokind = 'f' or p.prokind = 'a' and p.pronargs = 1)";
 
 /// Loads the cache for `schemas` (six queries, one round trip). Views in
 /// `extra` schemas are read too, for views over them.
@@ -410,6 +439,16 @@ pub async fn load(client: &Client, schemas: &[String], extra: &[String]) -> Resu
         let returns_table = pair(r.try_get(11)?, r.try_get(12)?);
         let media_type: Option<String> = r.try_get(13)?;
         let bytes: bool = r.try_get(14)?;
+        let (aggregate, any_row): (bool, bool) = (r.try_get(15)?, r.try_get(16)?);
+        if aggregate {
+            // An aggregate is only ever a handler: of one relation's rows, or of any rows.
+            let of = if any_row { Some(None) } else { first_arg_table.clone().map(Some) };
+            if let (Some(media_type), Some(relation)) = (media_type, of) {
+                let media = MediaDomain { media_type, bytes };
+                cache.media_aggregates.push(MediaAggregate { schema, name, media, relation });
+            }
+            continue;
+        }
         // (name, variadic) of each input argument, in order.
         let inputs: Vec<(String, bool)> = if modes.is_empty() {
             (0..types.len()).map(|i| (names.get(i).cloned().unwrap_or_default(), false)).collect()

@@ -6,7 +6,7 @@ use super::{cast_type, ident, qualified, Sql};
 use crate::rest::plan::{find_embed, EmbedNode, Item, Node, Rel};
 use crate::rest::query::filter::{Condition, IsValue, Logic, Op, Operand, Quantifier};
 use crate::rest::query::Field;
-use crate::rest::schema_cache::Table;
+use crate::rest::schema_cache::{MediaAggregate, Table};
 
 /// The parts of one level's SELECT.
 #[derive(Debug, Default)]
@@ -380,7 +380,11 @@ impl Body {
 /// `total_sql` is the exact count expression, if one is wanted;
 /// `inserted` and `location` are extra expressions for writes.
 pub fn wrap(inner: &str, total_sql: Option<&str>, extra: &WriteExtras, body: Body) -> String {
-    let body = body.aggregate("_pgrst_t");
+    wrap_body(inner, total_sql, extra, &body.aggregate("_pgrst_t"))
+}
+
+/// [`wrap`] with the body's expression over the rows `_pgrst_t` given.
+fn wrap_body(inner: &str, total_sql: Option<&str>, extra: &WriteExtras, body: &str) -> String {
     format!(
         "{}select count(*)::int8, {}::int8, {body}, {}::int8, {}::text, {RESPONSE_SETTINGS} from ({inner}) as _pgrst_t",
         extra.with.as_deref().unwrap_or(""),
@@ -417,6 +421,24 @@ pub fn read_statement(node: &Node, exact_count: bool, body: Body) -> Sql {
     let inner = p.render(&from, &alias);
     let total = exact_count.then(|| format!("(select count(*) from {from} as {alias}{})", p.where_clause()));
     b_finish(b, wrap(&inner, total.as_deref(), &WriteExtras::default(), body))
+}
+
+/// [`read_statement`] with the rows handed to a media type handler
+/// aggregate as the body: `agg(_pgrst_t::relation)` for a handler of the
+/// relation's rows (the rows are the relation's whole rows: its default
+/// select), `agg(_pgrst_t)` for one of any rows; as text, or hex for a
+/// `bytea` domain.
+pub fn handled_read_statement(node: &Node, exact_count: bool, agg: &MediaAggregate) -> Sql {
+    let mut b = Sql::default();
+    let alias = b.alias();
+    let from = qualified(&node.schema, &node.name);
+    let p = parts(&mut b, node, &alias, None);
+    let inner = p.render(&from, &alias);
+    let total = exact_count.then(|| format!("(select count(*) from {from} as {alias}{})", p.where_clause()));
+    let rows = if agg.relation.is_some() { format!("_pgrst_t::{from}") } else { "_pgrst_t".to_owned() };
+    let value = format!("{}({rows})", qualified(&agg.schema, &agg.name));
+    let body = if agg.media.bytes { format!("encode(({value})::bytea, 'hex')") } else { format!("({value})::text") };
+    b_finish(b, wrap_body(&inner, total.as_deref(), &WriteExtras::default(), &body))
 }
 
 /// `explain` of the root count, for `count=planned|estimated` (own parameters).
