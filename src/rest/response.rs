@@ -327,17 +327,22 @@ pub fn build_handled(outcome: &Outcome, content_type: &str, bytes: bool, head: b
         Some(text) => text.as_bytes().to_vec(),
     };
     let mut res = Response::new(body.into());
-    let h = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(content_type) {
-        h.insert(http::header::CONTENT_TYPE, v);
+        res.headers_mut().insert(http::header::CONTENT_TYPE, v);
     }
+    Ok(finish(res, outcome, overrides))
+}
+
+/// The last of every response: the WAL position of a write, then what
+/// the transaction set (`response.status`, `response.headers`) over all.
+fn finish(mut res: Response, outcome: &Outcome, overrides: Overrides) -> Response {
     if let Some(lsn) = outcome.lsn.as_deref().and_then(|l| HeaderValue::from_str(l).ok()) {
-        h.insert("x-fluxbase-lsn", lsn);
+        res.headers_mut().insert("x-fluxbase-lsn", lsn);
     }
     let mut status = res.status();
     overrides.apply(&mut status, res.headers_mut());
     *res.status_mut() = status;
-    Ok(res)
+    res
 }
 
 /// Everything a response needs besides the outcome.
@@ -432,13 +437,7 @@ pub fn build(outcome: &Outcome, shape: Shape) -> Result<Response, RestError> {
     if let Some(l) = shape.location.as_deref().and_then(|l| HeaderValue::from_str(l).ok()) {
         h.insert(http::header::LOCATION, l);
     }
-    if let Some(lsn) = outcome.lsn.as_deref().and_then(|l| HeaderValue::from_str(l).ok()) {
-        h.insert("x-fluxbase-lsn", lsn);
-    }
-    let mut status = res.status();
-    overrides.apply(&mut status, res.headers_mut());
-    *res.status_mut() = status;
-    Ok(res)
+    Ok(finish(res, outcome, overrides))
 }
 
 /// `/table?pk=eq.value&…` from the first row's key (a JSON object).
@@ -502,21 +501,20 @@ mod tests {
 
     #[test]
     fn accept_negotiation() {
-        let mut h = HeaderMap::new();
-        assert_eq!(negotiate(&h, false).ok(), Some(Format::Json));
-        h.insert("accept", HeaderValue::from_static("application/vnd.pgrst.object+json"));
-        assert_eq!(negotiate(&h, false).ok(), Some(Format::Object));
-        h.insert("accept", HeaderValue::from_static("text/csv"));
-        assert_eq!(negotiate(&h, false).ok(), Some(Format::Csv));
-        h.insert("accept", HeaderValue::from_static("image/png"));
-        assert!(negotiate(&h, false).is_err());
-        // By preference, not by order; q=0 is "not this".
-        h.insert("accept", HeaderValue::from_static("application/json;q=0.5, text/csv"));
-        assert_eq!(negotiate(&h, false).ok(), Some(Format::Csv));
-        h.insert("accept", HeaderValue::from_static("text/csv;q=0, application/json"));
-        assert_eq!(negotiate(&h, false).ok(), Some(Format::Json));
-        h.insert("accept", HeaderValue::from_static("text/csv;q=0"));
-        assert!(negotiate(&h, false).is_err());
+        assert_eq!(negotiate(&HeaderMap::new(), false).ok(), Some(Format::Json));
+        for (accept, want) in [
+            ("application/vnd.pgrst.object+json", Some(Format::Object)),
+            ("text/csv", Some(Format::Csv)),
+            ("image/png", None),
+            // By preference, not by order; q=0 is "not this".
+            ("application/json;q=0.5, text/csv", Some(Format::Csv)),
+            ("text/csv;q=0, application/json", Some(Format::Json)),
+            ("text/csv;q=0", None),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert("accept", HeaderValue::from_static(accept));
+            assert_eq!(negotiate(&h, false).ok(), want, "{accept}");
+        }
     }
 
     #[test]

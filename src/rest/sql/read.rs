@@ -414,13 +414,20 @@ pub struct WriteExtras {
 
 /// The whole read statement for the root `node`, with an exact count if asked.
 pub fn read_statement(node: &Node, exact_count: bool, body: Body) -> Sql {
+    let (b, inner, total, _) = read_rows(node, exact_count);
+    b_finish(b, wrap(&inner, total.as_deref(), &WriteExtras::default(), body))
+}
+
+/// The parts of a read: its builder, the query of its rows, the exact
+/// count expression if asked, and the relation's qualified name.
+fn read_rows(node: &Node, exact_count: bool) -> (Sql, String, Option<String>, String) {
     let mut b = Sql::default();
     let alias = b.alias();
     let from = qualified(&node.schema, &node.name);
     let p = parts(&mut b, node, &alias, None);
     let inner = p.render(&from, &alias);
     let total = exact_count.then(|| format!("(select count(*) from {from} as {alias}{})", p.where_clause()));
-    b_finish(b, wrap(&inner, total.as_deref(), &WriteExtras::default(), body))
+    (b, inner, total, from)
 }
 
 /// [`read_statement`] with the rows handed to a media type handler
@@ -429,12 +436,7 @@ pub fn read_statement(node: &Node, exact_count: bool, body: Body) -> Sql {
 /// select), `agg(_pgrst_t)` for one of any rows; as text, or hex for a
 /// `bytea` domain.
 pub fn handled_read_statement(node: &Node, exact_count: bool, agg: &MediaAggregate) -> Sql {
-    let mut b = Sql::default();
-    let alias = b.alias();
-    let from = qualified(&node.schema, &node.name);
-    let p = parts(&mut b, node, &alias, None);
-    let inner = p.render(&from, &alias);
-    let total = exact_count.then(|| format!("(select count(*) from {from} as {alias}{})", p.where_clause()));
+    let (b, inner, total, from) = read_rows(node, exact_count);
     let rows = if agg.relation.is_some() { format!("_pgrst_t::{from}") } else { "_pgrst_t".to_owned() };
     let value = format!("{}({rows})", qualified(&agg.schema, &agg.name));
     let body = if agg.media.bytes { format!("encode(({value})::bytea, 'hex')") } else { format!("({value})::text") };
