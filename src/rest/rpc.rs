@@ -19,9 +19,10 @@ use warp::reply::Response;
 use super::errors::RestError;
 use super::execute::TxMode;
 use super::query::parse_query;
-use super::response::{self, Count, Negotiated, Prefer, Shape};
-use super::schema_cache::{Function, Returns, SchemaCache};
-use super::sql::rpc::{handled_statement, statement, Args};
+use super::query::select::SelectItem;
+use super::response::{self, Count, Format, Negotiated, Prefer, Shape};
+use super::schema_cache::{Function, MediaAggregate, Returns, SchemaCache};
+use super::sql::rpc::{handled_rows_statement, handled_statement, statement, Args};
 use super::table::run;
 use super::body::{self, Media};
 use super::query::ApiQuery;
@@ -33,17 +34,14 @@ pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: 
     let schema = req.schema(cfg)?;
     let prefer = rest.prefer(&req.headers).await?;
     let overloads = cache.functions.get(&(schema.clone(), name.to_owned())).map(Vec::as_slice).unwrap_or_default();
-    let handler: Vec<&str> = overloads.iter().find_map(|f| f.media.as_ref()).map(|m| m.media_type.as_str()).into_iter().collect();
-    let format = match response::negotiate_with(&req.headers, cfg.plan_enabled, &handler)? {
-        Negotiated::Builtin(f) => Negotiated::Builtin(f.check(cache)?),
-        handled => handled,
-    };
     let read = req.is_read();
     if !read && req.method != Method::POST {
         return Err(super::method_not_allowed(&req.method));
     }
     let is_arg = |k: &str| read && overloads.iter().any(|f| f.args.iter().any(|a| a.name == k));
     let q = parse_query(&req.query, &cfg.limits(), &is_arg)?;
+    let whole_rows = q.select.as_deref().is_none_or(|s| matches!(s, [SelectItem::Star]));
+    let format = negotiate(cache, req, cfg.plan_enabled, overloads, whole_rows)?;
     let media = if read { Media::Json } else { Media::of(&req.headers)? };
     if let Some(ty) = media.raw_type() {
         // A raw body goes whole to the one unnamed parameter of its type.
@@ -112,26 +110,35 @@ async fn call(
     req: &Request,
     schema: &str,
     prefer: &Prefer,
-    format: Negotiated,
+    format: Answer<'_>,
     q: &ApiQuery,
     f: &Function,
     args: &Args<'_>,
 ) -> Result<Response, RestError> {
     let read = req.is_read();
     let head = req.method == Method::HEAD;
-    let format = match format {
-        Negotiated::Builtin(format) => format,
-        Negotiated::Handler(_) => {
+    let node = plan::plan_untyped(schema, &f.name, q)?;
+    let exact = matches!(prefer.count, Some(Count::Exact | Count::Estimated));
+    // A handler's statement and media type, or (no handler) the built-in format.
+    let handled = match format {
+        Answer::Builtin(format) => Err(format),
+        Answer::Value => match &f.media {
+            Some(m) => Ok((handled_statement(f, args, m.bytes), m)),
             // Another overload's media type was chosen: this one has none.
-            let media = f.media.as_ref().ok_or_else(|| not_available(req))?;
-            let stmt = handled_statement(f, args, media.bytes);
+            None => return Err(not_available(req)),
+        },
+        // Rows to aggregate: this overload must return rows.
+        Answer::Rows(agg) if f.returns == Returns::Composite => Ok((handled_rows_statement(f, args, &node, exact, agg), &agg.media)),
+        Answer::Rows(_) => return Err(not_available(req)),
+    };
+    let format = match handled {
+        Err(format) => format,
+        Ok((stmt, media)) => {
             let mode = TxMode { read_only: read, rollback: prefer.rollback == Some(true), lsn: !read, plan: None };
             let out = run(rest, req, schema, prefer, mode, stmt, None).await?;
             return response::build_handled(&out, &response::handler_content_type(&media.media_type), media.bytes, head);
         }
     };
-    let node = plan::plan_untyped(schema, &f.name, q)?;
-    let exact = matches!(prefer.count, Some(Count::Exact | Count::Estimated));
     let stmt = statement(f, args, &node, exact, format.body(!head));
     let mode = TxMode { read_only: read, rollback: prefer.rollback == Some(true), lsn: !read, plan: format.plan() };
     let mut out = run(rest, req, schema, prefer, mode, stmt, None).await?;
@@ -168,6 +175,42 @@ async fn call(
         res.headers_mut().remove(http::header::CONTENT_TYPE);
     }
     Ok(res)
+}
+
+/// What answers the request: a built-in representation of the result,
+/// the function's value itself (it returns a media type domain), or its
+/// rows handed to a media type handler aggregate.
+#[derive(Debug, Clone, Copy)]
+enum Answer<'a> {
+    Builtin(Format),
+    Value,
+    Rows(&'a MediaAggregate),
+}
+
+/// Negotiates `Accept` for the function `overloads` name: its own media
+/// type first, then the handlers of the rows it returns (those of its
+/// relation only when `whole_rows`, as for a table), then the built-ins.
+fn negotiate<'a>(
+    cache: &'a SchemaCache,
+    req: &Request,
+    plan_enabled: bool,
+    overloads: &[Function],
+    whole_rows: bool,
+) -> Result<Answer<'a>, RestError> {
+    let value: Vec<&str> = overloads.iter().find_map(|f| f.media.as_ref()).map(|m| m.media_type.as_str()).into_iter().collect();
+    let rows: Vec<&MediaAggregate> = match overloads.iter().find(|f| f.returns == Returns::Composite) {
+        Some(f) => match &f.returns_table {
+            Some(rel) => cache.row_handlers(rel).into_iter().filter(|a| a.relation.is_none() || whole_rows).collect(),
+            None => cache.media_aggregates.iter().filter(|a| a.relation.is_none() && a.media.media_type != "*/*").collect(),
+        },
+        None => Vec::new(),
+    };
+    let offered: Vec<&str> = value.iter().copied().chain(rows.iter().map(|a| a.media.media_type.as_str())).collect();
+    Ok(match response::negotiate_with(&req.headers, plan_enabled, &offered)? {
+        Negotiated::Builtin(f) => Answer::Builtin(f.check(cache)?),
+        Negotiated::Handler(i) if i < value.len() => Answer::Value,
+        Negotiated::Handler(i) => rows.get(i - value.len()).map_or(Answer::Builtin(Format::Json), |a| Answer::Rows(a)),
+    })
 }
 
 /// PGRST107 for the request's `Accept`.

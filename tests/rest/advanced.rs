@@ -295,7 +295,7 @@ async fn pre_request_function() {
 /// Media type handler aggregates (PostgREST 12): an aggregate returning a
 /// domain named as a media type answers a read of the relation whose rows
 /// it takes (whole rows only), or of any relation when it takes
-/// `anyelement`.
+/// `anyelement`; the rows a function returns count as its relation's.
 #[tokio::test]
 async fn media_type_handler_aggregates() {
     let s = server_with(
@@ -315,7 +315,9 @@ async fn media_type_handler_aggregates() {
            create aggregate public.names_agg(public.lines) (sfunc = public.names_add, stype = "image/x-names");
            create function public.count_add(state "application/vnd.count", next anyelement) returns "application/vnd.count"
              language sql as $$ select (coalesce(state::int, 0) + 1)::text::"application/vnd.count" $$;
-           create aggregate public.count_agg(anyelement) (sfunc = public.count_add, stype = "application/vnd.count");"#,
+           create aggregate public.count_agg(anyelement) (sfunc = public.count_add, stype = "application/vnd.count");
+           create function public.all_lines() returns setof public.lines language sql stable as $$ select * from public.lines $$;
+           create function public.line_ids() returns table (id int, tag text) language sql stable as $$ select id, name from public.lines $$;"#,
     )
     .await;
     let get = |path: &'static str, accept: &'static str| {
@@ -343,6 +345,15 @@ async fn media_type_handler_aggregates() {
     assert_eq!((r.status, r.json()["code"].as_str()), (406, Some("PGRST107")), "{}", r.text);
     let r = send(&s, "GET", "/lines?order=id", None, &[], None).await;
     assert_eq!((r.status, r.json()), (200, json!([{"id": 1, "name": "one"}, {"id": 2, "name": "two"}])));
+    // A function's rows, as a table's: its relation's handlers, or those of any rows.
+    let r = get("/rpc/all_lines?order=id", tsv).await;
+    assert_eq!((r.status, r.text.as_str()), (200, "id\tname\n1\tone\n2\ttwo\n"), "{}", r.text);
+    let r = get("/rpc/all_lines?select=id", tsv).await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (406, Some("PGRST107")), "{}", r.text);
+    let r = get("/rpc/line_ids", "application/vnd.count").await;
+    assert_eq!((r.status, r.text.as_str()), (200, "2"), "{}", r.text);
+    let r = get("/rpc/line_ids", tsv).await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (406, Some("PGRST107")), "{}", r.text);
     let r = send(&s, "HEAD", "/lines", None, &[("accept", tsv)], None).await;
     assert_eq!((r.status, r.text.as_str(), r.header("content-type").as_deref()), (200, "", Some(tsv)));
     s.shutdown().await;

@@ -414,20 +414,20 @@ pub struct WriteExtras {
 
 /// The whole read statement for the root `node`, with an exact count if asked.
 pub fn read_statement(node: &Node, exact_count: bool, body: Body) -> Sql {
-    let (b, inner, total, _) = read_rows(node, exact_count);
+    let (b, inner, total) = read_rows(node, exact_count);
     b_finish(b, wrap(&inner, total.as_deref(), &WriteExtras::default(), body))
 }
 
-/// The parts of a read: its builder, the query of its rows, the exact
-/// count expression if asked, and the relation's qualified name.
-fn read_rows(node: &Node, exact_count: bool) -> (Sql, String, Option<String>, String) {
+/// The parts of a read: its builder, the query of its rows, and the
+/// exact count expression if asked.
+fn read_rows(node: &Node, exact_count: bool) -> (Sql, String, Option<String>) {
     let mut b = Sql::default();
     let alias = b.alias();
     let from = qualified(&node.schema, &node.name);
     let p = parts(&mut b, node, &alias, None);
     let inner = p.render(&from, &alias);
     let total = exact_count.then(|| format!("(select count(*) from {from} as {alias}{})", p.where_clause()));
-    (b, inner, total, from)
+    (b, inner, total)
 }
 
 /// [`read_statement`] with the rows handed to a media type handler
@@ -436,11 +436,21 @@ fn read_rows(node: &Node, exact_count: bool) -> (Sql, String, Option<String>, St
 /// select), `agg(_pgrst_t)` for one of any rows; as text, or hex for a
 /// `bytea` domain.
 pub fn handled_read_statement(node: &Node, exact_count: bool, agg: &MediaAggregate) -> Sql {
-    let (b, inner, total, from) = read_rows(node, exact_count);
-    let rows = if agg.relation.is_some() { format!("_pgrst_t::{from}") } else { "_pgrst_t".to_owned() };
+    let (b, inner, total) = read_rows(node, exact_count);
+    b_finish(b, wrap_handled(&inner, total.as_deref(), &WriteExtras::default(), agg))
+}
+
+/// [`wrap`] with the rows handed to the handler aggregate `agg` as the
+/// body: as the row type of its relation, or as they are for one of any
+/// rows; as text, or hex for a `bytea` domain.
+pub fn wrap_handled(inner: &str, total_sql: Option<&str>, extra: &WriteExtras, agg: &MediaAggregate) -> String {
+    let rows = match &agg.relation {
+        Some((schema, name)) => format!("_pgrst_t::{}", qualified(schema, name)),
+        None => "_pgrst_t".to_owned(),
+    };
     let value = format!("{}({rows})", qualified(&agg.schema, &agg.name));
     let body = if agg.media.bytes { format!("encode(({value})::bytea, 'hex')") } else { format!("({value})::text") };
-    b_finish(b, wrap_body(&inner, total.as_deref(), &WriteExtras::default(), &body))
+    wrap_body(inner, total_sql, extra, &body)
 }
 
 /// `explain` of the root count, for `count=planned|estimated` (own parameters).

@@ -3,10 +3,10 @@
 //! types from the catalog, so arrays and composites convert as PostgREST
 //! converts them.
 
-use super::read::{b_finish, parts, wrap, Body, WriteExtras, RESPONSE_SETTINGS};
+use super::read::{b_finish, parts, wrap, wrap_handled, Body, WriteExtras, RESPONSE_SETTINGS};
 use super::{ident, qualified, Sql};
 use crate::rest::plan::Node;
-use crate::rest::schema_cache::{Arg, Function, Returns};
+use crate::rest::schema_cache::{Arg, Function, MediaAggregate, Returns};
 
 /// How arguments are passed.
 #[derive(Debug, Clone)]
@@ -55,6 +55,27 @@ pub fn handled_statement(f: &Function, args: &Args<'_>, bytes: bool) -> Sql {
     b_finish(b, text)
 }
 
+/// The statement for a function returning rows, its rows (shaped by
+/// `node`) handed to a media type handler aggregate as the body (see
+/// [`super::read::handled_read_statement`]).
+pub fn handled_rows_statement(f: &Function, args: &Args<'_>, node: &Node, exact_count: bool, agg: &MediaAggregate) -> Sql {
+    let mut b = Sql::default();
+    let (with, call) = call(&mut b, f, args);
+    let (inner, total, extras) = rows(&mut b, node, &call, with, exact_count);
+    let text = wrap_handled(&inner, total.as_deref(), &extras, agg);
+    b_finish(b, text)
+}
+
+/// The query of the rows `call` returns, shaped by `node`; the exact
+/// count expression if asked; the arguments' `with` as the wrapper's.
+fn rows(b: &mut Sql, node: &Node, call: &str, with: String, exact_count: bool) -> (String, Option<String>, WriteExtras) {
+    let alias = b.alias();
+    let p = parts(b, node, &alias, None);
+    let inner = p.render(call, &alias);
+    let total = exact_count.then(|| format!("(select count(*) from {call} as {alias}{})", p.where_clause()));
+    (inner, total, WriteExtras { with: (!with.is_empty()).then_some(with), ..Default::default() })
+}
+
 /// The statement for calling `f`; `node` shapes set/composite results.
 pub fn statement(f: &Function, args: &Args<'_>, node: &Node, exact_count: bool, body: Body) -> Sql {
     let mut b = Sql::default();
@@ -87,11 +108,7 @@ pub fn statement(f: &Function, args: &Args<'_>, node: &Node, exact_count: bool, 
             b_finish(b, text)
         }
         (Returns::Composite, _) => {
-            let alias = b.alias();
-            let p = parts(&mut b, node, &alias, None);
-            let inner = p.render(&call, &alias);
-            let total = exact_count.then(|| format!("(select count(*) from {call} as {alias}{})", p.where_clause()));
-            let extras = WriteExtras { with: (!with.is_empty()).then_some(with), ..Default::default() };
+            let (inner, total, extras) = rows(&mut b, node, &call, with, exact_count);
             let text = wrap(&inner, total.as_deref(), &extras, body);
             b_finish(b, text)
         }
