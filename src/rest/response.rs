@@ -215,10 +215,7 @@ impl Format {
     /// (406 PGRST107, as PostgREST).
     pub fn check(self, cache: &SchemaCache) -> Result<Format, RestError> {
         if self == Format::GeoJson && !cache.postgis {
-            return Err(RestError::MediaType(
-                "None of these media types are available: application/geo+json".into(),
-                StatusCode::NOT_ACCEPTABLE,
-            ));
+            return Err(media_unavailable("application/geo+json"));
         }
         Ok(self)
     }
@@ -232,8 +229,8 @@ impl Format {
     }
 }
 
-/// What `Accept` chose: a built-in representation, or the value of a
-/// media type handler function as it is ([`negotiate_with`]).
+/// What `Accept` chose: a built-in representation, or one of the media
+/// type handlers on offer ([`negotiate`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Negotiated {
     /// A representation Fluxbase builds.
@@ -242,24 +239,20 @@ pub enum Negotiated {
     Handler(usize),
 }
 
-/// Picks the most preferred acceptable media type of `Accept`, else
-/// PGRST107 (406). Plan media types are acceptable only when `plan_enabled`.
-pub fn negotiate(headers: &HeaderMap, plan_enabled: bool) -> Result<Format, RestError> {
-    // With no handler offered, none is chosen.
-    negotiate_with(headers, plan_enabled, &[]).map(|n| match n {
-        Negotiated::Builtin(f) => f,
-        Negotiated::Handler(_) => Format::Json,
-    })
+/// PGRST107 (406): none of `accept` can be produced.
+pub fn media_unavailable(accept: &str) -> RestError {
+    RestError::MediaType(format!("None of these media types are available: {accept}"), StatusCode::NOT_ACCEPTABLE)
 }
 
-/// [`negotiate`] with media type handlers on offer (`handlers`: the media
-/// types of handler functions or aggregates, in lookup order; `*/*` for
-/// one that answers any type). As PostgREST: entries in order of
+/// Picks the most preferred acceptable media type of `Accept`, else
+/// PGRST107 (406), with media type handlers on offer (`handlers`: the
+/// media types of handler functions or aggregates, in lookup order; `*/*`
+/// for one that answers any type). As PostgREST: entries in order of
 /// preference (`q`), the first that anything can produce wins; a handler
 /// before the built-in of the same name (except the `vnd.pgrst` vendor
 /// types), and a `*/*` handler a match for every entry. No `Accept`
-/// means `*/*`.
-pub fn negotiate_with(headers: &HeaderMap, plan_enabled: bool, handlers: &[&str]) -> Result<Negotiated, RestError> {
+/// means `*/*`. Plan media types are acceptable only when `plan_enabled`.
+pub fn negotiate(headers: &HeaderMap, plan_enabled: bool, handlers: &[&str]) -> Result<Negotiated, RestError> {
     let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or("");
     let accept = if accept.is_empty() { "*/*" } else { accept };
     for part in accepted(accept) {
@@ -284,7 +277,7 @@ pub fn negotiate_with(headers: &HeaderMap, plan_enabled: bool, handlers: &[&str]
             _ => {}
         }
     }
-    Err(RestError::MediaType(format!("None of these media types are available: {accept}"), StatusCode::NOT_ACCEPTABLE))
+    Err(media_unavailable(accept))
 }
 
 /// The entries of an `Accept` header, most preferred first: by `q`
@@ -501,7 +494,11 @@ mod tests {
 
     #[test]
     fn accept_negotiation() {
-        assert_eq!(negotiate(&HeaderMap::new(), false).ok(), Some(Format::Json));
+        let builtin = |h: &HeaderMap| match negotiate(h, false, &[]) {
+            Ok(Negotiated::Builtin(f)) => Some(f),
+            _ => None,
+        };
+        assert_eq!(builtin(&HeaderMap::new()), Some(Format::Json));
         for (accept, want) in [
             ("application/vnd.pgrst.object+json", Some(Format::Object)),
             ("text/csv", Some(Format::Csv)),
@@ -513,7 +510,7 @@ mod tests {
         ] {
             let mut h = HeaderMap::new();
             h.insert("accept", HeaderValue::from_static(accept));
-            assert_eq!(negotiate(&h, false).ok(), want, "{accept}");
+            assert_eq!(builtin(&h), want, "{accept}");
         }
     }
 
@@ -524,7 +521,7 @@ mod tests {
             if let Some(a) = accept {
                 h.insert("accept", HeaderValue::from_static(a));
             }
-            negotiate_with(&h, false, &[handler]).ok()
+            negotiate(&h, false, &[handler]).ok()
         };
         let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,image/png,*/*;q=0.8";
         assert_eq!(pick(Some(browser), "image/png"), Some(Negotiated::Handler(0)));
@@ -543,8 +540,8 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("accept", HeaderValue::from_static("application/vnd.count;q=0.5, text/tab-separated-values"));
         let offered = ["application/vnd.count", "text/tab-separated-values"];
-        assert_eq!(negotiate_with(&h, false, &offered).ok(), Some(Negotiated::Handler(1)));
-        assert_eq!(negotiate_with(&h, false, &offered[..1]).ok(), Some(Negotiated::Handler(0)));
+        assert_eq!(negotiate(&h, false, &offered).ok(), Some(Negotiated::Handler(1)));
+        assert_eq!(negotiate(&h, false, &offered[..1]).ok(), Some(Negotiated::Handler(0)));
         assert_eq!(handler_content_type("text/plain"), "text/plain; charset=utf-8");
         assert_eq!(handler_content_type("text/html"), "text/html");
         assert_eq!(handler_content_type("*/*"), "application/octet-stream");

@@ -8,7 +8,7 @@
 //! set results. `columns=` on POST picks the body keys that are arguments.
 //! A function returning a domain named as a media type answers with its
 //! value as the body when `Accept` asks for that type (PostgREST's media
-//! type handlers, [`response::negotiate_with`]).
+//! type handlers, [`response::negotiate`]).
 
 use std::sync::Arc;
 
@@ -19,7 +19,6 @@ use warp::reply::Response;
 use super::errors::RestError;
 use super::execute::TxMode;
 use super::query::parse_query;
-use super::query::select::SelectItem;
 use super::response::{self, Count, Format, Negotiated, Prefer, Shape};
 use super::schema_cache::{Function, MediaAggregate, Returns, SchemaCache};
 use super::sql::rpc::{handled_rows_statement, handled_statement, statement, Args};
@@ -40,8 +39,7 @@ pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: 
     }
     let is_arg = |k: &str| read && overloads.iter().any(|f| f.args.iter().any(|a| a.name == k));
     let q = parse_query(&req.query, &cfg.limits(), &is_arg)?;
-    let whole_rows = q.select.as_deref().is_none_or(|s| matches!(s, [SelectItem::Star]));
-    let format = negotiate(cache, req, cfg.plan_enabled, overloads, whole_rows)?;
+    let format = negotiate(cache, req, cfg.plan_enabled, overloads, q.whole_rows())?;
     let media = if read { Media::Json } else { Media::of(&req.headers)? };
     if let Some(ty) = media.raw_type() {
         // A raw body goes whole to the one unnamed parameter of its type.
@@ -119,6 +117,7 @@ async fn call(
     let head = req.method == Method::HEAD;
     let node = plan::plan_untyped(schema, &f.name, q)?;
     let exact = matches!(prefer.count, Some(Count::Exact | Count::Estimated));
+    let mode = |plan| TxMode { read_only: read, rollback: prefer.rollback == Some(true), lsn: !read, plan };
     // A handler's statement and media type, or (no handler) the built-in format.
     let handled = match format {
         Answer::Builtin(format) => Err(format),
@@ -134,14 +133,12 @@ async fn call(
     let format = match handled {
         Err(format) => format,
         Ok((stmt, media)) => {
-            let mode = TxMode { read_only: read, rollback: prefer.rollback == Some(true), lsn: !read, plan: None };
-            let out = run(rest, req, schema, prefer, mode, stmt, None).await?;
+            let out = run(rest, req, schema, prefer, mode(None), stmt, None).await?;
             return response::build_handled(&out, &response::handler_content_type(&media.media_type), media.bytes, head);
         }
     };
     let stmt = statement(f, args, &node, exact, format.body(!head));
-    let mode = TxMode { read_only: read, rollback: prefer.rollback == Some(true), lsn: !read, plan: format.plan() };
-    let mut out = run(rest, req, schema, prefer, mode, stmt, None).await?;
+    let mut out = run(rest, req, schema, prefer, mode(format.plan()), stmt, None).await?;
     if response::strip_nulls_wanted(&req.headers) {
         out.body = response::strip_nulls(out.body);
     }
@@ -199,14 +196,11 @@ fn negotiate<'a>(
 ) -> Result<Answer<'a>, RestError> {
     let value: Vec<&str> = overloads.iter().find_map(|f| f.media.as_ref()).map(|m| m.media_type.as_str()).into_iter().collect();
     let rows: Vec<&MediaAggregate> = match overloads.iter().find(|f| f.returns == Returns::Composite) {
-        Some(f) => match &f.returns_table {
-            Some(rel) => cache.row_handlers(rel).into_iter().filter(|a| a.relation.is_none() || whole_rows).collect(),
-            None => cache.media_aggregates.iter().filter(|a| a.relation.is_none() && a.media.media_type != "*/*").collect(),
-        },
+        Some(f) => cache.row_handlers(f.returns_table.as_ref().map(|(s, n)| (s.as_str(), n.as_str())), whole_rows),
         None => Vec::new(),
     };
     let offered: Vec<&str> = value.iter().copied().chain(rows.iter().map(|a| a.media.media_type.as_str())).collect();
-    Ok(match response::negotiate_with(&req.headers, plan_enabled, &offered)? {
+    Ok(match response::negotiate(&req.headers, plan_enabled, &offered)? {
         Negotiated::Builtin(f) => Answer::Builtin(f.check(cache)?),
         Negotiated::Handler(i) if i < value.len() => Answer::Value,
         Negotiated::Handler(i) => rows.get(i - value.len()).map_or(Answer::Builtin(Format::Json), |a| Answer::Rows(a)),
@@ -215,8 +209,7 @@ fn negotiate<'a>(
 
 /// PGRST107 for the request's `Accept`.
 fn not_available(req: &Request) -> RestError {
-    let accept = req.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("*/*");
-    RestError::MediaType(format!("None of these media types are available: {accept}"), StatusCode::NOT_ACCEPTABLE)
+    response::media_unavailable(req.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("*/*"))
 }
 
 /// Named arguments from query or form fields, as PostgREST reads them: a

@@ -10,7 +10,6 @@ use warp::reply::Response;
 use super::errors::RestError;
 use super::execute::{self, TxMode};
 use super::query::{parse_query, ApiQuery};
-use super::query::select::SelectItem;
 use super::response::{self, Count, Format, Negotiated, Prefer, Return, Shape};
 use super::schema_cache::{MediaAggregate, SchemaCache, Table};
 use super::sql::values;
@@ -30,17 +29,10 @@ pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: 
     let schema = req.schema(cfg)?;
     let read = matches!(req.method, Method::GET | Method::HEAD);
     let q = parse_query(&req.query, &cfg.limits(), &|_| false)?;
-    // Reads may be answered by a media type handler aggregate; one of this
-    // relation's own rows only when the rows are whole (the default select).
-    let whole_rows = q.select.as_deref().is_none_or(|s| matches!(s, [SelectItem::Star]));
-    let handlers: Vec<&MediaAggregate> = if read {
-        let key = (schema.clone(), name.to_owned());
-        cache.row_handlers(&key).into_iter().filter(|a| a.relation.is_none() || whole_rows).collect()
-    } else {
-        Vec::new()
-    };
+    // Reads may be answered by a media type handler aggregate.
+    let handlers: Vec<&MediaAggregate> = if read { cache.row_handlers(Some((&schema, name)), q.whole_rows()) } else { Vec::new() };
     let types: Vec<&str> = handlers.iter().map(|a| a.media.media_type.as_str()).collect();
-    let (format, handler) = match response::negotiate_with(&req.headers, cfg.plan_enabled, &types)? {
+    let (format, handler) = match response::negotiate(&req.headers, cfg.plan_enabled, &types)? {
         Negotiated::Builtin(f) => (f.check(cache)?, None),
         Negotiated::Handler(i) => (Format::Json, handlers.get(i).copied()),
     };
@@ -56,15 +48,14 @@ pub async fn handle(rest: &Arc<Rest>, cache: &SchemaCache, req: &Request, name: 
             }
             let head = req.method == Method::HEAD;
             let exact = matches!(prefer.count, Some(Count::Exact | Count::Estimated));
+            let mode = TxMode { read_only: true, rollback: prefer.rollback == Some(true), lsn: false, plan: format.plan() };
             if let Some(agg) = handler {
                 let stmt = if head { read::read_statement(&node, exact, format.body(false)) } else { read::handled_read_statement(&node, exact, agg) };
-                let mode = TxMode { read_only: true, rollback: prefer.rollback == Some(true), lsn: false, plan: None };
                 let out = run(rest, req, &schema, &prefer, mode, stmt, None).await?;
                 return response::build_handled(&out, &response::handler_content_type(&agg.media.media_type), agg.media.bytes, head);
             }
             let stmt = read::read_statement(&node, exact, format.body(!head));
             let explain = matches!(prefer.count, Some(Count::Planned | Count::Estimated)).then(|| read::planned_count_statement(&node));
-            let mode = TxMode { read_only: true, rollback: prefer.rollback == Some(true), lsn: false, plan: format.plan() };
             let mut out = run(rest, req, &schema, &prefer, mode, stmt, explain).await?;
             if response::strip_nulls_wanted(&req.headers) {
                 out.body = response::strip_nulls(out.body);

@@ -40,6 +40,13 @@ pub struct ApiQuery {
     pub args: Vec<(String, String)>,
 }
 
+impl ApiQuery {
+    /// The root's rows are whole: no `select`, or `select=*` alone.
+    pub fn whole_rows(&self) -> bool {
+        self.select.as_deref().is_none_or(|s| matches!(s, [SelectItem::Star]))
+    }
+}
+
 /// Keys that are never filters.
 const IGNORED: &[&str] = &["apikey"];
 

@@ -210,12 +210,16 @@ impl SchemaCache {
         self.tables.get(&(schema.to_owned(), name.to_owned()))
     }
 
-    /// The handlers of `relation`'s rows, in the order a media type is
-    /// looked up: the relation's own (its `*/*` one first), then those of
-    /// any rows (an any-rows `*/*` handler would take every request of
-    /// every relation: it is left out).
-    pub fn row_handlers(&self, relation: &(String, String)) -> Vec<&MediaAggregate> {
-        let own = |a: &&MediaAggregate| a.relation.as_ref() == Some(relation);
+    /// The handlers of rows of `relation` (`(schema, name)`; `None` for
+    /// rows of no relation), in the order a media type is looked up: the
+    /// relation's own (its `*/*` one first), only when the rows are
+    /// `whole` (they are passed as its row type), then those of any rows
+    /// (an any-rows `*/*` handler would take every request of every
+    /// relation: it is left out).
+    pub fn row_handlers(&self, relation: Option<(&str, &str)>, whole: bool) -> Vec<&MediaAggregate> {
+        let own = |a: &&MediaAggregate| {
+            whole && relation.is_some_and(|(s, n)| a.relation.as_ref().is_some_and(|(rs, rn)| rs == s && rn == n))
+        };
         let own_any = self.media_aggregates.iter().filter(|a| own(a) && a.media.media_type == "*/*");
         let own_typed = self.media_aggregates.iter().filter(|a| own(a) && a.media.media_type != "*/*");
         let any = self.media_aggregates.iter().filter(|a| a.relation.is_none() && a.media.media_type != "*/*");

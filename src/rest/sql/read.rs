@@ -449,8 +449,17 @@ pub fn wrap_handled(inner: &str, total_sql: Option<&str>, extra: &WriteExtras, a
         None => "_pgrst_t".to_owned(),
     };
     let value = format!("{}({rows})", qualified(&agg.schema, &agg.name));
-    let body = if agg.media.bytes { format!("encode(({value})::bytea, 'hex')") } else { format!("({value})::text") };
-    wrap_body(inner, total_sql, extra, &body)
+    wrap_body(inner, total_sql, extra, &handled_value(&value, agg.media.bytes))
+}
+
+/// A handler's value `expr` as the statement returns a body: as text, or
+/// as hex for a `bytea` domain (`bytes`).
+pub fn handled_value(expr: &str, bytes: bool) -> String {
+    if bytes {
+        format!("encode(({expr})::bytea, 'hex')")
+    } else {
+        format!("({expr})::text")
+    }
 }
 
 /// `explain` of the root count, for `count=planned|estimated` (own parameters).

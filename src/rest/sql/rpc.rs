@@ -3,7 +3,7 @@
 //! types from the catalog, so arrays and composites convert as PostgREST
 //! converts them.
 
-use super::read::{b_finish, parts, wrap, wrap_handled, Body, WriteExtras, RESPONSE_SETTINGS};
+use super::read::{b_finish, handled_value, parts, wrap, wrap_handled, Body, WriteExtras, RESPONSE_SETTINGS};
 use super::{ident, qualified, Sql};
 use crate::rest::plan::Node;
 use crate::rest::schema_cache::{Arg, Function, MediaAggregate, Returns};
@@ -50,7 +50,7 @@ fn call(b: &mut Sql, f: &Function, args: &Args<'_>) -> (String, String) {
 pub fn handled_statement(f: &Function, args: &Args<'_>, bytes: bool) -> Sql {
     let mut b = Sql::default();
     let (with, call) = call(&mut b, f, args);
-    let value = if bytes { format!("encode(({call})::bytea, 'hex')") } else { format!("({call})::text") };
+    let value = handled_value(&call, bytes);
     let text = format!("{with}select 1::int8, null::int8, {value}, null::int8, null::text, {RESPONSE_SETTINGS}");
     b_finish(b, text)
 }
