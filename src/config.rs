@@ -165,6 +165,10 @@ pub struct EmbeddedConfig {
     pub shared_buffers: String,
     /// Seconds to wait for the cluster to accept connections.
     pub start_timeout_secs: u64,
+    /// Run the backends of REST sessions under Linux's `SCHED_BATCH`
+    /// policy, so that a backend woken by a request does not preempt the
+    /// connection thread that sent it (see `database::backend_policy`).
+    pub batch_scheduling: bool,
 }
 
 /// `[jwt]`: the HS256 secret that signs API keys and access tokens.
@@ -238,6 +242,7 @@ impl Default for EmbeddedConfig {
             max_connections: 200,
             shared_buffers: "128MB".into(),
             start_timeout_secs: 60,
+            batch_scheduling: true,
         }
     }
 }
@@ -618,6 +623,7 @@ mod tests {
                 ("FLUXBASE_DATABASE_URL", "postgres://u:p@localhost/db"),
                 ("FLUXBASE_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
                 ("FLUXBASE_EMBEDDED_FSYNC", "off"),
+                ("FLUXBASE_EMBEDDED_BATCH_SCHEDULING", "false"),
                 ("FLUXBASE_DATABASE_POOL_SIZE", "7"),
                 ("FLUXBASE_REPLICATION_SCHEMAS", "public, app"),
                 ("OTHER", "ignored"),
@@ -630,6 +636,7 @@ mod tests {
         assert_eq!(c.database.url, "postgres://u:p@localhost/db");
         assert_eq!(c.jwt.secret.len(), 32);
         assert!(!c.embedded.fsync);
+        assert!(!c.embedded.batch_scheduling);
         assert_eq!(c.database.pool_size, 7);
         assert_eq!(c.replication.schemas, vec!["public", "app"]);
     }

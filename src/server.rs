@@ -124,7 +124,13 @@ impl RunningServer {
         // its Unix socket: cheaper than loopback TCP for both ends.
         let local = db.cluster.as_ref().and_then(EmbeddedCluster::socket_url).unwrap_or_else(|| db.url.clone());
         let pools = database::pool::build(&local, config.database.pool_size, wait, "fluxbase").and_then(|pool| {
-            let sessions = database::SessionPools::build(&local, config.database.pool_size, wait, "fluxbase rest", threads.len())?;
+            let opts = database::SessionOptions {
+                size: config.database.pool_size,
+                wait,
+                app: "fluxbase rest",
+                batch_backends: db.cluster.is_some() && config.embedded.batch_scheduling,
+            };
+            let sessions = database::SessionPools::build(&local, &opts, threads.len())?;
             Ok((pool, sessions))
         });
         let (pool, sessions) = match pools {

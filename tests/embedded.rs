@@ -23,6 +23,14 @@ fn cluster_base(data: &Path) -> PathBuf {
     PathBuf::from(record["base"].as_str().expect("base"))
 }
 
+/// A process's scheduling policy, field 41 of `/proc/<pid>/stat` (3 is `SCHED_BATCH`).
+fn scheduling_policy(pid: i32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/<pid>/stat");
+    // Fields after the command name, which ends with the last ')', start at field 3.
+    let rest = stat.rsplit_once(')').expect("stat has a command name").1;
+    rest.split_whitespace().nth(41 - 3).expect("field 41").parse().expect("policy is a number")
+}
+
 async fn wait_no_postgres(base: &Path) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while !postgres_processes_under(base).is_empty() {
@@ -72,6 +80,31 @@ async fn embedded_cluster_lifecycle() {
     let c = fluxbase::database::connect_one(s2["db_url"].as_str().expect("db_url"), "test").await.expect("connect");
     let x: i32 = c.query_one("select x from kept", &[]).await.expect("data kept").get(0);
     assert_eq!(x, 42);
+    // A REST session's backend runs under SCHED_BATCH (database::backend_policy);
+    // the WAL sender and other sessions keep the default policy.
+    let key = s2["service_role_key"].as_str().expect("service key");
+    let rest = reqwest::Client::new()
+        .get(format!("{}/rest/v1/kept?select=x", p2.url))
+        .header("apikey", key)
+        .header("authorization", format!("Bearer {key}"))
+        .send()
+        .await
+        .expect("REST request");
+    assert_eq!(rest.status(), 200);
+    let policies = |app: &'static str| {
+        let c = &c;
+        async move {
+            let rows = c
+                .query("select pid from pg_stat_activity where application_name = $1", &[&app])
+                .await
+                .expect("pg_stat_activity");
+            rows.iter().map(|r| scheduling_policy(r.get(0))).collect::<Vec<_>>()
+        }
+    };
+    let rest_backends = policies("fluxbase rest").await;
+    assert!(!rest_backends.is_empty() && rest_backends.iter().all(|&p| p == 3), "REST backends under SCHED_BATCH: {rest_backends:?}");
+    let own: i32 = c.query_one("select pg_backend_pid()", &[]).await.expect("backend pid").get(0);
+    assert_eq!(scheduling_policy(own), 0, "other sessions keep the default policy");
     // The replication stream reaches the embedded cluster over its Unix
     // socket (no client address), as the pools do.
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -4,17 +4,20 @@
 //! - [`pool`] builds the `deadpool-postgres` pool every handler borrows from.
 //! - [`session`] is a pipelined session (a whole request, one Sync) and
 //!   [`session_pool`] the pool of them REST requests run on.
+//! - [`backend_policy`] moves the embedded cluster's REST backends to
+//!   `SCHED_BATCH`.
 //! - [`preflight`] checks that an external server can do what Fluxbase
 //!   needs (version, `wal_level`, REPLICATION) and says exactly what to
 //!   change when it cannot.
 
+pub mod backend_policy;
 pub mod pool;
 pub mod preflight;
 pub mod session;
 pub mod session_pool;
 
 pub use pool::{connect_one, Pool};
-pub use session_pool::{SessionPool, SessionPools};
+pub use session_pool::{SessionOptions, SessionPool, SessionPools};
 
 /// Errors reaching or checking the database.
 #[derive(Debug, thiserror::Error)]

@@ -155,6 +155,11 @@ impl PgSession {
         tokio::time::timeout(timeout, fut).await.map_err(|_| ClientError::Timeout("connecting"))?
     }
 
+    /// The backend's process id (BackendKeyData).
+    pub fn backend_pid(&self) -> Option<i32> {
+        self.conn.backend_key().map(|(pid, _)| pid)
+    }
+
     /// True when an exchange was cut short: the session must be dropped.
     pub fn is_broken(&self) -> bool {
         self.broken

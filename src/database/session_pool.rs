@@ -16,6 +16,9 @@ use crate::config::redact_url;
 #[derive(Debug)]
 pub struct SessionManager {
     params: ConnectParams,
+    /// Move each new session's backend to `SCHED_BATCH`
+    /// ([`super::backend_policy`]); only for the embedded cluster.
+    batch_backends: bool,
 }
 
 impl managed::Manager for SessionManager {
@@ -23,7 +26,11 @@ impl managed::Manager for SessionManager {
     type Error = ClientError;
 
     async fn create(&self) -> Result<PgSession, ClientError> {
-        PgSession::connect(&self.params, Duration::from_secs(10)).await
+        let session = PgSession::connect(&self.params, Duration::from_secs(10)).await?;
+        if let (true, Some(pid)) = (self.batch_backends, session.backend_pid()) {
+            super::backend_policy::try_set_batch(pid);
+        }
+        Ok(session)
     }
 
     async fn recycle(&self, session: &mut PgSession, _: &Metrics) -> RecycleResult<ClientError> {
@@ -37,12 +44,28 @@ impl managed::Manager for SessionManager {
 /// The pool.
 pub type SessionPool = managed::Pool<SessionManager>;
 
+/// How a pool's sessions are opened.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionOptions<'a> {
+    /// Most sessions (of all the threads' pools together).
+    pub size: u32,
+    /// Longest wait for a free session.
+    pub wait: Duration,
+    /// `application_name`.
+    pub app: &'a str,
+    /// Move each session's backend to `SCHED_BATCH`
+    /// ([`super::backend_policy`]): only where the backends are processes
+    /// of this machine, the embedded cluster.
+    pub batch_backends: bool,
+}
+
 /// Builds a pool of at most `size` sessions to `url` (opened lazily).
-pub fn build(url: &str, size: u32, wait: Duration, app: &str) -> Result<SessionPool, DatabaseError> {
+pub fn build(url: &str, size: u32, opts: &SessionOptions<'_>) -> Result<SessionPool, DatabaseError> {
     let mut params = ConnectParams::from_url(url)
         .map_err(|e| DatabaseError::Connect { url: redact_url(url), message: e.to_string() })?;
-    params.application_name = app.to_owned();
-    managed::Pool::builder(SessionManager { params })
+    params.application_name = opts.app.to_owned();
+    let wait = opts.wait;
+    managed::Pool::builder(SessionManager { params, batch_backends: opts.batch_backends })
         .max_size(size as usize)
         // The most recently returned session first: a pool grown by a burst
         // keeps reusing its warm backends instead of cycling through all of
@@ -64,11 +87,11 @@ pub fn build(url: &str, size: u32, wait: Duration, app: &str) -> Result<SessionP
 pub struct SessionPools(Arc<[SessionPool]>);
 
 impl SessionPools {
-    /// `threads` pools sharing at most `size` sessions (at least one each).
-    pub fn build(url: &str, size: u32, wait: Duration, app: &str, threads: usize) -> Result<SessionPools, DatabaseError> {
+    /// `threads` pools sharing at most `opts.size` sessions (at least one each).
+    pub fn build(url: &str, opts: &SessionOptions<'_>, threads: usize) -> Result<SessionPools, DatabaseError> {
         let threads = threads.max(1);
-        let each = size.div_ceil(u32::try_from(threads).unwrap_or(u32::MAX)).max(1);
-        let pools = (0..threads).map(|_| build(url, each, wait, app)).collect::<Result<Vec<_>, _>>()?;
+        let each = opts.size.div_ceil(u32::try_from(threads).unwrap_or(u32::MAX)).max(1);
+        let pools = (0..threads).map(|_| build(url, each, opts)).collect::<Result<Vec<_>, _>>()?;
         Ok(SessionPools(pools.into()))
     }
 
@@ -92,10 +115,11 @@ mod tests {
     #[test]
     fn the_sessions_are_shared_out_among_the_threads() {
         let url = "postgres://u@127.0.0.1:1/db";
-        let pools = SessionPools::build(url, 32, Duration::from_secs(1), "t", 3).expect("pools");
+        let opts = |size| SessionOptions { size, wait: Duration::from_secs(1), app: "t", batch_backends: false };
+        let pools = SessionPools::build(url, &opts(32), 3).expect("pools");
         assert_eq!(pools.0.len(), 3);
         assert!(pools.0.iter().all(|p| p.status().max_size == 11));
-        let one = SessionPools::build(url, 2, Duration::from_secs(1), "t", 4).expect("pools");
+        let one = SessionPools::build(url, &opts(2), 4).expect("pools");
         assert!(one.0.iter().all(|p| p.status().max_size == 1));
         assert!(std::ptr::eq(pools.current(), &pools.0[0]));
     }
