@@ -59,12 +59,11 @@ pub struct SessionOptions<'a> {
     pub batch_backends: bool,
 }
 
-/// Builds a pool of at most `size` sessions to `url` (opened lazily).
-pub fn build(url: &str, size: u32, opts: &SessionOptions<'_>) -> Result<SessionPool, DatabaseError> {
+/// One thread's pool: at most `size` sessions to `url` (opened lazily).
+fn build(url: &str, size: u32, opts: &SessionOptions<'_>) -> Result<SessionPool, DatabaseError> {
     let mut params = ConnectParams::from_url(url)
         .map_err(|e| DatabaseError::Connect { url: redact_url(url), message: e.to_string() })?;
     params.application_name = opts.app.to_owned();
-    let wait = opts.wait;
     managed::Pool::builder(SessionManager { params, batch_backends: opts.batch_backends })
         .max_size(size as usize)
         // The most recently returned session first: a pool grown by a burst
@@ -73,7 +72,7 @@ pub fn build(url: &str, size: u32, opts: &SessionOptions<'_>) -> Result<SessionP
         // CPU per GET 63-72 µs against 70-84 µs first in, first out).
         .queue_mode(managed::QueueMode::Lifo)
         .runtime(deadpool::Runtime::Tokio1)
-        .wait_timeout(Some(wait))
+        .wait_timeout(Some(opts.wait))
         .create_timeout(Some(Duration::from_secs(10)))
         .build()
         .map_err(|e| DatabaseError::Pool(e.to_string()))
