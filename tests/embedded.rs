@@ -23,12 +23,9 @@ fn cluster_base(data: &Path) -> PathBuf {
     PathBuf::from(record["base"].as_str().expect("base"))
 }
 
-/// A process's scheduling policy, field 41 of `/proc/<pid>/stat` (3 is `SCHED_BATCH`).
-fn scheduling_policy(pid: i32) -> u32 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/<pid>/stat");
-    // Fields after the command name, which ends with the last ')', start at field 3.
-    let rest = stat.rsplit_once(')').expect("stat has a command name").1;
-    rest.split_whitespace().nth(41 - 3).expect("field 41").parse().expect("policy is a number")
+/// A process's scheduling policy (3 is `SCHED_BATCH`).
+fn scheduling_policy(pid: i32) -> i32 {
+    fluxbase::database::backend_policy::policy(pid).expect("scheduling policy")
 }
 
 async fn wait_no_postgres(base: &Path) {

@@ -34,6 +34,19 @@ pub fn set_batch(pid: i32) -> std::io::Result<()> {
     }
 }
 
+/// The scheduling policy process `pid` runs under (`libc::SCHED_OTHER`,
+/// `libc::SCHED_BATCH`, …), as [`set_batch`] leaves it.
+#[allow(unsafe_code)]
+pub fn policy(pid: i32) -> std::io::Result<i32> {
+    // SAFETY: sched_getscheduler takes a pid and reads nothing of ours.
+    let policy = unsafe { libc::sched_getscheduler(pid) };
+    if policy >= 0 {
+        Ok(policy)
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// [`set_batch`], saying once per process why it could not be done (the
 /// backend then keeps the default policy; nothing else changes).
 pub fn try_set_batch(pid: i32) {
@@ -49,20 +62,13 @@ pub fn try_set_batch(pid: i32) {
 mod tests {
     use super::*;
 
-    /// The policy field (41) of `/proc/<pid>/stat`.
-    fn policy(pid: u32) -> u32 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-        let rest = stat.rsplit_once(')').expect("comm").1;
-        rest.split_whitespace().nth(41 - 3).expect("field 41").parse().expect("number")
-    }
-
     #[test]
     fn a_process_of_ours_moves_to_batch() {
         let mut child = std::process::Command::new("sleep").arg("10").spawn().expect("sleep");
-        let pid = child.id();
-        assert_eq!(policy(pid), 0, "starts under SCHED_OTHER");
-        set_batch(i32::try_from(pid).expect("pid")).expect("allowed for our own child");
-        assert_eq!(policy(pid), libc::SCHED_BATCH as u32);
+        let pid = i32::try_from(child.id()).expect("pid");
+        assert_eq!(policy(pid).expect("policy"), 0, "starts under SCHED_OTHER");
+        set_batch(pid).expect("allowed for our own child");
+        assert_eq!(policy(pid).expect("policy"), libc::SCHED_BATCH);
         let _ = child.kill();
         let _ = child.wait();
     }
@@ -71,5 +77,6 @@ mod tests {
     fn a_missing_process_is_an_error() {
         // Larger than any pid_max Linux allows.
         assert!(set_batch(i32::MAX).is_err());
+        assert!(policy(i32::MAX).is_err());
     }
 }

@@ -253,8 +253,7 @@ pub fn media_unavailable(accept: &str) -> RestError {
 /// types), and a `*/*` handler a match for every entry. No `Accept`
 /// means `*/*`. Plan media types are acceptable only when `plan_enabled`.
 pub fn negotiate(headers: &HeaderMap, plan_enabled: bool, handlers: &[&str]) -> Result<Negotiated, RestError> {
-    let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or("");
-    let accept = if accept.is_empty() { "*/*" } else { accept };
+    let accept = accept(headers);
     for part in accepted(accept) {
         if let Some(plan) = super::explain::Plan::parse(part) {
             if plan_enabled {
@@ -278,6 +277,16 @@ pub fn negotiate(headers: &HeaderMap, plan_enabled: bool, handlers: &[&str]) -> 
         }
     }
     Err(media_unavailable(accept))
+}
+
+/// The request's `Accept`, `*/*` when there is none.
+pub fn accept(headers: &HeaderMap) -> &str {
+    let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or("");
+    if accept.is_empty() {
+        "*/*"
+    } else {
+        accept
+    }
 }
 
 /// The entries of an `Accept` header, most preferred first: by `q`

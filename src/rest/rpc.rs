@@ -209,7 +209,7 @@ fn negotiate<'a>(
 
 /// PGRST107 for the request's `Accept`.
 fn not_available(req: &Request) -> RestError {
-    response::media_unavailable(req.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("*/*"))
+    response::media_unavailable(response::accept(&req.headers))
 }
 
 /// Named arguments from query or form fields, as PostgREST reads them: a

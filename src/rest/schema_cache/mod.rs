@@ -446,7 +446,7 @@ pub async fn load(client: &Client, schemas: &[String], extra: &[String]) -> Resu
         let (aggregate, any_row): (bool, bool) = (r.try_get(15)?, r.try_get(16)?);
         if aggregate {
             // An aggregate is only ever a handler: of one relation's rows, or of any rows.
-            let of = if any_row { Some(None) } else { first_arg_table.clone().map(Some) };
+            let of = if any_row { Some(None) } else { first_arg_table.map(Some) };
             if let (Some(media_type), Some(relation)) = (media_type, of) {
                 let media = MediaDomain { media_type, bytes };
                 cache.media_aggregates.push(MediaAggregate { schema, name, media, relation });
